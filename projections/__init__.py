@@ -1,0 +1,26 @@
+"""The pure core: lead states, definitions and the projections of SPEC §4. No I/O frameworks here."""
+
+from projections.definitions import Definitions, DefinitionsError, default_definitions, load_definitions, parse_definitions
+from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
+from projections.projector import Projector
+from projections.report import Aggregates, Changes, EventCounts, build_comparison, build_report, lead_record
+
+__all__ = [
+    "QUALIFICATIONS",
+    "Aggregates",
+    "Changes",
+    "Definitions",
+    "DefinitionsError",
+    "EventCounts",
+    "LeadState",
+    "LeadView",
+    "Projector",
+    "build_comparison",
+    "build_report",
+    "default_definitions",
+    "lead_record",
+    "load_definitions",
+    "parse_definitions",
+    "record",
+    "view",
+]

@@ -1,0 +1,197 @@
+"""Stage, step and qualification definitions (SPEC §3), read from YAML and checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+
+from schemas.events import EVENT_TYPES
+
+DEFAULT_YAML = """\
+pipeline:
+  stages:                      # in order; a stage is entered by any of its `events` types
+    - {name: explore,     events: [ad_seen]}
+    - {name: research,    events: [content_read]}
+    - {name: contact,     events: [contact_made]}
+    - {name: negotiation, events: [negotiation]}
+    - {name: purchase,    events: [purchase]}
+    - {name: upsell,      events: [upsell]}
+funnel:
+  steps:
+    - {name: attention, events: [ad_seen]}
+    - {name: interest,  events: [content_read]}
+    - {name: desire,    events: [contact_made, negotiation]}
+    - {name: action,    events: [purchase, upsell]}
+qualification:
+  mql_min_content_reads: 2
+  sal_stale_after_days: 14
+"""
+
+_DAY_MICROS = 86_400_000_000
+_KEY_ERRORS = ("extra_forbidden", "invalid_key")  # invalid_key: a YAML key that is not a string
+NO_INDEX = -1
+
+
+class DefinitionsError(ValueError):
+    """A definitions file that cannot be used; the message names file, place and fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Definitions:
+    stages: tuple[str, ...]
+    steps: tuple[str, ...]
+    stage_of_type: tuple[int, ...]  # per event type index: its stage index, or NO_INDEX
+    step_of_type: tuple[int, ...]  # per event type index: its funnel step index, or NO_INDEX
+    mql_min_content_reads: int
+    sal_stale_after_micros: int
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1)
+    events: list[str] = Field(min_length=1)
+
+
+class _Pipeline(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    stages: list[_Group] = Field(min_length=1)
+
+
+class _Funnel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    steps: list[_Group] = Field(min_length=1)
+
+
+class _Qualification(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    mql_min_content_reads: StrictInt = Field(ge=1)
+    sal_stale_after_days: StrictInt | StrictFloat = Field(ge=0)
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    pipeline: _Pipeline
+    funnel: _Funnel
+    qualification: _Qualification
+
+
+def default_definitions() -> Definitions:
+    return parse_definitions(DEFAULT_YAML, "<built-in default>")
+
+
+def load_definitions(path: str | Path) -> Definitions:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionsError(f"{path}: cannot read the definitions file: {_os_reason(exc)}") from None
+    return parse_definitions(text, str(path))
+
+
+def parse_definitions(text: str, origin: str) -> Definitions:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DefinitionsError(f"{origin}: {where}not valid YAML ({problem}); fix the syntax there") from None
+    lines = _Lines(root)
+    if not isinstance(data, dict):
+        raise DefinitionsError(
+            f"{origin}: the file must be a mapping with keys pipeline, funnel and qualification; "
+            "see `journey definitions` for the default"
+        )
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as exc:
+        # A misspelled key also makes the right one missing: name the misspelling.
+        error = min(exc.errors(include_url=False), key=lambda e: e["type"] not in _KEY_ERRORS)
+        raise DefinitionsError(_describe(origin, lines, error)) from None
+
+    stage_of_type = _index_types(origin, lines, "pipeline", "stages", "stage", parsed.pipeline.stages)
+    step_of_type = _index_types(origin, lines, "funnel", "steps", "step", parsed.funnel.steps)
+    return Definitions(
+        stages=tuple(g.name for g in parsed.pipeline.stages),
+        steps=tuple(g.name for g in parsed.funnel.steps),
+        stage_of_type=stage_of_type,
+        step_of_type=step_of_type,
+        mql_min_content_reads=parsed.qualification.mql_min_content_reads,
+        sal_stale_after_micros=round(parsed.qualification.sal_stale_after_days * _DAY_MICROS),
+    )
+
+
+def _index_types(origin: str, lines: _Lines, section: str, key: str, noun: str, groups: list[_Group]) -> tuple[int, ...]:
+    owner: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for i, group in enumerate(groups):
+        place = (section, key, i)
+        if group.name in names:
+            raise DefinitionsError(
+                f"{origin}: {lines.where(place + ('name',))}: {noun} name {group.name!r} is used twice "
+                f"(also {key}[{names[group.name]}]); give each {noun} its own name"
+            )
+        names[group.name] = i
+        for j, event_type in enumerate(group.events):
+            spot = lines.where(place + ("events", j))
+            if event_type not in EVENT_TYPES:
+                raise DefinitionsError(
+                    f"{origin}: {spot}: unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
+                )
+            if event_type in owner:
+                other = groups[owner[event_type]].name
+                raise DefinitionsError(
+                    f"{origin}: {spot}: {event_type!r} is already in {noun} {other!r}; "
+                    f"an event type may be in one {noun} only, so remove one of them"
+                )
+            owner[event_type] = i
+    return tuple(owner.get(t, NO_INDEX) for t in EVENT_TYPES)
+
+
+def _describe(origin: str, lines: _Lines, error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "missing":
+        return f"{origin}: {lines.where(loc[:-1])}: missing key {loc[-1]!r}; add it (see `journey definitions`)"
+    if kind in _KEY_ERRORS:
+        key = loc[-1] if kind == "extra_forbidden" else error["input"]
+        hint = "use `events` (a bare `on` reads as true in YAML)" if key is True else "remove it or fix its spelling"
+        return f"{origin}: {lines.where(loc[:-1])}: unknown key {key!r}; {hint}"
+    return f"{origin}: {lines.where(loc)}: {error['msg'].lower()}, got {error.get('input')!r}; fix the value"
+
+
+class _Lines:
+    """Turns a path inside the YAML document into 'pipeline.stages[2].events (line 7)'."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self._root = root
+
+    def where(self, loc: tuple[Any, ...]) -> str:
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "top level"
+        node = self._find(loc)
+        return f"{path} (line {node.start_mark.line + 1})" if node is not None else path
+
+    def _find(self, loc: tuple[Any, ...]) -> yaml.Node | None:
+        node = self._root
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if _key(k) == part), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+            else:
+                return node
+            if node is None:
+                return None
+        return node
+
+
+def _key(node: yaml.Node) -> Any:
+    return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+
+
+def _os_reason(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

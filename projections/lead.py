@@ -1,0 +1,133 @@
+"""One lead: the state folded from its events, and what the definitions make of it (SPEC §4).
+
+The state keeps, per event type, the earliest time it occurred, plus the few
+counts and flags qualification needs. Every field is a min, max, count of
+distinct events or a flag, so any order of the same events gives the same
+state, and because it holds no stage or step it serves any definitions: replay
+can compare two definitions over one fold.
+"""
+
+from __future__ import annotations
+
+from array import array
+from hashlib import blake2b
+from typing import NamedTuple
+
+from projections.definitions import NO_INDEX, Definitions
+from schemas.decode import Event
+from schemas.events import CONTACT_MADE, CONTENT_READ, EVENT_TYPES, NEGOTIATION, PURCHASE, UPSELL
+
+QUALIFICATIONS: tuple[str, ...] = ("lead", "mql", "sal", "sql", "customer")
+LEAD, MQL, SAL, SQL, CUSTOMER = range(len(QUALIFICATIONS))
+
+INBOUND_CONTACT = 1
+OUTBOUND_CONTACT = 2
+_NTYPES = len(EVENT_TYPES)
+
+
+class LeadState:
+    __slots__ = ("first_at", "last_at", "events", "content_reads", "contacts", "seen")
+
+    def __init__(self) -> None:
+        self.first_at: list[int | None] = [None] * _NTYPES
+        self.last_at = 0
+        self.events = 0
+        self.content_reads = 0
+        self.contacts = 0  # INBOUND_CONTACT | OUTBOUND_CONTACT flags
+        # 64-bit digests of the event ids applied; a set would cost 200+ bytes per lead.
+        self.seen = array("q")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LeadState):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.first_at, self.last_at, self.events, self.content_reads, self.contacts, sorted(self.seen))
+
+    def __repr__(self) -> str:
+        return f"LeadState(events={self.events}, first_at={self.first_at}, last_at={self.last_at})"
+
+
+def event_digest(event_id: str) -> int:
+    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def record(state: LeadState, event: Event) -> bool:
+    """Apply one event; False (and no change) when the lead already has this event id."""
+    digest = event_digest(event.event_id)
+    if digest in state.seen:
+        return False
+    state.seen.append(digest)
+    kind = event.type
+    at = event.occurred_at
+    first = state.first_at[kind]
+    if first is None or at < first:
+        state.first_at[kind] = at
+    if at > state.last_at:
+        state.last_at = at
+    state.events += 1
+    if kind == CONTENT_READ:
+        state.content_reads += 1
+    elif kind == CONTACT_MADE and event.inbound is not None:
+        state.contacts |= INBOUND_CONTACT if event.inbound else OUTBOUND_CONTACT
+    return True
+
+
+class LeadView(NamedTuple):
+    lead_id: str
+    stage: int  # index into Definitions.stages, or NO_INDEX
+    stage_entered_at: int | None
+    funnel_step: int  # index into Definitions.steps, or NO_INDEX
+    reach_at: tuple[int, ...]  # reach time of each step up to funnel_step
+    qualification: int  # index into QUALIFICATIONS
+    events: int
+    last_event_at: int
+
+
+def view(lead_id: str, state: LeadState, defs: Definitions, watermark: int) -> LeadView:
+    first_at = state.first_at
+    stage, stage_entered_at = _latest_group(first_at, defs.stage_of_type)
+    funnel_step, _ = _latest_group(first_at, defs.step_of_type)
+    reach_at = tuple(_reach_time(first_at, defs.step_of_type, k) for k in range(funnel_step + 1))
+    return LeadView(
+        lead_id,
+        stage,
+        stage_entered_at,
+        funnel_step,
+        reach_at,
+        qualify(state, stage_entered_at, defs, watermark),
+        state.events,
+        state.last_at,
+    )
+
+
+def qualify(state: LeadState, stage_entered_at: int | None, defs: Definitions, watermark: int) -> int:
+    first_at = state.first_at
+    if first_at[PURCHASE] is not None or first_at[UPSELL] is not None:
+        return CUSTOMER
+    if first_at[NEGOTIATION] is not None:
+        return SQL
+    mql = state.content_reads >= defs.mql_min_content_reads or bool(state.contacts & INBOUND_CONTACT)
+    if not mql:
+        return LEAD
+    stale = stage_entered_at is not None and watermark - stage_entered_at >= defs.sal_stale_after_micros
+    return SAL if state.contacts & OUTBOUND_CONTACT or stale else MQL
+
+
+def _latest_group(first_at: list[int | None], group_of_type: tuple[int, ...]) -> tuple[int, int | None]:
+    """The latest-ordered group any event enters, and the earliest time an event entered it."""
+    latest, entered = NO_INDEX, None
+    for kind, group in enumerate(group_of_type):
+        at = first_at[kind]
+        if at is None or group == NO_INDEX or group < latest:
+            continue
+        if group > latest:
+            latest, entered = group, at
+        elif entered is None or at < entered:
+            entered = at
+    return latest, entered
+
+
+def _reach_time(first_at: list[int | None], step_of_type: tuple[int, ...], step: int) -> int:
+    return min(at for kind, at in enumerate(first_at) if at is not None and step_of_type[kind] >= step)

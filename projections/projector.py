@@ -1,0 +1,72 @@
+"""Folds journey records into lead states: the one place replay and live processing share."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from projections.definitions import Definitions
+from projections.lead import LeadState, LeadView, record, view
+from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report
+from schemas.decode import Event, Rejection, decode
+
+
+class Projector:
+    """Lead states of one set of leads (a whole log, or one partition of it)."""
+
+    def __init__(self) -> None:
+        self.leads: dict[str, LeadState] = {}
+        self.counts = EventCounts()
+        self.watermark: int | None = None
+
+    def feed(self, raw: bytes) -> Event | Rejection | None:
+        """Decode and apply one record: the event if it changed a lead, None for a duplicate."""
+        decoded = decode(raw)
+        if type(decoded) is Rejection:
+            self.counts.invalid += 1
+            return decoded
+        return decoded if self.apply(decoded) else None
+
+    def feed_all(self, records: Iterable[bytes]) -> None:
+        for raw in records:
+            self.feed(raw)
+
+    def apply(self, event: Event) -> bool:
+        state = self.leads.get(event.lead_id)
+        if state is None:
+            state = self.leads[event.lead_id] = LeadState()
+        if not record(state, event):
+            self.counts.duplicates += 1
+            return False
+        self.counts.valid += 1
+        if self.watermark is None or event.occurred_at > self.watermark:
+            self.watermark = event.occurred_at
+        return True
+
+    def views(self, defs: Definitions, watermark: int | None = None) -> Iterator[LeadView]:
+        """Every lead's view, by lead id; `watermark` overrides this set's own (for partitions)."""
+        mark = self._mark(watermark)
+        leads = self.leads
+        for lead_id in sorted(leads):
+            yield view(lead_id, leads[lead_id], defs, mark)
+
+    def aggregate(self, defs: Definitions, watermark: int | None = None) -> Aggregates:
+        mark = self._mark(watermark)
+        return aggregate((view(lead_id, state, defs, mark) for lead_id, state in self.leads.items()), defs)
+
+    def changes(self, old: Definitions, new: Definitions, watermark: int | None = None) -> Changes:
+        mark = self._mark(watermark)
+        found = Changes()
+        for lead_id, state in self.leads.items():
+            found.add(view(lead_id, state, old, mark), old, view(lead_id, state, new, mark), new)
+        return found
+
+    def report(self, defs: Definitions) -> dict[str, object]:
+        return build_report(defs, self.counts, self.watermark, self.aggregate(defs))
+
+    def comparison(self, baseline: Definitions, candidate: Definitions) -> dict[str, object]:
+        return build_comparison(self.report(baseline), self.report(candidate), self.changes(baseline, candidate))
+
+    def _mark(self, watermark: int | None) -> int:
+        if watermark is not None:
+            return watermark
+        return self.watermark if self.watermark is not None else 0

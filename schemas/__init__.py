@@ -1,0 +1,16 @@
+"""The event contract: what a journey event is, and how raw bytes become one."""
+
+from schemas.decode import Event, Rejection, decode, decode_object
+from schemas.events import EVENT_TYPES, MAX_RECORD_BYTES, format_time, json_schema, parse_time
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_RECORD_BYTES",
+    "Event",
+    "Rejection",
+    "decode",
+    "decode_object",
+    "format_time",
+    "json_schema",
+    "parse_time",
+]

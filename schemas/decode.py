@@ -1,0 +1,176 @@
+"""Raw record bytes to an `Event` or a `Rejection` with a reason a person can act on."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import (
+    CURRENT_SCHEMA_VERSION,
+    EVENT_TYPES,
+    JOURNEY_EVENT,
+    MAX_ID_CHARS,
+    MAX_RECORD_BYTES,
+    OPTIONAL_STRING_FIELDS,
+    TYPE_INDEX,
+    parse_time,
+)
+
+
+class Event(NamedTuple):
+    """What the projections need of a valid event; `type` is an index into EVENT_TYPES."""
+
+    lead_id: str
+    event_id: str
+    type: int
+    occurred_at: int  # microseconds since the epoch, UTC
+    inbound: bool | None
+
+
+class Rejection(NamedTuple):
+    reason: str
+
+
+# Upcasters turn version N of the event into version N + 1, before validation.
+# Version 1 is the first; add `2: upcast_v1_v2` style entries here when it changes.
+UPCASTERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+_TYPE_LIST = ", ".join(EVENT_TYPES)
+
+
+def decode(raw: bytes) -> Event | Rejection:
+    if len(raw) > MAX_RECORD_BYTES:
+        return Rejection(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte (64 KiB) limit")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(f"not UTF-8 JSON: {exc}")
+    if type(obj) is not dict:
+        return Rejection(f"not a JSON object but a JSON {_json_kind(obj)}")
+    return decode_object(obj)
+
+
+def decode_object(obj: dict[str, Any]) -> Event | Rejection:
+    event = _fast_path(obj)
+    if event is not None:
+        return event
+    return _validated(obj)
+
+
+def _fast_path(obj: dict[str, Any]) -> Event | None:
+    """The common, valid case without pydantic; None means 'let the model decide'."""
+    get = obj.get
+    lead_id = get("lead_id")
+    event_id = get("event_id")
+    kind = get("type")
+    occurred_at = get("occurred_at")
+    if (
+        type(lead_id) is not str
+        or type(event_id) is not str
+        or type(kind) is not str
+        or type(occurred_at) is not str
+        or not 0 < len(lead_id) <= MAX_ID_CHARS
+        or not 0 < len(event_id) <= MAX_ID_CHARS
+    ):
+        return None
+    index = TYPE_INDEX.get(kind)
+    if index is None:
+        return None
+    if len(obj) > 4 and not _optional_fields_ok(get):
+        return None
+    inbound = get("inbound")
+    try:
+        micros = parse_time(occurred_at)
+    except ValueError:
+        return None
+    return Event(lead_id, event_id, index, micros, inbound)
+
+
+def _optional_fields_ok(get: Callable[[str], Any]) -> bool:
+    for field in OPTIONAL_STRING_FIELDS:
+        value = get(field)
+        if value is not None and type(value) is not str:
+            return False
+    inbound = get("inbound")
+    if inbound is not None and type(inbound) is not bool:
+        return False
+    amount = get("amount")
+    if amount is not None and not (type(amount) in (int, float) and 0 <= amount < float("inf")):
+        return False
+    properties = get("properties")
+    if properties is not None and type(properties) is not dict:
+        return False
+    version = get("schema_version")
+    return version is None or (type(version) is int and version == CURRENT_SCHEMA_VERSION)
+
+
+def _validated(obj: dict[str, Any]) -> Event | Rejection:
+    upcast = _upcast(obj)
+    if isinstance(upcast, Rejection):
+        return upcast
+    try:
+        model = JOURNEY_EVENT.validate_python(upcast)
+    except ValidationError as exc:
+        return Rejection(_reason(exc, upcast))
+    return Event(model.lead_id, model.event_id, TYPE_INDEX[model.type], parse_time(model.occurred_at), model.inbound)
+
+
+def _upcast(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
+    """The event at the current schema version, without the version field (the model's default)."""
+    version = obj.get("schema_version")
+    if version is not None and type(version) is not int:
+        return Rejection(f"schema_version: must be an integer, got {_show(version)}")
+    if version is None:
+        version = CURRENT_SCHEMA_VERSION
+    if version > CURRENT_SCHEMA_VERSION:
+        return Rejection(
+            f"schema_version: {version} is newer than this journey understands ({CURRENT_SCHEMA_VERSION}); upgrade journey"
+        )
+    while version < CURRENT_SCHEMA_VERSION:
+        upcaster = UPCASTERS.get(version + 1)
+        if upcaster is None:
+            return Rejection(f"schema_version: {version} is not supported (known: 1 to {CURRENT_SCHEMA_VERSION})")
+        obj = upcaster(obj)
+        version += 1
+    return {k: v for k, v in obj.items() if k != "schema_version"}
+
+
+def _reason(exc: ValidationError, obj: dict[str, Any]) -> str:
+    return "; ".join(_describe(error, obj) for error in exc.errors(include_url=False))
+
+
+def _describe(error: dict[str, Any], obj: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    if loc and loc[0] in TYPE_INDEX:
+        loc = loc[1:]  # the discriminated union puts the event type first
+    field = ".".join(loc) or "event"
+    kind = error["type"]
+    got = _show(error.get("input"))
+    if kind == "union_tag_invalid":
+        return f"type: {_show(obj.get('type'))} is not one of {_TYPE_LIST}"
+    if kind == "union_tag_not_found":
+        return f"type: missing (one of {_TYPE_LIST})"
+    if kind == "missing":
+        return f"{field}: missing"
+    if field == "occurred_at":
+        return f"occurred_at: must be an RFC 3339 time with offset, like 2026-09-01T10:00:00Z, got {got}"
+    return f"{field}: {error['msg'].lower()}, got {got}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

@@ -1,0 +1,132 @@
+"""The journey event: the contract of the event log (SPEC §2).
+
+The pydantic models are the contract. `schemas.decode` has a fast path for
+the common case; a property test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAdapter
+
+EVENT_TYPES: tuple[str, ...] = (
+    "ad_seen",
+    "content_read",
+    "contact_made",
+    "negotiation",
+    "purchase",
+    "upsell",
+)
+TYPE_INDEX: dict[str, int] = {name: i for i, name in enumerate(EVENT_TYPES)}
+CONTENT_READ, CONTACT_MADE, NEGOTIATION, PURCHASE, UPSELL = (TYPE_INDEX[t] for t in EVENT_TYPES[1:])
+
+MAX_RECORD_BYTES = 64 * 1024
+MAX_ID_CHARS = 128
+CURRENT_SCHEMA_VERSION = 1
+OPTIONAL_STRING_FIELDS = ("source", "channel", "campaign", "method", "currency")
+
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_time(text: str) -> int:
+    """An RFC 3339 time with offset, as integer microseconds since the epoch (UTC).
+
+    Raises ValueError for anything else: a time without offset, a number, a
+    calendar date that does not exist.
+    """
+    if RFC3339.fullmatch(text) is None:
+        raise ValueError("must be an RFC 3339 time with offset, like 2026-09-01T10:00:00Z")
+    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+
+
+def format_time(micros: int) -> str:
+    """RFC 3339 in UTC with microseconds, the form every output uses."""
+    return (_EPOCH + micros * _MICROSECOND).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_time(text: str) -> str:
+    parse_time(text)
+    return text
+
+
+def _check_finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+_MICROSECOND = datetime.resolution
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
+EventTime = Annotated[
+    StrictStr,
+    Field(pattern=RFC3339.pattern, json_schema_extra={"format": "date-time"}),
+    AfterValidator(_check_time),
+]
+Amount = Annotated[float, Field(ge=0), AfterValidator(_check_finite)]
+
+
+class _JourneyEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    event_id: Id = Field(description="Unique per lead; a repeat is a duplicate and is ignored.")
+    lead_id: Id = Field(description="The lead; also the Kafka record key.")
+    occurred_at: EventTime = Field(description="Event time, RFC 3339 with offset (Z or ±hh:mm).")
+    source: StrictStr | None = None
+    channel: StrictStr | None = None
+    campaign: StrictStr | None = None
+    method: StrictStr | None = None
+    currency: StrictStr | None = None
+    inbound: StrictBool | None = Field(None, description="On contact_made: did the lead start the contact?")
+    amount: Amount | None = Field(None, description="Meant for purchase and upsell.")
+    properties: dict[str, Any] | None = None
+    schema_version: Literal[1] = CURRENT_SCHEMA_VERSION
+
+
+class AdSeen(_JourneyEvent):
+    type: Literal["ad_seen"]
+
+
+class ContentRead(_JourneyEvent):
+    type: Literal["content_read"]
+
+
+class ContactMade(_JourneyEvent):
+    type: Literal["contact_made"]
+
+
+class Negotiation(_JourneyEvent):
+    type: Literal["negotiation"]
+
+
+class Purchase(_JourneyEvent):
+    type: Literal["purchase"]
+
+
+class Upsell(_JourneyEvent):
+    type: Literal["upsell"]
+
+
+JourneyEvent = Annotated[
+    Union[AdSeen, ContentRead, ContactMade, Negotiation, Purchase, Upsell],
+    Field(discriminator="type"),
+]
+JOURNEY_EVENT = TypeAdapter(JourneyEvent)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = JOURNEY_EVENT.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "JourneyEvent"
+    schema["description"] = (
+        "One customer-journey event per Kafka record on topic journey.events, "
+        "key = lead_id. Unknown fields are ignored; records over 64 KiB are invalid."
+    )
+    return schema

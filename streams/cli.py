@@ -1,0 +1,158 @@
+"""The `journey` command (SPEC §6). Every user mistake ends as one line on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import orjson
+
+from projections import DefinitionsError, default_definitions, load_definitions
+from projections.definitions import DEFAULT_YAML, Definitions
+from schemas import json_schema
+from streams.errors import UserError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="journey", prog_name="journey")
+def cli() -> None:
+    """Event-sourced projections of customer-journey events: pipeline stage, AIDA funnel, lead qualification."""
+
+
+@cli.command()
+@click.option("--input", "input_", required=True, metavar="LOG", help="JSONL file, - for stdin, or kafka://HOST:PORT/TOPIC.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--definitions", type=click.Path(path_type=Path), envvar="JOURNEY_DEFINITIONS", help="Definitions YAML (default: built in, see `journey definitions`).")
+@click.option("--baseline", type=click.Path(path_type=Path), help="Compare against these definitions (OLD.yaml).")
+@click.option("--leads-out", type=click.Path(path_type=Path), help="Write one JSON object per lead to this file.")
+def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | None, leads_out: Path | None) -> None:
+    """Replay a journey log and print its report (or a comparison of two definitions)."""
+    from streams.replay import ReplayRequest, replay as run_replay
+    from streams.sources import parse_source
+    from streams.text import render_comparison, render_report
+
+    request = ReplayRequest(
+        source=parse_source(input_),
+        definitions=_definitions(definitions),
+        baseline=load_definitions(baseline) if baseline is not None else None,
+        leads_out=leads_out,
+    )
+    result = run_replay(request)
+    if fmt == "json":
+        _print_json(result)
+    elif request.baseline is not None:
+        click.echo(render_comparison(result), nl=False)
+    else:
+        click.echo(render_report(result), nl=False)
+
+
+@cli.command()
+@click.option("--leads", type=click.IntRange(min=0), required=True, help="How many leads.")
+@click.option("--seed", type=int, required=True, help="The same seed gives the same log.")
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True, help="Journeys start within this many days.")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-08-01", show_default=True, help="First day (UTC).")
+def generate(leads: int, seed: int, days: int, start: Any) -> None:
+    """Write a synthetic journey log (JSONL) to stdout."""
+    from datetime import timezone
+
+    from streams.synthetic import JourneyGenerator
+
+    generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=timezone.utc))
+    out = sys.stdout.buffer
+    batch: list[bytes] = []
+    for line in generator.records():
+        batch.append(line)
+        if len(batch) >= 4096:
+            out.write(b"\n".join(batch) + b"\n")
+            batch.clear()
+    if batch:
+        out.write(b"\n".join(batch) + b"\n")
+    out.flush()
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a journey event."""
+    _print_json(json_schema())
+
+
+@cli.command()
+@click.option("--check", "check", type=click.Path(path_type=Path), help="Check a definitions file and say what it defines.")
+def definitions(check: Path | None) -> None:
+    """Print the default definitions, or check a definitions file."""
+    if check is None:
+        click.echo(DEFAULT_YAML, nl=False)
+        return
+    defs = load_definitions(check)
+    click.echo(f"{check}: ok: {len(defs.stages)} stages ({', '.join(defs.stages)}), {len(defs.steps)} funnel steps ({', '.join(defs.steps)})")
+
+
+@cli.command()
+@click.option("--leads", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def demo(leads: int, seed: int) -> None:
+    """Generate synthetic journeys and show what journey makes of them."""
+    from projections import Projector
+    from streams.synthetic import JourneyGenerator
+    from streams.text import render_report
+
+    projector = Projector()
+    projector.feed_all(JourneyGenerator(leads, seed).records())
+    click.echo(render_report(projector.report(default_definitions())), nl=False)
+
+
+def _definitions(path: Path | None) -> Definitions:
+    return default_definitions() if path is None else load_definitions(path)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    code = _run(lambda: cli.main(args=argv, prog_name="journey", standalone_mode=False))
+    sys.exit(code)
+
+
+def _run(command: Callable[[], Any]) -> int:
+    try:
+        result = command()
+        return result if isinstance(result, int) else 0
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "journey"
+        _error(f"{where}: {exc.format_message()} (see {where} --help)")
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        _error(f"journey: {exc.format_message()}")
+        return exc.exit_code
+    except (UserError, DefinitionsError) as exc:
+        _error(f"journey: {exc}")
+        return 1
+    except (KeyboardInterrupt, click.Abort):
+        _error("journey: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader (head, less) went away: not an error
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        if os.environ.get("JOURNEY_DEBUG"):
+            raise
+        _error(f"journey: internal error: {type(exc).__name__}: {exc} (set JOURNEY_DEBUG=1 for the traceback)")
+        return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    click.echo(" ".join(message.split("\n")), err=True)
+
+
+def _quiet_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,141 @@
+"""Synthetic customer journeys: realistic enough to exercise every rule, deterministic per seed.
+
+Leads start at random times, skip stages, drop out, read content a few times,
+are contacted or reach out themselves. The log also carries what real
+platforms send: events reported late and out of order, other UTC offsets,
+resent duplicates, unknown fields and a few invalid records.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+
+import orjson
+
+HOUR = 3600.0
+DEFAULT_START = datetime(2026, 8, 1, tzinfo=timezone.utc)
+SOURCES = ("hubspot", "marketo", "site")
+CHANNELS = ("social", "search", "display", "email", "webinar", "referral")
+CONTACT_METHODS = ("mailing", "phone", "email", "form", "chat")
+OFFSETS = (timedelta(hours=1), timedelta(hours=2), timedelta(hours=-5), timedelta(hours=9))
+
+BAD_RECORDS: tuple[bytes, ...] = (
+    b'{"event_id": "bad-1", "lead_id": "L-bad", "type": "webinar_joined", "occurred_at": "2026-09-01T10:00:00Z"}',
+    b'{"event_id": "bad-2", "lead_id": "L-bad", "type": "ad_seen", "occurred_at": 1788000000}',
+    b'{"event_id": "bad-3", "lead_id": "L-bad", "type": "ad_seen", "occurred_at": "2026-09-01T10:00:00"}',
+    b'{"event_id": "bad-4", "type": "ad_seen", "occurred_at": "2026-09-01T10:00:00Z"}',
+    b'{"event_id": "bad-5", "lead_id": "L-bad", "type": "contact_made", "inbound": "yes", "occurred_at": "2026-09-01T10:00:00Z"}',
+    b'{"event_id": "bad-6", "lead_id": "L-bad", "type": "purchase", "amount": -5, "occurred_at": "2026-09-01T10:00:00Z"}',
+    b"not json at all",
+    b"[1, 2, 3]",
+    b'{"event_id": "x", "type": "ad_seen", ',
+)
+
+
+class JourneyGenerator:
+    """Events of `leads` leads whose journeys start within `days` days of `start`."""
+
+    def __init__(self, leads: int, seed: int, days: int = 90, start: datetime = DEFAULT_START, prefix: str = "L") -> None:
+        self.leads = leads
+        self.days = days
+        self.start = start
+        self.prefix = prefix
+        self.rng = random.Random(seed)
+
+    def records(self) -> Iterator[bytes]:
+        """The whole log in the order it reaches Kafka, as JSONL lines without newlines.
+
+        Leads are started in time order and their records held in a heap until
+        no later lead can precede them, so memory follows the open journeys.
+        """
+        window = self.days * 24 * HOUR
+        starts = sorted((self.rng.uniform(0, window), lead) for lead in range(self.leads))
+        pending: list[tuple[float, int, bytes]] = []
+        order = itertools.count()
+        for start, lead in starts:
+            while pending and pending[0][0] <= start:
+                yield heapq.heappop(pending)[2]
+            for arrives, line in self.lead_records(lead, start):
+                heapq.heappush(pending, (arrives, next(order), line))
+        while pending:
+            yield heapq.heappop(pending)[2]
+
+    def lead_records(self, lead: int, start: float) -> Iterator[tuple[float, bytes]]:
+        """One lead's records with the time they reach the log (seconds after `self.start`)."""
+        rng = self.rng
+        lead_id = f"{self.prefix}-{lead:06d}"
+        for seq, (kind, at, extra) in enumerate(self._journey(start)):
+            event = self._event(lead_id, seq, kind, at, extra)
+            line = orjson.dumps(event)
+            arrives = at + (rng.uniform(1, 120) * HOUR if rng.random() < 0.05 else 0.0)  # reported late
+            yield arrives, line
+            if rng.random() < 0.02:  # resent by the platform
+                yield arrives + rng.uniform(0, 48) * HOUR, line
+            if rng.random() < 0.01:
+                yield arrives, rng.choice(BAD_RECORDS)
+
+    def _journey(self, t: float) -> Iterator[tuple[str, float, dict[str, object]]]:
+        rng = self.rng
+        if rng.random() < 0.9:
+            for _ in range(rng.choice((1, 1, 1, 2, 3))):
+                yield "ad_seen", t, {}
+                t += rng.expovariate(1 / (30 * HOUR))
+        if rng.random() < 0.1:  # wants to buy at once
+            yield "purchase", t, self._money()
+            return
+        if rng.random() < 0.35:
+            return
+        for _ in range(rng.choice((1, 1, 2, 2, 3, 4))):
+            yield "content_read", t, {}
+            t += rng.expovariate(1 / (40 * HOUR))
+        if rng.random() < 0.4:
+            return
+        for _ in range(rng.choice((1, 1, 2))):
+            yield "contact_made", t, {"inbound": rng.random() < 0.5, "method": rng.choice(CONTACT_METHODS)}
+            t += rng.expovariate(1 / (72 * HOUR))
+        if rng.random() < 0.45:
+            return
+        yield "negotiation", t, {}
+        t += rng.expovariate(1 / (96 * HOUR))
+        if rng.random() < 0.4:
+            return
+        yield "purchase", t, self._money()
+        while rng.random() < 0.4:
+            t += rng.expovariate(1 / (240 * HOUR))
+            yield "upsell", t, self._money()
+
+    def _event(self, lead_id: str, seq: int, kind: str, at: float, extra: dict[str, object]) -> dict[str, object]:
+        rng = self.rng
+        event: dict[str, object] = {
+            "event_id": f"{lead_id}-{seq}-{rng.getrandbits(32):08x}",
+            "type": kind,
+            "lead_id": lead_id,
+            "occurred_at": self._time(at),
+            "source": rng.choice(SOURCES),
+            "channel": rng.choice(CHANNELS),
+            "campaign": f"c{rng.randint(1, 12)}",
+        }
+        event.update(extra)
+        roll = rng.random()
+        if roll < 0.1:
+            event["properties"] = {"utm_source": rng.choice(CHANNELS), "score": rng.randint(0, 100)}
+        elif roll < 0.13:
+            event["future_field"] = {"nested": [1, 2, 3]}  # consumers must ignore unknown fields
+        return event
+
+    def _time(self, at: float) -> str:
+        moment = self.start + timedelta(seconds=at)
+        roll = self.rng.random()
+        if roll < 0.2:
+            local = moment.astimezone(timezone(self.rng.choice(OFFSETS)))
+            return local.replace(microsecond=0).isoformat()
+        if roll < 0.4:
+            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def _money(self) -> dict[str, object]:
+        return {"amount": round(self.rng.uniform(100, 5000), 2), "currency": "EUR"}

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def golden_log() -> list[bytes]:
+    return [line for line in (GOLDEN / "journey-small.jsonl").read_bytes().split(b"\n") if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def expected_report() -> dict:
+    return json.loads((GOLDEN / "expected-report.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def expected_leads() -> list[dict]:
+    return [json.loads(line) for line in (GOLDEN / "expected-leads.jsonl").read_text().splitlines() if line]

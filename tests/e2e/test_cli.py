@@ -1,0 +1,132 @@
+"""The `journey` command as a user runs it (SPEC §5, §6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.e2e.conftest import run_journey
+from tests.helpers import same_instants
+
+pytestmark = pytest.mark.usefixtures("journey")
+
+
+def one_line_error(result) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, result.stderr.decode()
+    assert "Traceback" not in lines[0]
+    return lines[0]
+
+
+class TestReplay:
+    def test_json_report_of_the_golden_log_equals_the_expected_report(self, golden: Path, expected_report: dict) -> None:
+        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert same_instants(json.loads(result.stdout), expected_report)
+
+    def test_stdin_is_read_with_a_dash(self, golden: Path, expected_report: dict) -> None:
+        log = (golden / "journey-small.jsonl").read_bytes()
+        result = run_journey("replay", "--input", "-", "--format", "json", stdin=log)
+        assert same_instants(json.loads(result.stdout), expected_report)
+
+    def test_leads_out_writes_one_object_per_lead(self, golden: Path, tmp_path: Path, expected_leads: list[dict]) -> None:
+        out = tmp_path / "leads.jsonl"
+        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json", "--leads-out", str(out))
+        assert result.returncode == 0
+        assert same_instants([json.loads(line) for line in out.read_text().splitlines()], expected_leads)
+
+    def test_baseline_and_definitions_print_the_comparison(self, golden: Path) -> None:
+        result = run_journey(
+            "replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json",
+            "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
+        )
+        assert same_instants(json.loads(result.stdout), json.loads((golden / "expected-compare.json").read_text()))
+
+    def test_text_format_shows_tables_with_conversion(self, golden: Path) -> None:
+        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"))
+        text = result.stdout.decode()
+        assert result.returncode == 0
+        for expected in ("Pipeline", "explore", "136", "Qualification", "Funnel (AIDA)", "65.5%", "overall conversion 18.8%"):
+            assert expected in text
+
+    def test_text_comparison_lists_the_changes(self, golden: Path) -> None:
+        result = run_journey(
+            "replay", "--input", str(golden / "journey-small.jsonl"),
+            "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
+        )
+        assert "explore->aware" in result.stdout.decode() and "sal->lead" in result.stdout.decode()
+
+    def test_an_empty_log_gives_a_null_watermark(self, tmp_path: Path) -> None:
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("\n\n")
+        report = json.loads(run_journey("replay", "--input", str(empty), "--format", "json").stdout)
+        assert report["watermark"] is None and report["events"] == {"valid": 0, "invalid": 0, "duplicates": 0}
+
+
+class TestUserMistakes:
+    def test_a_missing_input_file_is_one_line(self) -> None:
+        assert "no such file" in one_line_error(run_journey("replay", "--input", "/nonexistent.jsonl"))
+
+    def test_a_bad_flag_is_one_line(self, golden: Path) -> None:
+        assert "--bogus" in one_line_error(run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--bogus"))
+
+    def test_a_missing_required_flag_is_one_line(self) -> None:
+        assert "--input" in one_line_error(run_journey("replay"))
+
+    def test_a_bad_definitions_file_names_file_place_and_fix(self, golden: Path, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text((golden / "default-definitions.yaml").read_text().replace("[negotiation]", "[negociation]"))
+        line = one_line_error(run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--definitions", str(bad)))
+        assert str(bad) in line and "pipeline.stages[3].events[0]" in line and "use one of" in line
+
+    def test_a_missing_definitions_file_is_one_line(self, golden: Path) -> None:
+        assert "cannot read" in one_line_error(run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--definitions", "/nope.yaml"))
+
+    def test_a_bad_kafka_url_is_one_line(self) -> None:
+        assert "kafka://HOST:PORT/TOPIC" in one_line_error(run_journey("replay", "--input", "kafka://nohost"))
+
+    def test_an_unknown_command_is_one_line(self) -> None:
+        assert "frobnicate" in one_line_error(run_journey("frobnicate"))
+
+    def test_a_leads_out_in_a_missing_directory_is_one_line(self, golden: Path) -> None:
+        line = one_line_error(run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--leads-out", "/nonexistent/dir/x.jsonl"))
+        assert "cannot write" in line
+
+
+class TestGenerate:
+    def test_the_same_seed_gives_the_same_log(self) -> None:
+        a = run_journey("generate", "--leads", "50", "--seed", "3")
+        b = run_journey("generate", "--leads", "50", "--seed", "3")
+        c = run_journey("generate", "--leads", "50", "--seed", "4")
+        assert a.returncode == 0 and a.stdout == b.stdout != c.stdout
+
+    def test_a_generated_log_replays_with_duplicates_and_invalid_records(self, tmp_path: Path) -> None:
+        log = tmp_path / "log.jsonl"
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1").stdout)
+        report = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)
+        assert 300 < report["leads"] <= 400  # a few synthetic leads drop out before their first event
+        assert report["events"]["duplicates"] > 0 and report["events"]["invalid"] > 0
+        assert all(n > 0 for n in report["pipeline"].values())
+        assert all(n > 0 for n in report["qualification"].values())
+
+    def test_a_negative_lead_count_is_one_line(self) -> None:
+        assert "--leads" in one_line_error(run_journey("generate", "--leads", "-1", "--seed", "1"))
+
+
+class TestSchemaAndDefinitions:
+    def test_schema_is_a_json_schema_that_accepts_a_golden_event(self, golden_log: list[bytes]) -> None:
+        schema = json.loads(run_journey("schema").stdout)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        jsonschema.validate(json.loads(golden_log[0]), schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"event_id": "e", "lead_id": "l", "type": "ad_seen", "occurred_at": "2026-09-01T10:00:00"}, schema)
+
+    def test_definitions_prints_the_default_which_checks_ok(self, tmp_path: Path) -> None:
+        path = tmp_path / "defs.yaml"
+        path.write_bytes(run_journey("definitions").stdout)
+        result = run_journey("definitions", "--check", str(path))
+        assert result.returncode == 0 and "6 stages" in result.stdout.decode()

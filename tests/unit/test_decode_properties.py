@@ -1,0 +1,87 @@
+"""The fast decoding path never disagrees with the pydantic model, which is the contract."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import EVENT_TYPES, Event, Rejection, decode
+
+decode_module = importlib.import_module("schemas.decode")
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+times = st.sampled_from(["2026-09-01T10:00:00Z", "2026-09-01T10:00:00.5+02:00", "2026-09-01T10:00:00", "2026-02-30T00:00:00Z", "2026-09-01T10:00:00.1234567-05:00"])
+ids = st.text(min_size=0, max_size=130) | st.just("x" * 128) | st.just("x" * 129)
+
+
+valid_events = st.fixed_dictionaries(
+    {
+        "event_id": st.text(min_size=1, max_size=128),
+        "lead_id": st.text(min_size=1, max_size=128),
+        "type": st.sampled_from(EVENT_TYPES),
+        "occurred_at": times,
+    },
+    optional={
+        "source": st.text(max_size=5),
+        "channel": st.text(max_size=5),
+        "currency": st.text(max_size=5),
+        "inbound": st.booleans(),
+        "amount": st.floats(min_value=0, allow_infinity=False) | st.integers(min_value=0, max_value=2**63 - 1),
+        "properties": st.dictionaries(st.text(max_size=3), json_scalars, max_size=2),
+        "schema_version": st.sampled_from([1, 2, 0]),
+        "extra": json_values,
+    },
+)
+FIELDS = ["event_id", "lead_id", "type", "occurred_at", "source", "channel", "campaign", "method", "currency", "inbound", "amount", "properties", "schema_version"]
+corruptions = st.dictionaries(st.sampled_from(FIELDS), json_values | ids, max_size=2)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid event with up to two fields replaced by any JSON value, or removed."""
+    obj = draw(valid_events)
+    for key, value in draw(corruptions).items():
+        if draw(st.booleans()) and key in obj:
+            del obj[key]
+        else:
+            obj[key] = value
+    return obj
+
+
+class TestFastPathAgreesWithTheModel:
+    @settings(max_examples=600, deadline=None)
+    @given(events())
+    def test_fast_path_accepts_only_what_the_model_accepts_and_reads_it_the_same(self, obj: dict[str, Any]) -> None:
+        by_model = decode_module._validated(dict(obj))
+        fast = decode_module._fast_path(obj)
+        if fast is not None:
+            assert fast == by_model
+
+    @settings(max_examples=300, deadline=None)
+    @given(events())
+    def test_decoding_bytes_gives_the_same_answer_as_the_model(self, obj: dict[str, Any]) -> None:
+        result = decode(orjson.dumps(obj))
+        by_model = decode_module._validated(dict(obj))
+        assert type(result) is type(by_model)
+        if isinstance(result, Event):
+            assert result == by_model
+
+
+class TestHostileBytes:
+    @settings(max_examples=500, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_any_bytes_are_accepted_or_rejected_with_a_reason(self, record: bytes) -> None:
+        result = decode(record)
+        assert isinstance(result, (Event, Rejection))
+        if isinstance(result, Rejection):
+            assert result.reason
+
+    def test_deep_nesting_is_rejected_not_crashed(self) -> None:
+        assert isinstance(decode(b"[" * 100_000 + b"]" * 100_000), Rejection)
+        nested = b'{"event_id":"e","lead_id":"l","type":"ad_seen","occurred_at":"2026-09-01T10:00:00Z","properties":' + b'{"a":' * 2000 + b"1" + b"}" * 2001
+        assert isinstance(decode(nested), (Event, Rejection))

@@ -1,0 +1,94 @@
+"""SPEC §3: definitions files, and the one-line refusal of a bad one (file, place, fix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from projections import DefinitionsError, default_definitions, load_definitions, parse_definitions
+from projections.definitions import DEFAULT_YAML, NO_INDEX
+from schemas import EVENT_TYPES
+
+
+def refusal(text: str) -> str:
+    with pytest.raises(DefinitionsError) as caught:
+        parse_definitions(text, "defs.yaml")
+    message = str(caught.value)
+    assert message.startswith("defs.yaml: ") and "\n" not in message
+    return message
+
+
+class TestValidDefinitions:
+    def test_the_golden_default_file_equals_the_built_in_default(self, golden: Path) -> None:
+        assert load_definitions(golden / "default-definitions.yaml") == default_definitions()
+
+    def test_stages_and_steps_keep_their_order(self) -> None:
+        defs = default_definitions()
+        assert defs.stages == ("explore", "research", "contact", "negotiation", "purchase", "upsell")
+        assert defs.steps == ("attention", "interest", "desire", "action")
+
+    def test_a_stage_may_be_entered_by_several_types(self, golden: Path) -> None:
+        alt = load_definitions(golden / "alt-definitions.yaml")
+        assert alt.stage_of_type[EVENT_TYPES.index("ad_seen")] == alt.stage_of_type[EVENT_TYPES.index("content_read")] == 0
+
+    def test_a_type_in_no_stage_or_step_maps_to_nothing(self, golden: Path) -> None:
+        alt = load_definitions(golden / "alt-definitions.yaml")
+        assert alt.step_of_type[EVENT_TYPES.index("upsell")] == NO_INDEX
+
+    def test_stale_days_become_microseconds(self) -> None:
+        assert default_definitions().sal_stale_after_micros == 14 * 86_400_000_000
+
+
+class TestBadDefinitions:
+    def test_an_unknown_event_type_names_the_place_and_the_choices(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("events: [upsell]", "events: [webinar]"))
+        assert "pipeline.stages[5].events[0] (line 8)" in message and "'webinar'" in message and "ad_seen" in message
+
+    def test_a_duplicate_stage_name_is_refused(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("name: upsell", "name: explore"))
+        assert "pipeline.stages[5].name" in message and "used twice" in message
+
+    def test_a_duplicate_step_name_is_refused(self) -> None:
+        assert "funnel.steps[3].name" in refusal(DEFAULT_YAML.replace("name: action", "name: desire"))
+
+    def test_a_type_in_two_stages_is_refused(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("events: [content_read]}", "events: [content_read, ad_seen]}", 1))
+        assert "pipeline.stages[1].events[1]" in message and "already in stage 'explore'" in message
+
+    def test_a_type_in_two_steps_is_refused(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("events: [purchase, upsell]", "events: [purchase, negotiation]"))
+        assert "funnel.steps[3].events[1]" in message and "already in step 'desire'" in message
+
+    @pytest.mark.parametrize("key", ["pipeline:", "funnel:", "qualification:"])
+    def test_a_missing_section_is_refused(self, key: str) -> None:
+        text = DEFAULT_YAML.replace(key, "unused_" + key[:-1] + ":")
+        assert "missing key" in refusal(text) or "unknown key" in refusal(text)
+
+    def test_a_missing_qualification_setting_is_refused_with_its_name(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("  sal_stale_after_days: 14\n", ""))
+        assert "missing key 'sal_stale_after_days'" in message and "qualification" in message
+
+    def test_a_bare_on_key_is_explained(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("events: [ad_seen]}", "on: [ad_seen]}", 1))
+        assert "unknown key True" in message and "use `events`" in message
+
+    def test_a_misspelled_key_is_refused(self) -> None:
+        assert "unknown key 'stagse'" in refusal(DEFAULT_YAML.replace("stages:", "stagse:"))
+
+    def test_an_empty_stage_list_is_refused(self) -> None:
+        assert "pipeline.stages" in refusal("pipeline: {stages: []}\nfunnel: {steps: [{name: a, events: [ad_seen]}]}\nqualification: {mql_min_content_reads: 2, sal_stale_after_days: 14}\n")
+
+    @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+    def test_mql_min_content_reads_must_be_a_positive_integer(self, value: str) -> None:
+        assert "mql_min_content_reads" in refusal(DEFAULT_YAML.replace("mql_min_content_reads: 2", f"mql_min_content_reads: {value}"))
+
+    def test_broken_yaml_names_the_line(self) -> None:
+        assert "line" in refusal("pipeline: [unclosed\n")
+
+    def test_a_file_that_is_not_a_mapping_is_refused(self) -> None:
+        assert "must be a mapping" in refusal("- a\n- b\n")
+
+    def test_a_missing_file_is_refused_naming_it(self, tmp_path: Path) -> None:
+        with pytest.raises(DefinitionsError, match="nope.yaml: cannot read"):
+            load_definitions(tmp_path / "nope.yaml")

@@ -1,0 +1,32 @@
+"""The public golden vectors (shared/golden): report, per-lead output and comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from projections import Projector, default_definitions, lead_record, load_definitions
+from tests.helpers import same_instants
+
+
+def golden_projector(log: list[bytes]) -> Projector:
+    projector = Projector()
+    projector.feed_all(log)
+    return projector
+
+
+class TestGoldenVectors:
+    def test_report_equals_expected_report(self, golden_log: list[bytes], expected_report: dict) -> None:
+        report = golden_projector(golden_log).report(default_definitions())
+        assert same_instants(report, expected_report)
+
+    def test_every_lead_equals_expected_leads(self, golden_log: list[bytes], expected_leads: list[dict]) -> None:
+        defs = default_definitions()
+        leads = [lead_record(view, defs) for view in golden_projector(golden_log).views(defs)]
+        assert same_instants(leads, expected_leads)
+
+    def test_comparison_with_alt_definitions_equals_expected(self, golden: Path, golden_log: list[bytes]) -> None:
+        baseline = load_definitions(golden / "default-definitions.yaml")
+        candidate = load_definitions(golden / "alt-definitions.yaml")
+        comparison = golden_projector(golden_log).comparison(baseline, candidate)
+        assert same_instants(comparison, json.loads((golden / "expected-compare.json").read_text()))
