@@ -27,8 +27,14 @@ class Projector:
         return decoded if self.apply(decoded) else None
 
     def feed_all(self, records: Iterable[bytes]) -> None:
+        """`feed` for many records; the replay hot path, so names are bound locally."""
+        apply, counts = self.apply, self.counts
         for raw in records:
-            self.feed(raw)
+            decoded = decode(raw)
+            if type(decoded) is Rejection:
+                counts.invalid += 1
+            else:
+                apply(decoded)
 
     def apply(self, event: Event) -> bool:
         state = self.leads.get(event.lead_id)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import (
-    CURRENT_SCHEMA_VERSION,
-    EVENT_TYPES,
-    JOURNEY_EVENT,
-    MAX_ID_CHARS,
-    MAX_RECORD_BYTES,
-    OPTIONAL_STRING_FIELDS,
-    TYPE_INDEX,
-    parse_time,
-)
+from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, JOURNEY_EVENT, MAX_RECORD_BYTES, TYPE_INDEX, parse_time
+from schemas.fast import FAST_DECODER as _FAST_DECODER
 
 
 class Event(NamedTuple):
@@ -44,66 +37,32 @@ def decode(raw: bytes) -> Event | Rejection:
     if len(raw) > MAX_RECORD_BYTES:
         return Rejection(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte (64 KiB) limit")
     try:
+        fast = _FAST_DECODER.decode(raw)
+    except (msgspec.MsgspecError, RecursionError):  # msgspec gives up on deep nesting with RecursionError
+        return _decode_slowly(raw)
+    if fast.schema_version is not None and fast.schema_version != CURRENT_SCHEMA_VERSION:
+        return _decode_slowly(raw)
+    try:
+        micros = parse_time(fast.occurred_at)
+    except ValueError:
+        return _decode_slowly(raw)
+    return Event(fast.lead_id, fast.event_id, fast.index, micros, fast.inbound)
+
+
+def decode_object(obj: dict[str, Any]) -> Event | Rejection:
+    """An already parsed JSON object (HTTP ingest), judged by the model."""
+    return _validated(obj)
+
+
+def _decode_slowly(raw: bytes) -> Event | Rejection:
+    """Whatever the fast decoder did not accept: the model decides, and says why."""
+    try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection(f"not UTF-8 JSON: {exc}")
     if type(obj) is not dict:
         return Rejection(f"not a JSON object but a JSON {_json_kind(obj)}")
-    return decode_object(obj)
-
-
-def decode_object(obj: dict[str, Any]) -> Event | Rejection:
-    event = _fast_path(obj)
-    if event is not None:
-        return event
     return _validated(obj)
-
-
-def _fast_path(obj: dict[str, Any]) -> Event | None:
-    """The common, valid case without pydantic; None means 'let the model decide'."""
-    get = obj.get
-    lead_id = get("lead_id")
-    event_id = get("event_id")
-    kind = get("type")
-    occurred_at = get("occurred_at")
-    if (
-        type(lead_id) is not str
-        or type(event_id) is not str
-        or type(kind) is not str
-        or type(occurred_at) is not str
-        or not 0 < len(lead_id) <= MAX_ID_CHARS
-        or not 0 < len(event_id) <= MAX_ID_CHARS
-    ):
-        return None
-    index = TYPE_INDEX.get(kind)
-    if index is None:
-        return None
-    if len(obj) > 4 and not _optional_fields_ok(get):
-        return None
-    inbound = get("inbound")
-    try:
-        micros = parse_time(occurred_at)
-    except ValueError:
-        return None
-    return Event(lead_id, event_id, index, micros, inbound)
-
-
-def _optional_fields_ok(get: Callable[[str], Any]) -> bool:
-    for field in OPTIONAL_STRING_FIELDS:
-        value = get(field)
-        if value is not None and type(value) is not str:
-            return False
-    inbound = get("inbound")
-    if inbound is not None and type(inbound) is not bool:
-        return False
-    amount = get("amount")
-    if amount is not None and not (type(amount) in (int, float) and 0 <= amount < float("inf")):
-        return False
-    properties = get("properties")
-    if properties is not None and type(properties) is not dict:
-        return False
-    version = get("schema_version")
-    return version is None or (type(version) is int and version == CURRENT_SCHEMA_VERSION)
 
 
 def _validated(obj: dict[str, Any]) -> Event | Rejection:

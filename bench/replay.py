@@ -1,0 +1,97 @@
+"""Replay benchmark: `journey replay` against a loop that only parses each line with stdlib json.
+
+Both run in the same session on the same generated log, so the ratio is what
+counts; absolute numbers on a shared machine are noisy.
+
+    python bench/replay.py [--events 1000000] [--json bench/results/replay.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+JOURNEY = Path(sys.executable).with_name("journey")
+EVENTS_PER_LEAD = 3.8  # what `journey generate` produces on average
+
+
+def generated_log(events: int) -> Path:
+    leads = int(events / EVENTS_PER_LEAD)
+    path = HERE / "data" / f"journeys-{leads}.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as out:
+            subprocess.run([str(JOURNEY), "generate", "--leads", str(leads), "--seed", "1"], stdout=out, check=True)
+    return path
+
+
+def stdlib_json_loop(path: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    lines = 0
+    with path.open("rb") as log:
+        for line in log:
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    pass
+                lines += 1
+    return time.perf_counter() - started, lines
+
+
+def timed_child(*args: str) -> tuple[float, int, bytes]:
+    """Wall seconds and peak RSS (bytes) of one command, run as a child of a fresh helper."""
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "out = subprocess.run(sys.argv[1:], capture_output=True, check=True).stdout\n"
+        "sys.stderr.write(f'{time.perf_counter() - t} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n')\n"
+        "sys.stdout.buffer.write(out)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, check=True)
+    seconds, rss_kib = done.stderr.split()[-2:]
+    return float(seconds), int(rss_kib) * 1024, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "replay.json")
+    args = parser.parse_args()
+
+    log = generated_log(args.events)
+    baseline_s, lines = stdlib_json_loop(log)
+    replay_s, replay_rss, out = timed_child(str(JOURNEY), "replay", "--input", str(log), "--format", "json")
+    report = json.loads(out)
+    empty = HERE / "data" / "empty.jsonl"
+    empty.write_bytes(b"")
+    _, idle_rss, _ = timed_child(str(JOURNEY), "replay", "--input", str(empty), "--format", "json")
+
+    result = {
+        "lines": lines,
+        "leads": report["leads"],
+        "cpus": os.cpu_count(),
+        "stdlib_json_lines_per_s": round(lines / baseline_s),
+        "replay_lines_per_s": round(lines / replay_s),
+        "replay_vs_stdlib_json": round(baseline_s / replay_s, 2),
+        "replay_seconds": round(replay_s, 2),
+        "replay_peak_rss_mib": round(replay_rss / 2**20, 1),
+        "replay_bytes_per_lead": round((replay_rss - idle_rss) / max(report["leads"], 1)),
+    }
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+
+if __name__ == "__main__":
+    main()

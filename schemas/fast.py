@@ -1,0 +1,46 @@
+"""A C-speed decoder for the common, valid event (msgspec).
+
+It mirrors the pydantic models in `schemas.events`, which stay the contract:
+anything this decoder does not accept is handed to the models, which accept
+it or say why not, and a property test checks that this decoder never accepts
+what the models would refuse. Two checks are left to `schemas.decode`: the
+occurred_at format and the schema_version value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+import msgspec
+
+from schemas.events import EVENT_TYPES, MAX_ID_CHARS
+
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+_Amount = Annotated[float, msgspec.Meta(ge=0)]  # msgspec refuses 1e400 itself
+
+
+class FastEvent(msgspec.Struct, tag_field="type", frozen=True):
+    event_id: _Id
+    lead_id: _Id
+    occurred_at: str
+    source: Union[str, None] = None
+    channel: Union[str, None] = None
+    campaign: Union[str, None] = None
+    method: Union[str, None] = None
+    currency: Union[str, None] = None
+    inbound: Union[bool, None] = None
+    amount: Union[_Amount, None] = None
+    properties: Union[dict[str, Any], None] = None
+    schema_version: Union[int, None] = None
+
+    index = -1  # the position of the event type in EVENT_TYPES (a class attribute, not a field)
+
+
+def _event_class(index: int, name: str) -> type[FastEvent]:
+    cls = msgspec.defstruct(f"Fast_{name}", [], bases=(FastEvent,), tag=name, frozen=True)
+    cls.index = index
+    return cls
+
+
+FAST_EVENTS = tuple(_event_class(i, name) for i, name in enumerate(EVENT_TYPES))
+FAST_DECODER = msgspec.json.Decoder(Union[FAST_EVENTS])  # type: ignore[valid-type]
