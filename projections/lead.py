@@ -78,44 +78,50 @@ def record(state: LeadState, event: Event) -> bool:
 
 
 class LeadView(NamedTuple):
+    """What the definitions make of a lead, apart from the watermark.
+
+    Only one rule depends on the watermark (an MQL going stale becomes SAL), so
+    the view carries `standing`, the level before that rule, and `stale_from`,
+    the watermark at which the rule turns it into SAL (None when it cannot).
+    """
+
     lead_id: str
     stage: int  # index into Definitions.stages, or NO_INDEX
     stage_entered_at: int | None
     funnel_step: int  # index into Definitions.steps, or NO_INDEX
     reach_at: tuple[int, ...]  # reach time of each step up to funnel_step
-    qualification: int  # index into QUALIFICATIONS
+    standing: int  # index into QUALIFICATIONS, before staleness
+    stale_from: int | None
     events: int
     last_event_at: int
 
+    def qualification(self, watermark: int) -> int:
+        stale_from = self.stale_from
+        return SAL if stale_from is not None and watermark >= stale_from else self.standing
 
-def view(lead_id: str, state: LeadState, defs: Definitions, watermark: int) -> LeadView:
+
+def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
     first_at = state.first_at
     stage, stage_entered_at = _latest_group(first_at, defs.stage_of_type)
     funnel_step, _ = _latest_group(first_at, defs.step_of_type)
     reach_at = tuple(_reach_time(first_at, defs.step_of_type, k) for k in range(funnel_step + 1))
-    return LeadView(
-        lead_id,
-        stage,
-        stage_entered_at,
-        funnel_step,
-        reach_at,
-        qualify(state, stage_entered_at, defs, watermark),
-        state.events,
-        state.last_at,
-    )
+    standing = _standing(state, defs.mql_min_content_reads)
+    stale_from = None
+    if standing == MQL and stage_entered_at is not None:
+        stale_from = stage_entered_at + defs.sal_stale_after_micros
+    return LeadView(lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at)
 
 
-def qualify(state: LeadState, stage_entered_at: int | None, defs: Definitions, watermark: int) -> int:
+def _standing(state: LeadState, mql_min_content_reads: int) -> int:
+    """SPEC §4 qualification rules, except 'stale in its stage' (see LeadView.qualification)."""
     first_at = state.first_at
     if first_at[PURCHASE] is not None or first_at[UPSELL] is not None:
         return CUSTOMER
     if first_at[NEGOTIATION] is not None:
         return SQL
-    mql = state.content_reads >= defs.mql_min_content_reads or bool(state.contacts & INBOUND_CONTACT)
-    if not mql:
+    if not (state.content_reads >= mql_min_content_reads or state.contacts & INBOUND_CONTACT):
         return LEAD
-    stale = stage_entered_at is not None and watermark - stage_entered_at >= defs.sal_stale_after_micros
-    return SAL if state.contacts & OUTBOUND_CONTACT or stale else MQL
+    return SAL if state.contacts & OUTBOUND_CONTACT else MQL
 
 
 def _latest_group(first_at: list[int | None], group_of_type: tuple[int, ...]) -> tuple[int, int | None]:

@@ -6,7 +6,7 @@ from typing import Iterable, Iterator
 
 from projections.definitions import Definitions
 from projections.lead import LeadState, LeadView, record, view
-from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report
+from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report, lead_record
 from schemas.decode import Event, Rejection, decode
 
 
@@ -48,22 +48,25 @@ class Projector:
             self.watermark = event.occurred_at
         return True
 
-    def views(self, defs: Definitions, watermark: int | None = None) -> Iterator[LeadView]:
-        """Every lead's view, by lead id; `watermark` overrides this set's own (for partitions)."""
-        mark = self._mark(watermark)
+    def views(self, defs: Definitions) -> Iterator[LeadView]:
+        """Every lead's view, by lead id."""
         leads = self.leads
         for lead_id in sorted(leads):
-            yield view(lead_id, leads[lead_id], defs, mark)
+            yield view(lead_id, leads[lead_id], defs)
 
-    def aggregate(self, defs: Definitions, watermark: int | None = None) -> Aggregates:
-        mark = self._mark(watermark)
-        return aggregate((view(lead_id, state, defs, mark) for lead_id, state in self.leads.items()), defs)
+    def lead_records(self, defs: Definitions) -> Iterator[dict[str, object]]:
+        mark = self._mark()
+        for lead in self.views(defs):
+            yield lead_record(lead, defs, mark)
 
-    def changes(self, old: Definitions, new: Definitions, watermark: int | None = None) -> Changes:
-        mark = self._mark(watermark)
+    def aggregate(self, defs: Definitions) -> Aggregates:
+        return aggregate((view(lead_id, state, defs) for lead_id, state in self.leads.items()), defs)
+
+    def changes(self, old: Definitions, new: Definitions) -> Changes:
+        mark = self._mark()
         found = Changes()
         for lead_id, state in self.leads.items():
-            found.add(view(lead_id, state, old, mark), old, view(lead_id, state, new, mark), new)
+            found.add(view(lead_id, state, old), old, view(lead_id, state, new), new, mark)
         return found
 
     def report(self, defs: Definitions) -> dict[str, object]:
@@ -72,7 +75,5 @@ class Projector:
     def comparison(self, baseline: Definitions, candidate: Definitions) -> dict[str, object]:
         return build_comparison(self.report(baseline), self.report(candidate), self.changes(baseline, candidate))
 
-    def _mark(self, watermark: int | None) -> int:
-        if watermark is not None:
-            return watermark
+    def _mark(self) -> int:
         return self.watermark if self.watermark is not None else 0

@@ -8,7 +8,9 @@ from datetime import date, timedelta
 from typing import Any, Iterable
 
 from projections.definitions import NO_INDEX, Definitions
-from projections.lead import QUALIFICATIONS, LeadView
+from sortedcontainers import SortedList
+
+from projections.lead import MQL, QUALIFICATIONS, SAL, LeadView
 from schemas.events import format_time
 
 DAY_MICROS = 86_400_000_000
@@ -32,48 +34,69 @@ class EventCounts:
 
 @dataclass(slots=True)
 class Aggregates:
-    """Counts over a set of leads; aggregates of disjoint sets of leads merge by adding."""
+    """Counts over a set of leads; aggregates of disjoint sets of leads merge by adding.
 
-    stages: int
+    Nothing here depends on the watermark: leads that will turn SAL once the
+    watermark passes `stale_from` wait in `pending`, and `qualification_at`
+    settles them. A live worker keeps one per partition and updates it by
+    removing a lead's old view and adding its new one.
+    """
+
     steps: int
     leads: int = 0
     pipeline: list[int] = field(default_factory=list)
-    qualification: list[int] = field(default_factory=list)
+    standing: list[int] = field(default_factory=list)  # per qualification level, pending leads excluded
+    pending: SortedList = field(default_factory=SortedList)  # (stale_from, lead_id) of MQLs that may go stale
     funnel: list[int] = field(default_factory=list)
     funnel_daily: dict[int, list[int]] = field(default_factory=dict)
     cohorts_daily: dict[int, list[int]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, defs: Definitions) -> Aggregates:
-        n_stages, n_steps = len(defs.stages), len(defs.steps)
-        return cls(n_stages, n_steps, 0, [0] * n_stages, [0] * len(QUALIFICATIONS), [0] * n_steps)
+        n_steps = len(defs.steps)
+        return cls(n_steps, 0, [0] * len(defs.stages), [0] * len(QUALIFICATIONS), SortedList(), [0] * n_steps)
 
-    def add(self, lead: LeadView) -> None:
-        self.leads += 1
+    def add(self, lead: LeadView, sign: int = 1) -> None:
+        """Count a lead in (sign 1) or, with its earlier view, out again (sign -1)."""
+        self.leads += sign
         if lead.stage != NO_INDEX:
-            self.pipeline[lead.stage] += 1
-        self.qualification[lead.qualification] += 1
+            self.pipeline[lead.stage] += sign
+        if lead.stale_from is None:
+            self.standing[lead.standing] += sign
+        elif sign > 0:
+            self.pending.add((lead.stale_from, lead.lead_id))
+        else:
+            self.pending.remove((lead.stale_from, lead.lead_id))
         if not lead.reach_at:
             return
-        funnel, daily = self.funnel, self.funnel_daily
         for step, at in enumerate(lead.reach_at):
-            funnel[step] += 1
-            day = at // DAY_MICROS
-            row = daily.get(day)
-            if row is None:
-                row = daily[day] = [0] * self.steps
-            row[step] += 1
-        cohort_day = lead.reach_at[0] // DAY_MICROS
-        cohort = self.cohorts_daily.get(cohort_day)
-        if cohort is None:
-            cohort = self.cohorts_daily[cohort_day] = [0] * self.steps
-        for step in range(len(lead.reach_at)):
-            cohort[step] += 1
+            self.funnel[step] += sign
+            _count_day(self.funnel_daily, at // DAY_MICROS, range(step, step + 1), self.steps, sign)
+        _count_day(self.cohorts_daily, lead.reach_at[0] // DAY_MICROS, range(len(lead.reach_at)), self.steps, sign)
+
+    def replace(self, old: LeadView | None, new: LeadView) -> None:
+        """A lead changed: count its old view out and its new one in."""
+        if old is not None:
+            self.add(old, -1)
+        self.add(new)
+
+    def qualification_at(self, watermark: int | None) -> list[int]:
+        counts = list(self.standing)
+        stale = 0 if watermark is None else self.pending.bisect_left((watermark + 1, ""))
+        counts[MQL] += len(self.pending) - stale
+        counts[SAL] += stale
+        return counts
+
+    def going_stale(self, after: int | None, upto: int) -> list[str]:
+        """Leads whose staleness falls in (after, upto]: they turn SAL as the watermark moves there."""
+        low = (after + 1, "") if after is not None else None
+        return [lead_id for _, lead_id in self.pending.irange(low, (upto + 1, ""), inclusive=(True, False))]
 
     def merge(self, other: Aggregates) -> None:
         self.leads += other.leads
         _add_into(self.pipeline, other.pipeline)
-        _add_into(self.qualification, other.qualification)
+        _add_into(self.standing, other.standing)
+        self.pending.update(other.pending)
         _add_into(self.funnel, other.funnel)
         for mine, theirs in ((self.funnel_daily, other.funnel_daily), (self.cohorts_daily, other.cohorts_daily)):
             for day, row in theirs.items():
@@ -81,6 +104,16 @@ class Aggregates:
                     _add_into(mine[day], row)
                 else:
                     mine[day] = list(row)
+
+
+def _count_day(rows: dict[int, list[int]], day: int, steps: range, width: int, sign: int) -> None:
+    row = rows.get(day)
+    if row is None:
+        row = rows[day] = [0] * width
+    for step in steps:
+        row[step] += sign
+    if sign < 0 and not any(row):
+        del rows[day]  # days with no reach are left out of the report
 
 
 def aggregate(leads: Iterable[LeadView], defs: Definitions) -> Aggregates:
@@ -96,20 +129,20 @@ def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, 
         "watermark": None if watermark is None else format_time(watermark),
         "leads": totals.leads,
         "pipeline": dict(zip(defs.stages, totals.pipeline)),
-        "qualification": dict(zip(QUALIFICATIONS, totals.qualification)),
+        "qualification": dict(zip(QUALIFICATIONS, totals.qualification_at(watermark))),
         "funnel": dict(zip(defs.steps, totals.funnel)),
         "funnel_daily": _by_day(totals.funnel_daily, defs.steps),
         "cohorts_daily": _by_day(totals.cohorts_daily, defs.steps),
     }
 
 
-def lead_record(lead: LeadView, defs: Definitions) -> dict[str, Any]:
+def lead_record(lead: LeadView, defs: Definitions, watermark: int) -> dict[str, Any]:
     """One line of `--leads-out`, and the body of GET /api/leads/{lead_id}."""
     return {
         "lead_id": lead.lead_id,
         "stage": stage_name(lead, defs),
         "stage_entered_at": None if lead.stage_entered_at is None else format_time(lead.stage_entered_at),
-        "qualification": QUALIFICATIONS[lead.qualification],
+        "qualification": QUALIFICATIONS[lead.qualification(watermark)],
         "funnel_step": None if lead.funnel_step == NO_INDEX else defs.steps[lead.funnel_step],
         "events": lead.events,
         "last_event_at": format_time(lead.last_event_at),
@@ -127,13 +160,14 @@ class Changes:
         self.stages: Counter[str] = Counter()
         self.qualifications: Counter[str] = Counter()
 
-    def add(self, old: LeadView, old_defs: Definitions, new: LeadView, new_defs: Definitions) -> None:
+    def add(self, old: LeadView, old_defs: Definitions, new: LeadView, new_defs: Definitions, watermark: int) -> None:
         old_stage = stage_name(old, old_defs) or "none"
         new_stage = stage_name(new, new_defs) or "none"
         if old_stage != new_stage:
             self.stages[f"{old_stage}->{new_stage}"] += 1
-        if old.qualification != new.qualification:
-            self.qualifications[f"{QUALIFICATIONS[old.qualification]}->{QUALIFICATIONS[new.qualification]}"] += 1
+        old_level, new_level = old.qualification(watermark), new.qualification(watermark)
+        if old_level != new_level:
+            self.qualifications[f"{QUALIFICATIONS[old_level]}->{QUALIFICATIONS[new_level]}"] += 1
 
     def merge(self, other: Changes) -> None:
         self.stages.update(other.stages)

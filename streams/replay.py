@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from projections import Definitions, Projector, lead_record
+from projections import Definitions, Projector
 from streams.errors import UserError
 from streams.sources import KafkaSource, Source, open_records
 
@@ -35,8 +35,8 @@ def replay(request: ReplayRequest) -> dict[str, Any]:
 def write_leads(path: Path, projector: Projector, defs: Definitions) -> None:
     try:
         with path.open("wb") as out:
-            for lead in projector.views(defs):
-                out.write(orjson.dumps(lead_record(lead, defs)) + b"\n")
+            for record in projector.lead_records(defs):
+                out.write(orjson.dumps(record) + b"\n")
     except OSError as exc:
         raise UserError(f"--leads-out {path}: cannot write: {exc.strerror or exc}") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from projections import Projector, default_definitions, lead_record, load_definitions
+from projections import Projector, default_definitions, load_definitions
 from tests.helpers import same_instants
 
 
@@ -22,7 +22,7 @@ class TestGoldenVectors:
 
     def test_every_lead_equals_expected_leads(self, golden_log: list[bytes], expected_leads: list[dict]) -> None:
         defs = default_definitions()
-        leads = [lead_record(view, defs) for view in golden_projector(golden_log).views(defs)]
+        leads = list(golden_projector(golden_log).lead_records(defs))
         assert same_instants(leads, expected_leads)
 
     def test_comparison_with_alt_definitions_equals_expected(self, golden: Path, golden_log: list[bytes]) -> None:

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections import Projector, default_definitions, lead_record
+from projections import Projector, default_definitions
 from streams.synthetic import JourneyGenerator
 
 DEFAULTS = default_definitions()
@@ -19,7 +19,7 @@ def snapshot(records: list[bytes]) -> tuple[dict, list[dict]]:
     projector.feed_all(records)
     report = projector.report(DEFAULTS)
     report["events"] = {k: v for k, v in report["events"].items() if k != "duplicates"}
-    return report, [lead_record(v, DEFAULTS) for v in projector.views(DEFAULTS)]
+    return report, list(projector.lead_records(DEFAULTS))
 
 
 WHOLE = snapshot(LOG)

@@ -14,7 +14,7 @@ DEFAULTS = default_definitions()
 def project(*records: bytes, defs=DEFAULTS) -> tuple[dict, dict[str, dict]]:
     projector = Projector()
     projector.feed_all(records)
-    leads = {view.lead_id: lead_record(view, defs) for view in projector.views(defs)}
+    leads = {lead["lead_id"]: lead for lead in projector.lead_records(defs)}
     return projector.report(defs), leads
 
 
