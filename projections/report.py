@@ -87,10 +87,10 @@ class Aggregates:
         counts[SAL] += stale
         return counts
 
-    def going_stale(self, after: int | None, upto: int) -> list[str]:
-        """Leads whose staleness falls in (after, upto]: they turn SAL as the watermark moves there."""
+    def going_stale(self, after: int | None, upto: int) -> list[tuple[int, str]]:
+        """(stale_from, lead_id) of the leads that turn SAL as the watermark moves from `after` to `upto`."""
         low = (after + 1, "") if after is not None else None
-        return [lead_id for _, lead_id in self.pending.irange(low, (upto + 1, ""), inclusive=(True, False))]
+        return list(self.pending.irange(low, (upto + 1, ""), inclusive=(True, False)))
 
     def merge(self, other: Aggregates) -> None:
         self.leads += other.leads

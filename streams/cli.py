@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, Callable
 
 import click
 import orjson
+from pydantic import ValidationError
 
 from projections import DefinitionsError, default_definitions, load_definitions
 from projections.definitions import DEFAULT_YAML, Definitions
@@ -24,6 +26,8 @@ EXIT_INTERNAL = 70
 @click.version_option(package_name="journey", prog_name="journey")
 def cli() -> None:
     """Event-sourced projections of customer-journey events: pipeline stage, AIDA funnel, lead qualification."""
+    # Kafka clients log every failed connection attempt; the commands report failures in one line instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 @cli.command()
@@ -95,17 +99,66 @@ def definitions(check: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--leads", type=click.IntRange(min=1), default=500, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-def demo(leads: int, seed: int) -> None:
-    """Generate synthetic journeys and show what journey makes of them."""
-    from projections import Projector
-    from streams.synthetic import JourneyGenerator
-    from streams.text import render_report
+@click.option("--web-port", type=click.IntRange(1, 65535), default=6066, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=1), default=200, show_default=True, help="Synthetic events per second.")
+@click.option("--leads-per-round", type=click.IntRange(min=1), default=2000, show_default=True)
+def demo(web_port: int, rate: float, leads_per_round: int) -> None:
+    """Embedded broker + worker + a steady stream of synthetic journeys; Ctrl-C stops all."""
+    from streams.demo import run_demo
 
-    projector = Projector()
-    projector.feed_all(JourneyGenerator(leads, seed).records())
-    click.echo(render_report(projector.report(default_definitions())), nl=False)
+    run_demo(web_port, rate, leads_per_round)
+
+
+@cli.command()
+@click.option("--broker", help="kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
+@click.option("--definitions", type=click.Path(path_type=Path), help="Definitions YAML (env JOURNEY_DEFINITIONS).")
+@click.option("--web-port", type=int, help="HTTP port (env JOURNEY_WEB_PORT; default 6066).")
+@click.option("--web-host", help="HTTP host to bind and advertise (env JOURNEY_WEB_HOST; default 127.0.0.1).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Table state (env JOURNEY_DATA_DIR; default ./data/worker-PORT).")
+@click.option("--store", type=click.Choice(["rocksdb", "memory"]), help="Table store (env JOURNEY_STORE; default rocksdb).")
+def worker(**flags: Any) -> None:
+    """The stream processor: one Faust worker. Start more with the same settings for more throughput."""
+    from streams.worker import run_worker
+
+    run_worker(_settings(flags))
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True)
+def broker(port: int) -> None:
+    """The embedded Kafka-compatible broker (Tansu, memory only), in the foreground. Not for production."""
+    from streams.broker import EmbeddedBroker
+
+    embedded = EmbeddedBroker(port).start()
+    click.echo(f"journey broker: listening on kafka://127.0.0.1:{port} (memory only; Ctrl-C stops it)", err=True)
+    try:
+        embedded.wait()
+    finally:
+        embedded.stop()
+
+
+@cli.command()
+@click.argument("log", metavar="LOG")
+@click.option("--broker", help="kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
+def produce(log: str, broker: str | None) -> None:
+    """Publish a JSONL log (or - for stdin) to journey.events as-is, key = lead id when readable."""
+    import asyncio
+
+    from streams.produce import publish
+    from streams.sources import KafkaSource, open_records, parse_source
+
+    source = parse_source(log)
+    if isinstance(source, KafkaSource):
+        raise UserError("produce reads a JSONL file or -, not a kafka:// URL")
+    settings = _settings({"broker": broker})
+    sent = asyncio.run(publish(settings, open_records(source)))
+    click.echo(f"journey produce: published {sent} records to journey.events", err=True)
+
+
+def _settings(flags: dict[str, Any]) -> Any:
+    from streams.settings import Settings
+
+    return Settings(**{key: value for key, value in flags.items() if value is not None})
 
 
 def _definitions(path: Path | None) -> Definitions:
@@ -135,6 +188,11 @@ def _run(command: Callable[[], Any]) -> int:
         return exc.exit_code
     except (UserError, DefinitionsError) as exc:
         _error(f"journey: {exc}")
+        return 1
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        _error(f"journey: {where} (flag or JOURNEY_{where.upper()}): {error['msg']}")
         return 1
     except (KeyboardInterrupt, click.Abort):
         _error("journey: interrupted")

@@ -76,3 +76,4 @@ class TestIncrementalAggregates:
         assert len(everyone) == len(totals.pending)
         assert totals.going_stale(first, last) == everyone[1:]
         assert totals.going_stale(last, last + 10**12) == []
+        assert everyone == list(totals.pending)

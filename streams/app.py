@@ -1,0 +1,208 @@
+"""The one wiring point: a Faust app built from Settings, with its topics, tables, agent and views."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+from weakref import ref
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer
+from faust.streams import _current_event  # see _as_current
+from faust.types import EventT
+
+from projections import Definitions
+from streams import metrics, topics
+from streams.live import LeadChange, LiveProjection, Record
+from streams.settings import Settings
+
+log = logging.getLogger("journey.worker")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Broker-specific settings. `embedded` is for Tansu and nothing else (README: embedded broker)."""
+
+    embedded: bool
+
+    def faust_settings(self) -> dict[str, Any]:
+        if not self.embedded:
+            return {}
+        return {
+            # Tansu's end offsets count record batches, not records; Faust's table
+            # recovery trusts them, so every record goes in a batch of its own.
+            "producer_max_batch_size": 1,
+            # Tansu completes a group join only after half the session timeout
+            # (measured: 60 s -> 30 s, 10 s -> 5 s, 6 s -> 3 s), whatever the rebalance timeout.
+            "broker_session_timeout": 8,
+            "broker_heartbeat_interval": 2,
+            "broker_rebalance_timeout": 8,
+        }
+
+
+class JourneyApp:
+    """The Faust app and what its agent, views and background tasks share."""
+
+    def __init__(self, settings: Settings, defs: Definitions, profile: Profile) -> None:
+        self.settings = settings
+        self.defs = defs
+        self.profile = profile
+        self.projection = LiveProjection(defs)
+        self.ready = asyncio.Event()
+        self.app = faust.App(
+            settings.app_id,
+            broker=settings.broker,
+            store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+            datadir=str(settings.table_dir),
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            web_bind=settings.web_host,
+            canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            topic_allow_declare=False,  # ensure_topics made them, with the right partition counts
+            table_standby_replicas=0,
+            consumer_auto_offset_reset="earliest",
+            autodiscover=False,
+            web_enabled=True,
+            **profile.faust_settings(),
+        )
+        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+        self.events = self.app.topic(topics.EVENTS, partitions=settings.partitions, **raw)
+        self.dlq = self.app.topic(topics.DLQ, partitions=1, **raw)
+        self.changes = self.app.topic(topics.LEAD_CHANGES, partitions=settings.partitions, **raw)
+        self.watermarks = self.app.topic(topics.WATERMARKS, partitions=1, **raw)
+        self.leads = self.app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+        self.progress = self.app.Table(topics.PARTITIONS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+        self._announced: int | None = None
+        self.metrics = metrics.WorkerMetrics(self)
+        self._wire()
+
+    def _wire(self) -> None:
+        app = self.app
+
+        @app.agent(self.events, name="journey-project")
+        async def project(stream: faust.StreamT) -> None:
+            async for batch in stream.take_events(self.settings.batch_size, within=self.settings.batch_within):
+                await self.process(batch)
+
+        self.leads.on_recover(self.rebuild)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_assigned.connect(self._on_assigned)
+        app.task(self._follow_watermarks)
+
+        from streams import web
+
+        web.register(self)
+
+    # -- the agent -------------------------------------------------------------------------
+
+    async def process(self, batch: list[EventT]) -> None:
+        with self.metrics.batch_seconds.time():
+            by_partition: dict[int, list[EventT]] = defaultdict(list)
+            for event in batch:
+                by_partition[event.message.partition].append(event)
+            sends = []
+            for partition, events in by_partition.items():
+                records = [Record(e.message.offset, e.message.value or b"") for e in events]
+                with _as_current(events[-1]):
+                    result = self.projection.process(partition, records, _TableAccess(self.leads))
+                    if result.progress is not None:
+                        self.progress[str(partition).encode()] = result.progress.encode()
+                for bad in result.invalid:
+                    sends.append(await self.dlq.send(value=bad.value, headers=_dlq_headers(bad)))
+                sends.extend([await self._publish(change) for change in result.changes])
+                self.metrics.count(len(records), len(result.invalid))
+            sends.extend(await self._announce_watermark())
+            await asyncio.gather(*sends)  # acknowledged by the broker before the batch is acked
+
+    async def _publish(self, change: LeadChange) -> Any:
+        return await self.changes.send(key=change.lead_id.encode(), value=orjson.dumps(change.as_json()))
+
+    async def _announce_watermark(self) -> list[Any]:
+        mark = self.projection.local_watermark()
+        if mark is None or (self._announced is not None and mark <= self._announced):
+            return []
+        self._announced = mark
+        return [await self.watermarks.send(key=self.app.conf.canonical_url.human_repr().encode(), value=b"%d" % mark)]
+
+    # -- rebalancing -----------------------------------------------------------------------
+
+    async def rebuild(self) -> None:
+        """After table recovery: derive this worker's aggregates from its tables."""
+        active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topics.EVENTS}
+        progress = ((int(key), value) for key, value in self.progress.items())
+        self.projection.rebuild(self.leads.items(), progress, active)
+        self.ready.set()
+        log.info("projection rebuilt for partitions %s", sorted(active))
+
+    async def _on_revoked(self, app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        self.ready.clear()
+        for tp in revoked:
+            if tp.topic == topics.EVENTS:
+                self.projection.partitions.pop(tp.partition, None)
+
+    async def _on_assigned(self, app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        if not any(tp.topic == topics.EVENTS for tp in assigned):
+            await self.rebuild()  # no tables to recover: nothing else will call it
+
+    # -- the cluster watermark -------------------------------------------------------------
+
+    async def _follow_watermarks(self) -> None:
+        """Learn every worker's watermark: the time-based lead changes depend on the latest."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            from aiokafka import TopicPartition
+
+            tp = TopicPartition(topics.WATERMARKS, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                marks = [int(m.value) for m in batch.get(tp, []) if m.value and m.value.isdigit()]
+                if marks and self.ready.is_set():
+                    for change in self.projection.learn_watermark(max(marks), _TableAccess(self.leads)):
+                        await (await self._publish(change))
+        finally:
+            await consumer.stop()
+
+
+class _TableAccess:
+    def __init__(self, table: faust.Table) -> None:
+        self._table = table
+
+    def get(self, lead_id: str) -> bytes | None:
+        return self._table.get(lead_id.encode())
+
+    def put(self, lead_id: str, value: bytes) -> None:
+        self._table[lead_id.encode()] = value
+
+
+@contextmanager
+def _as_current(event: EventT) -> Iterator[None]:
+    """Make `event` Faust's current event while its partition's leads are written.
+
+    Faust picks the changelog partition and the RocksDB partition store of a
+    table write from the current event. A batch from take_events mixes
+    partitions, so each partition's writes run with one of its own events.
+    """
+    token = _current_event.set(ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _dlq_headers(bad: Any) -> list[tuple[str, bytes]]:
+    return [
+        ("reason", bad.reason.encode()),
+        ("source-topic", topics.EVENTS.encode()),
+        ("source-partition", str(bad.partition).encode()),
+        ("source-offset", str(bad.offset).encode()),
+    ]

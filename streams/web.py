@@ -1,0 +1,108 @@
+"""The HTTP API (SPEC §5): the report from every worker's partitions, one lead from its owner."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from faust.web import Request, Response, View
+
+from streams.live import merge_partials
+
+if TYPE_CHECKING:
+    from streams.app import JourneyApp
+
+PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class Unavailable(Exception):
+    """The cluster cannot answer right now (rebalancing, recovering, a peer down)."""
+
+
+def register(japp: JourneyApp) -> None:
+    app = japp.app
+
+    @app.page("/api/report")
+    async def report(web: View, request: Request) -> Response:
+        try:
+            return web.json(await cluster_report(japp))
+        except Unavailable as exc:
+            return _unavailable(web, exc)
+
+    @app.page("/api/leads/{lead_id}")
+    @app.table_route(table=japp.leads, match_info="lead_id")
+    async def lead(web: View, request: Request, lead_id: str) -> Response:
+        data = japp.leads.get(lead_id.encode())
+        if data is None:
+            return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
+        try:
+            mark = await cluster_watermark(japp)
+        except Unavailable as exc:
+            return _unavailable(web, exc)
+        return web.json(japp.projection.lead(lead_id, data, mark or 0))
+
+    @app.page("/internal/watermark")
+    async def watermark(web: View, request: Request) -> Response:
+        if not japp.ready.is_set():
+            return web.json({"error": "recovering"}, status=503)
+        return web.json({"watermark": japp.projection.local_watermark(), "partitions": sorted(japp.projection.partitions)})
+
+    @app.page("/internal/partial")
+    async def partial(web: View, request: Request) -> Response:
+        if not japp.ready.is_set():
+            return web.json({"error": "recovering"}, status=503)
+        mark = request.query.get("watermark")
+        return web.json(japp.projection.partial(int(mark) if mark and mark.lstrip("-").isdigit() else None))
+
+    @app.page("/healthz")
+    async def healthz(web: View, request: Request) -> Response:
+        return web.json({"status": "ok", "ready": japp.ready.is_set(), "partitions": sorted(japp.projection.partitions)})
+
+    @app.page("/metrics")
+    async def metrics(web: View, request: Request) -> Response:
+        body, content_type = japp.metrics.render()
+        return web.bytes(body, content_type=content_type.replace("; charset=utf-8", ""))
+
+
+async def cluster_watermark(japp: JourneyApp) -> int | None:
+    answers = await _ask_all(japp, "/internal/watermark", local=_local_watermark)
+    marks = [a["watermark"] for a in answers if a["watermark"] is not None]
+    return max(marks) if marks else None
+
+
+async def cluster_report(japp: JourneyApp) -> dict[str, Any]:
+    mark = await cluster_watermark(japp)
+    query = "" if mark is None else f"?watermark={mark}"
+    partials = await _ask_all(japp, f"/internal/partial{query}", local=lambda j: j.projection.partial(mark))
+    owned = [p for part in partials for p in part["partitions"]]
+    if sorted(owned) != list(range(japp.settings.partitions)):
+        raise Unavailable(f"partitions owned {sorted(owned)} do not cover 0..{japp.settings.partitions - 1} once each")
+    return merge_partials(japp.defs, partials)
+
+
+def _local_watermark(japp: JourneyApp) -> dict[str, Any]:
+    return {"watermark": japp.projection.local_watermark(), "partitions": sorted(japp.projection.partitions)}
+
+
+async def _ask_all(japp: JourneyApp, path: str, local: Any) -> list[dict[str, Any]]:
+    if not japp.ready.is_set():
+        raise Unavailable("this worker is recovering its tables")
+    own = japp.app.conf.canonical_url.human_repr().rstrip("/")
+    peers = {str(url).rstrip("/") for url in japp.app.assignor.tables_metadata()} - {own}
+    answers = await asyncio.gather(*(_ask(japp, peer + path) for peer in sorted(peers)))
+    return [local(japp), *answers]
+
+
+async def _ask(japp: JourneyApp, url: str) -> dict[str, Any]:
+    try:
+        async with japp.app.http_client.get(url, timeout=PEER_TIMEOUT) as response:
+            if response.status != 200:
+                raise Unavailable(f"{url} answered {response.status}")
+            return await response.json()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise Unavailable(f"{url}: {type(exc).__name__}") from None
+
+
+def _unavailable(web: View, exc: Exception) -> Response:
+    return web.json({"error": "unavailable, try again shortly", "detail": str(exc)}, status=503, headers={"Retry-After": "1"})

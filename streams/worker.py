@@ -1,0 +1,34 @@
+"""`journey worker`: one Faust worker projecting journey.events (start more for more throughput)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import faust
+
+from streams.app import JourneyApp, Profile
+from streams.broker import port_open
+from streams.errors import UserError
+from streams.produce import prepare
+from streams.settings import Settings
+
+
+def run_worker(settings: Settings) -> None:
+    if port_open(settings.web_host, settings.web_port):
+        raise UserError(f"web port {settings.web_port} is already in use; choose another with --web-port")
+    defs = settings.load_definitions()
+    embedded = asyncio.run(prepare(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
+    japp = JourneyApp(settings, defs, Profile(embedded))
+    profile = "embedded broker profile" if embedded else "Kafka profile"
+    print(
+        f"journey worker: {settings.broker} ({profile}), http://{settings.web_host}:{settings.web_port}/api/report, "
+        f"tables in {settings.table_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
+    worker = faust.Worker(japp.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
