@@ -14,11 +14,12 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 from faust.streams import _current_event  # see _as_current
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from projections import Definitions
 from streams import metrics, topics
-from streams.live import LeadChange, LiveProjection, Record
+from streams.gaps import GapGuard
+from streams.live import BatchResult, LeadChange, LiveProjection, Record
 from streams.settings import Settings
 
 log = logging.getLogger("journey.worker")
@@ -80,6 +81,7 @@ class JourneyApp:
         self.leads = self.app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
         self.progress = self.app.Table(topics.PARTITIONS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
         self._announced: int | None = None
+        self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
         self.metrics = metrics.WorkerMetrics(self)
         self._wire()
 
@@ -103,25 +105,47 @@ class JourneyApp:
     # -- the agent -------------------------------------------------------------------------
 
     async def process(self, batch: list[EventT]) -> None:
-        with self.metrics.batch_seconds.time():
-            by_partition: dict[int, list[EventT]] = defaultdict(list)
-            for event in batch:
-                by_partition[event.message.partition].append(event)
-            sends = []
-            for partition, events in by_partition.items():
-                records = [Record(e.message.offset, e.message.value or b"") for e in events]
-                with _as_current(events[-1]):
-                    result = self.projection.process(partition, records, _TableAccess(self.leads))
-                    if result.progress is not None:
-                        self.progress[str(partition).encode()] = result.progress.encode()
-                for bad in result.invalid:
-                    sends.append(await self.dlq.send(value=bad.value, headers=_dlq_headers(bad)))
-                sends.extend([await self._publish(change) for change in result.changes])
-                self.metrics.count(len(records), len(result.invalid))
-            sends.extend(await self._announce_watermark())
-            await asyncio.gather(*sends)  # acknowledged by the broker before the batch is acked
+        """Apply a batch, then publish what it produced.
 
-    async def _publish(self, change: LeadChange) -> Any:
+        Faust acks a taken batch even when the agent is cancelled halfway (a
+        graceful stop), so every table write happens before the first await
+        after the gap checks, and the publishing is shielded from cancellation.
+        """
+        if not self.ready.is_set():
+            await self.ready.wait()  # the projection is rebuilt from the recovered tables first
+        with self.metrics.batch_seconds.time():
+            by_partition: dict[int, list[Record]] = defaultdict(list)
+            last_event: dict[int, EventT] = {}
+            for event in batch:
+                message = event.message
+                by_partition[message.partition].append(Record(message.offset, message.value or b""))
+                last_event[message.partition] = event
+            for partition, records in by_partition.items():
+                usable = await self.gaps.contiguous(partition, self.projection.next_offset(partition), [r.offset for r in records])
+                by_partition[partition] = records[:usable]
+            result = BatchResult()
+            before = self.projection.cluster_watermark
+            leads = _TableAccess(self.leads)
+            for partition, records in by_partition.items():
+                if not records:
+                    continue
+                with _as_current(last_event[partition]):
+                    self.projection.process(partition, records, leads, result)
+                    self.progress[str(partition).encode()] = result.progress[partition].encode()
+                self.metrics.count(len(records), sum(1 for bad in result.invalid if bad.partition == partition))
+            self.projection.settle(result, before, leads)  # reads leads of every partition: outside _as_current
+            await asyncio.shield(self._publish(result))
+
+    async def _publish(self, result: BatchResult) -> None:
+        sends = [await self.dlq.send(value=bad.value, headers=_dlq_headers(bad)) for bad in result.invalid]
+        sends.extend([await self._send_change(change) for change in result.changes])
+        sends.extend(await self._announce_watermark())
+        await asyncio.gather(*sends)  # acknowledged by the broker before the batch is acked
+
+    async def _seek(self, partition: int, offset: int) -> None:
+        await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
+
+    async def _send_change(self, change: LeadChange) -> Any:
         return await self.changes.send(key=change.lead_id.encode(), value=orjson.dumps(change.as_json()))
 
     async def _announce_watermark(self) -> list[Any]:
@@ -168,7 +192,7 @@ class JourneyApp:
                 marks = [int(m.value) for m in batch.get(tp, []) if m.value and m.value.isdigit()]
                 if marks and self.ready.is_set():
                     for change in self.projection.learn_watermark(max(marks), _TableAccess(self.leads)):
-                        await (await self._publish(change))
+                        await (await self._send_change(change))
         finally:
             await consumer.stop()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple, Protocol
 
 from projections import Aggregates, Definitions, LeadState, LeadView, lead_record, record, view
 from projections.codec import decode_state, encode_state
@@ -99,7 +99,7 @@ class PartitionState:
             self.watermark = at
 
 
-class LeadTable:
+class LeadTable(Protocol):
     """What the projection needs of the lead table: get and put raw bytes by lead id."""
 
     def get(self, lead_id: str) -> bytes | None: ...
@@ -109,8 +109,9 @@ class LeadTable:
 @dataclass
 class BatchResult:
     invalid: list[Invalid] = field(default_factory=list)
+    progress: dict[int, Progress] = field(default_factory=dict)
+    moved: dict[str, tuple[LeadView | None, LeadView, Event]] = field(default_factory=dict)  # old view, new view, last event
     changes: list[LeadChange] = field(default_factory=list)
-    progress: Progress | None = None
 
 
 class LiveProjection:
@@ -143,12 +144,15 @@ class LiveProjection:
 
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, partition: int, records: list[Record], table: LeadTable) -> BatchResult:
-        """Apply one partition's records in offset order; writes each changed lead once."""
+    def process(self, partition: int, records: list[Record], table: LeadTable, result: BatchResult) -> None:
+        """Apply one partition's records in offset order; writes each changed lead once.
+
+        Lead changes are left for `settle`, once every partition of the batch
+        is applied and the watermark they are judged at is final.
+        """
         part = self.partitions.get(partition)
         if part is None:
             part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
-        result = BatchResult()
         progress = part.progress
         touched: dict[str, tuple[StoredLead, LeadView | None, Event | None]] = {}
         for offset, value in records:
@@ -175,21 +179,27 @@ class LiveProjection:
                 part.counts.duplicates += 1
         if records:
             progress.through = max(progress.through, records[-1].offset)
-        result.progress = progress
-
-        before = self.cluster_watermark
-        self._learn(part.watermark)
+        result.progress[partition] = progress
         for lead_id, (stored, old_view, cause) in touched.items():
             table.put(lead_id, stored.encode())
-            if cause is None:
-                continue  # only duplicates or repeats: nothing changed
-            new_view = view(lead_id, stored.state, self.defs)
-            part.aggregates.replace(old_view, new_view)
+            if cause is not None:
+                new_view = view(lead_id, stored.state, self.defs)
+                part.aggregates.replace(old_view, new_view)
+                result.moved[lead_id] = (old_view, new_view, cause)
+        self._learn(part.watermark)
+
+    def settle(self, result: BatchResult, before: int | None, table: LeadTable) -> None:
+        """The lead changes of a whole batch: its leads' own, then those the watermark turned SAL."""
+        for old_view, new_view, cause in result.moved.values():
             change = self._change(old_view, before, new_view, cause)
             if change is not None:
                 result.changes.append(change)
-        result.changes.extend(self._stale_changes(before, touched, table))
-        return result
+        result.changes.extend(self._stale_changes(before, result.moved, table))
+
+    def next_offset(self, partition: int) -> int:
+        """The offset this partition expects next: one past the offset applied through."""
+        part = self.partitions.get(partition)
+        return 0 if part is None else part.progress.through + 1
 
     def learn_watermark(self, watermark: int, table: LeadTable) -> list[LeadChange]:
         """Another worker reports a later watermark: the leads it turns SAL here."""

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from projections.lead import QUALIFICATIONS
 from projections.report import Aggregates, EventCounts
@@ -53,6 +53,9 @@ class _ProjectionCollector:
         levels = dict(zip(QUALIFICATIONS, totals.qualification_at(mark)))
         yield _gauge("journey_leads_by_qualification", "Leads per qualification level (this worker's partitions)", "level", levels)
         yield _gauge("journey_funnel_reached", "Leads that reached each AIDA step (this worker's partitions)", "step", dict(zip(defs.steps, totals.funnel)))
+        seeks = CounterMetricFamily("journey_offset_gaps_reread", "Times skipped offsets were detected and read again")
+        seeks.add_metric([], self.japp.gaps.seeks)
+        yield seeks
         owned = GaugeMetricFamily("journey_partitions_owned", "Partitions of journey.events this worker owns")
         owned.add_metric([], len(projection.partitions))
         yield owned

@@ -1,0 +1,75 @@
+"""Every offset of a partition, in order: the guard against records Faust skips.
+
+faust-streaming can drop records fetched while tables recover and carry on
+past them (faust-streaming/faust#596), and a crash at the wrong moment can
+commit offsets past records never applied. The projection knows the offset
+each partition is applied through, so a record beyond the next one is a gap:
+if the broker has records in it, the consumer is sent back to the first
+missing offset and later records wait; if it has none (transaction markers,
+retention), the gap is real and processing goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = logging.getLogger("journey.gaps")
+
+Seek = Callable[[int, int], Awaitable[None]]
+
+
+@dataclass
+class _Hole:
+    start: int  # the first missing offset, where the consumer was sent back to
+
+
+class GapGuard:
+    def __init__(self, bootstrap: str, topic: str, seek: Seek) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._seek = seek
+        self._holes: dict[int, _Hole] = {}
+        self._probe: AIOKafkaConsumer | None = None
+        self.seeks = 0
+
+    async def contiguous(self, partition: int, next_offset: int, offsets: list[int]) -> int:
+        """How many of these offsets (in order) may be applied now, given the next one expected."""
+        hole = self._holes.get(partition)
+        expected = next_offset
+        for i, offset in enumerate(offsets):
+            if offset <= expected:
+                expected = max(expected, offset + 1)
+                if hole is not None and offset >= hole.start:
+                    self._holes.pop(partition, None)
+                    hole = None
+                continue
+            if hole is not None and hole.start == expected:
+                return i  # still waiting for the records the consumer was sent back to
+            if await self._first_offset_from(partition, expected) >= offset:
+                expected = offset + 1  # nothing in between on the broker: a real gap
+                continue
+            log.warning("partition %d: offsets %d..%d were skipped; reading them again", partition, expected, offset - 1)
+            self._holes[partition] = _Hole(expected)
+            self.seeks += 1
+            await self._seek(partition, expected)
+            return i
+        return len(offsets)
+
+    async def _first_offset_from(self, partition: int, offset: int) -> int:
+        if self._probe is None:
+            self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+            await self._probe.start()
+        tp = TopicPartition(self.topic, partition)
+        self._probe.assign([tp])
+        self._probe.seek(tp, offset)
+        found = await self._probe.getmany(tp, timeout_ms=3000, max_records=1)
+        records = found.get(tp, [])
+        return records[0].offset if records else offset + 2**62
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            await self._probe.stop()

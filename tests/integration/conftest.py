@@ -1,0 +1,126 @@
+"""Real servers for the integration tests: an embedded broker per test, `journey worker` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from streams.broker import EmbeddedBroker, free_port
+
+JOURNEY = str(Path(sys.executable).with_name("journey"))
+READY_TIMEOUT = 60
+
+
+class Worker:
+    """A `journey worker` process, as an operator would start it."""
+
+    def __init__(self, broker: str, data_dir: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.args = [JOURNEY, "worker", "--broker", broker, "--web-port", str(self.port), "--data-dir", str(data_dir), *extra]
+        self.env = {**os.environ, "JOURNEY_LOG_LEVEL": "warning", **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> Worker:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None and self.process.poll() is None, f"worker exited: {self.tail()}"
+            status, body = self.get("/healthz")
+            if status == 200 and body.get("ready"):
+                return self
+            time.sleep(0.25)
+        raise AssertionError(f"worker not ready after {timeout}s: {self.tail()}")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=15) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, {}
+
+    def text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=15) as response:
+            return response.read().decode()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+def produce(broker: EmbeddedBroker, records: list[bytes]) -> None:
+    done = subprocess.run([JOURNEY, "produce", "-", "--broker", broker.url], input=b"\n".join(records) + b"\n", capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {message}; last: {last!r}")
+
+
+def report_when_counted(worker: Worker, records: int, timeout: float = 60) -> dict[str, Any]:
+    """The report once every produced record is counted (valid, invalid or duplicate)."""
+
+    last: list[Any] = []
+
+    def counted() -> dict[str, Any] | None:
+        status, report = last[:] = worker.get("/api/report")
+        return report if status == 200 and sum(report["events"].values()) >= records else None
+
+    try:
+        return wait_for(counted, timeout, f"{records} records in {worker.url}/api/report")
+    except AssertionError as timeout_error:
+        raise AssertionError(f"{timeout_error}; last answer {last}; worker log: {worker.tail()}") from None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(free_port(), log=tmp_path / "broker.log") as running:
+        yield running
+
+
+@pytest.fixture
+def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    started: list[Worker] = []
+
+    def start(name: str = "w1", *extra: str, data_dir: Path | None = None, ready: bool = True) -> Worker:
+        worker = Worker(broker.url, data_dir or tmp_path / name, tmp_path / f"{name}.log", *extra).start()
+        started.append(worker)
+        return worker.wait_ready() if ready else worker
+
+    yield start
+    for worker in started:
+        worker.stop(signal.SIGKILL if worker.process and worker.process.poll() is None else signal.SIGINT, timeout=10)

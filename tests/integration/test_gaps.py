@@ -1,0 +1,45 @@
+"""The guard against skipped offsets, against the real embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaProducer
+
+from streams import topics
+from streams.gaps import GapGuard
+from streams.produce import prepare
+from streams.settings import Settings
+
+
+async def _scenario(bootstrap: str) -> tuple[list[int], list[tuple[int, int]]]:
+    await prepare(Settings(broker=f"kafka://{bootstrap}"))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1)
+    await producer.start()
+    for i in range(10):
+        await producer.send_and_wait(topics.EVENTS, b"%d" % i, partition=3)
+    await producer.stop()
+    seeks: list[tuple[int, int]] = []
+
+    async def seek(partition: int, offset: int) -> None:
+        seeks.append((partition, offset))
+
+    guard = GapGuard(bootstrap, topics.EVENTS, seek)
+    try:
+        answers = [
+            await guard.contiguous(3, 0, [0, 1, 2, 5, 6]),  # 3 and 4 exist on the broker: go back
+            await guard.contiguous(3, 3, [6, 7]),  # still waiting for 3
+            await guard.contiguous(3, 3, [3, 4, 5, 6, 7]),  # the re-read arrives
+            await guard.contiguous(3, 8, [8, 9]),
+            await guard.contiguous(3, 10, [12]),  # nothing at 10 or 11 on the broker: a real gap
+        ]
+    finally:
+        await guard.close()
+    return answers, seeks
+
+
+class TestGapGuard:
+    def test_skipped_offsets_are_read_again_and_real_gaps_accepted(self, broker) -> None:
+        answers, seeks = asyncio.run(_scenario(broker.url.removeprefix("kafka://")))
+        assert answers == [3, 0, 5, 2, 1]
+        assert seeks == [(3, 3)]

@@ -1,0 +1,85 @@
+"""What a worker publishes besides its tables: dead letters, lead changes (issue 3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas import Rejection, decode
+from streams import topics
+from tests.integration.conftest import produce, report_when_counted
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
+    async def read() -> list:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            found, quiet = [], 0
+            while quiet < 4:
+                batch = await consumer.getmany(timeout_ms=500)
+                quiet = 0 if batch else quiet + 1
+                for messages in batch.values():
+                    found.extend(messages)
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+class TestDeadLetters:
+    def test_every_invalid_record_is_in_the_dlq_with_its_reason_and_bytes(self, broker, start_worker, golden_log) -> None:
+        produce(broker, golden_log)
+        report_when_counted(start_worker(), len(golden_log))
+        letters = read_topic(broker.url.removeprefix("kafka://"), topics.DLQ, 1)
+        expected = sorted((record, decode(record).reason) for record in golden_log if isinstance(decode(record), Rejection))
+        found = sorted((m.value, dict(m.headers)["reason"].decode()) for m in letters)
+        assert len(found) == 36 and found == expected
+        headers = dict(letters[0].headers)
+        assert headers["source-topic"] == b"journey.events"
+        assert headers["source-partition"].isdigit() and headers["source-offset"].isdigit()
+
+
+class TestLeadChanges:
+    def test_following_the_changes_of_each_lead_ends_at_its_expected_stage_and_level(
+        self, broker, start_worker, golden_log, expected_leads
+    ) -> None:
+        produce(broker, golden_log)
+        report_when_counted(start_worker(), len(golden_log))
+        changes = [orjson.loads(m.value) for m in read_topic(broker.url.removeprefix("kafka://"), topics.LEAD_CHANGES, 8)]
+        by_lead: dict[str, list[dict]] = defaultdict(list)
+        for change in changes:
+            by_lead[change["lead_id"]].append(change)
+        assert set(by_lead) == {lead["lead_id"] for lead in expected_leads}
+        for lead in expected_leads:
+            chain = by_lead[lead["lead_id"]]
+            assert chain[0]["old"] == {"stage": None, "qualification": None}
+            for before, after in zip(chain, chain[1:]):
+                assert after["old"] == before["new"]  # each change starts where the last one ended
+            assert chain[-1]["new"] == {"stage": lead["stage"], "qualification": lead["qualification"]}, chain
+
+    def test_a_lead_turning_sal_by_staleness_is_published_with_the_watermark_as_cause(self, broker, start_worker) -> None:
+        def event(lead: str, eid: str, kind: str, at: str) -> bytes:
+            return orjson.dumps({"event_id": eid, "lead_id": lead, "type": kind, "occurred_at": at})
+
+        produce(broker, [event("A", "1", "content_read", "2026-09-01T00:00:00Z"), event("A", "2", "content_read", "2026-09-02T00:00:00Z")])
+        worker = start_worker()
+        report_when_counted(worker, 2)
+        produce(broker, [event("B", "1", "ad_seen", "2026-09-20T00:00:00Z")])  # moves the watermark 18 days on
+        report_when_counted(worker, 3)
+        changes = [orjson.loads(m.value) for m in read_topic(broker.url.removeprefix("kafka://"), topics.LEAD_CHANGES, 8)]
+        of_a = [c for c in changes if c["lead_id"] == "A"]
+        # Changes are coalesced per batch: both reads arrive together, so A goes from nothing to MQL at once.
+        assert [(c["old"]["qualification"], c["new"]["qualification"]) for c in of_a] == [(None, "mql"), ("mql", "sal")]
+        assert of_a[-1]["cause"] == {"watermark": True}
+        assert of_a[-1]["occurred_at"] == "2026-09-15T00:00:00.000000Z"  # research entered 09-01, + 14 days
