@@ -130,3 +130,26 @@ class TestSchemaAndDefinitions:
         path.write_bytes(run_journey("definitions").stdout)
         result = run_journey("definitions", "--check", str(path))
         assert result.returncode == 0 and "6 stages" in result.stdout.decode()
+
+
+class TestProduce:
+    def test_an_unreachable_broker_is_one_line(self, golden: Path) -> None:
+        line = one_line_error(run_journey("produce", str(golden / "journey-small.jsonl"), "--broker", "kafka://127.0.0.1:1"))
+        assert "cannot reach the broker" in line
+
+    def test_a_missing_log_is_one_line(self) -> None:
+        assert "no such file" in one_line_error(run_journey("produce", "/nonexistent.jsonl"))
+
+    def test_a_malformed_broker_url_is_one_line(self, golden: Path) -> None:
+        assert "kafka://HOST:PORT" in one_line_error(run_journey("produce", str(golden / "journey-small.jsonl"), "--broker", "nonsense"))
+
+
+class TestWorkerMistakes:
+    def test_an_unreachable_broker_is_one_line(self) -> None:
+        assert "cannot reach the broker" in one_line_error(run_journey("worker", "--broker", "kafka://127.0.0.1:1", "--web-port", "1"))
+
+    def test_a_bad_definitions_file_is_one_line(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("pipeline: {}\n")
+        line = one_line_error(run_journey("worker", "--definitions", str(bad), "--broker", "kafka://127.0.0.1:1"))
+        assert str(bad) in line
