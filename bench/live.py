@@ -1,0 +1,114 @@
+"""Live benchmark: a worker's events/s on the embedded broker vs a raw aiokafka consumer of the same topic.
+
+    python bench/live.py [--events 200000] [--workers 1]
+
+Both read the same records from the same broker in the same run. The worker
+rate is measured from the first record it has counted until /api/report
+counts them all; the raw consumer reads every partition and parses each
+record with orjson.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streams.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.synthetic import JourneyGenerator  # noqa: E402
+
+JOURNEY = str(Path(sys.executable).with_name("journey"))
+
+
+def counted(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/report", timeout=30) as response:
+            return sum(json.loads(response.read())["events"].values())
+    except OSError:
+        return -1
+
+
+async def raw_consumer_rate(bootstrap: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_bytes=32 * 2**20, max_partition_fetch_bytes=8 * 2**20)
+    await consumer.start()
+    tps = [TopicPartition("journey.events", p) for p in range(8)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    seen, started = 0, None
+    while seen < expected:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+        if started is None and batch:
+            started = time.perf_counter()
+        for messages in batch.values():
+            for message in messages:
+                try:
+                    orjson.loads(message.value)
+                except orjson.JSONDecodeError:
+                    pass
+            seen += len(messages)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    await consumer.stop()
+    return seen / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "live.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(free_port()) as broker:
+        log = Path(scratch) / "log.jsonl"
+        records = list(JourneyGenerator(int(args.events / 3.8), seed=1).records())[: args.events]
+        log.write_bytes(b"\n".join(records) + b"\n")
+        subprocess.run([JOURNEY, "produce", str(log), "--broker", broker.url], check=True)
+        raw = asyncio.run(raw_consumer_rate(broker.url.removeprefix("kafka://"), len(records)))
+
+        ports = [free_port() for _ in range(args.workers)]
+        workers = [
+            subprocess.Popen([JOURNEY, "worker", "--broker", broker.url, "--web-port", str(p), "--data-dir", f"{scratch}/w{p}"], stderr=subprocess.DEVNULL, env={**os.environ, "JOURNEY_LOG_LEVEL": "error"})
+            for p in ports
+        ]
+        try:
+            first_at = first_count = None
+            while True:
+                n = counted(ports[0])
+                now = time.perf_counter()
+                if first_at is None and n > 0:
+                    first_at, first_count = now, n
+                if n >= len(records):
+                    break
+                time.sleep(0.2)
+            live = (len(records) - first_count) / (now - first_at)
+        finally:
+            for worker in workers:
+                worker.kill()
+    result = {
+        "events": len(records),
+        "workers": args.workers,
+        "raw_consumer_events_per_s": round(raw),
+        "journey_events_per_s": round(live),
+        "journey_vs_raw_consumer": round(live / raw, 3),
+    }
+    for key, value in result.items():
+        print(f"{key:<28} {value}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
