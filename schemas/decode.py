@@ -23,7 +23,16 @@ class Event(NamedTuple):
 
 
 class Rejection(NamedTuple):
-    reason: str
+    reason: str  # for a person: what is wrong, where, and the value found
+
+    @property
+    def kind(self) -> str:
+        """A short, stable class of the reason, for counting: too_large, not_json, not_object, or the field at fault."""
+        for prefix, kind in _KINDS:
+            if self.reason.startswith(prefix):
+                return kind
+        field = self.reason.split(":", 1)[0]
+        return field if field.replace(".", "_").isidentifier() else "invalid"
 
 
 # Upcasters turn version N of the event into version N + 1, before validation.
@@ -31,6 +40,7 @@ class Rejection(NamedTuple):
 UPCASTERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 _TYPE_LIST = ", ".join(EVENT_TYPES)
+_KINDS = (("record is", "too_large"), ("not UTF-8 JSON", "not_json"), ("not a JSON object", "not_object"))
 
 
 def decode(raw: bytes) -> Event | Rejection:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from contextlib import contextmanager
@@ -19,7 +20,9 @@ from faust.types import TP, EventT
 from projections import Definitions
 from streams import metrics, topics
 from streams.gaps import GapGuard
-from streams.live import BatchResult, LeadChange, LiveProjection, Record
+from schemas import Rejection
+from streams.live import BatchResult, Invalid, LeadChange, LiveProjection, Record
+from streams.errors import UserError
 from streams.settings import Settings
 
 log = logging.getLogger("journey.worker")
@@ -54,6 +57,10 @@ class JourneyApp:
         self.defs = defs
         self.profile = profile
         self.projection = LiveProjection(defs)
+        try:
+            self.ingest_token = settings.ingest_secret()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         self.ready = asyncio.Event()
         self.app = faust.App(
             settings.app_id,
@@ -137,7 +144,8 @@ class JourneyApp:
             await asyncio.shield(self._publish(result))
 
     async def _publish(self, result: BatchResult) -> None:
-        sends = [await self.dlq.send(value=bad.value, headers=_dlq_headers(bad)) for bad in result.invalid]
+        letters = [dead_letter(bad) for bad in result.invalid]
+        sends = [await self.dlq.send(value=value, headers=headers) for value, headers in letters]
         sends.extend([await self._send_change(change) for change in result.changes])
         sends.extend(await self._announce_watermark())
         await asyncio.gather(*sends)  # acknowledged by the broker before the batch is acked
@@ -223,10 +231,24 @@ def _as_current(event: EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def _dlq_headers(bad: Any) -> list[tuple[str, bytes]]:
-    return [
+DLQ_MAX_VALUE = 128 * 1024
+
+
+def dead_letter(bad: Invalid) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The DLQ record of an invalid record: its bytes (a truncated copy when too large) and why."""
+    headers = [
         ("reason", bad.reason.encode()),
+        ("reason-class", Rejection(bad.reason).kind.encode()),
         ("source-topic", topics.EVENTS.encode()),
         ("source-partition", str(bad.partition).encode()),
         ("source-offset", str(bad.offset).encode()),
     ]
+    value = bad.value
+    if len(value) > DLQ_MAX_VALUE:
+        headers += [
+            ("truncated", b"true"),
+            ("original-size", str(len(value)).encode()),
+            ("original-sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[:DLQ_MAX_VALUE]
+    return value, headers

@@ -155,6 +155,25 @@ def produce(log: str, broker: str | None) -> None:
     click.echo(f"journey produce: published {sent} records to journey.events", err=True)
 
 
+@cli.command()
+@click.option("--broker", help="kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
+@click.option("--samples", type=click.IntRange(min=0), default=3, show_default=True, help="Samples per reason class.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def dlq(broker: str | None, samples: int, fmt: str) -> None:
+    """What is in the dead-letter topic: counts by reason class, with samples."""
+    from streams import topics
+    from streams.dlq import render, summarize
+    from streams.kafka_source import kafka_messages
+    from streams.sources import KafkaSource
+
+    settings = _settings({"broker": broker})
+    summary = summarize(kafka_messages(KafkaSource(settings.bootstrap, topics.DLQ)), samples)
+    if fmt == "json":
+        _print_json(summary)
+    else:
+        click.echo(render(summary), nl=False)
+
+
 def _settings(flags: dict[str, Any]) -> Any:
     from streams.settings import Settings
 

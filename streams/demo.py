@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def run_demo(web_port: int, rate: float, leads_per_round: int) -> None:
         worker = subprocess.Popen(
             [*JOURNEY, "worker", "--broker", broker.url, "--web-port", str(web_port), "--data-dir", str(settings.table_dir)],
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "JOURNEY_DEMO": "1"},  # ingest open without a token
         )
         try:
             _stop_on_sigterm()

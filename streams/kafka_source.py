@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Iterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -24,6 +24,12 @@ QUIET_SECONDS = 1.0
 
 
 def kafka_records(source: KafkaSource) -> Iterator[bytes]:
+    """The values of the topic's records."""
+    for message in kafka_messages(source):
+        yield message.value or b""
+
+
+def kafka_messages(source: KafkaSource) -> Iterator[ConsumerRecord]:
     """Records of the topic; the consumer runs on its own thread and event loop."""
     found: queue.Queue[object] = queue.Queue(maxsize=64)
     thread = threading.Thread(target=lambda: asyncio.run(_consume(source, found)), daemon=True)
@@ -77,13 +83,13 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, embedded: bool, out: que
     quiet_since = time.monotonic()
     while open_tps:
         batch = await consumer.getmany(*open_tps, timeout_ms=200, max_records=10_000)
-        records: list[bytes] = []
+        records: list[ConsumerRecord] = []
         for tp, messages in batch.items():
             for message in messages:
                 if _past_the_end(message, ends[tp], embedded, started_ms):
                     open_tps.discard(tp)
                     break
-                records.append(message.value or b"")
+                records.append(message)
             if not embedded and await consumer.position(tp) >= ends[tp]:
                 open_tps.discard(tp)
         if records:

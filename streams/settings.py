@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from projections import Definitions, default_definitions, load_definitions
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(2000, ge=1, description="Events taken per batch")
     batch_within: float = Field(0.05, gt=0, description="Seconds to wait for a batch to fill")
     log_level: str = "warning"
+    ingest_token: SecretStr | None = Field(None, description="Bearer token for POST /api/events")
+    ingest_token_file: Path | None = Field(None, description="A file holding the ingest token")
+    read_token: SecretStr | None = Field(None, description="Bearer token for the read endpoints; none: open")
+    demo: bool = Field(False, description="Demo mode: ingest is open without a token")
 
     @field_validator("broker")
     @classmethod
@@ -44,6 +48,19 @@ class Settings(BaseSettings):
     @property
     def table_dir(self) -> Path:
         return self.data_dir or Path("data") / f"worker-{self.web_port}"
+
+    def ingest_secret(self) -> str | None:
+        if self.ingest_token is not None:
+            return self.ingest_token.get_secret_value()
+        if self.ingest_token_file is not None:
+            try:
+                token = self.ingest_token_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"ingest token file {self.ingest_token_file}: {exc.strerror or exc}") from None
+            if not token:
+                raise ValueError(f"ingest token file {self.ingest_token_file} is empty")
+            return token
+        return None
 
     def load_definitions(self) -> Definitions:
         return default_definitions() if self.definitions is None else load_definitions(self.definitions)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from faust.web import Request, Response, View
 
+from streams.ingest import bearer_ok, ingest
 from streams.live import merge_partials
 
 if TYPE_CHECKING:
@@ -22,9 +25,17 @@ class Unavailable(Exception):
 
 def register(japp: JourneyApp) -> None:
     app = japp.app
+    logging.getLogger("aiohttp.access").addFilter(_RedactLeadIds())
+
+    @app.page("/api/events")
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            return await ingest(japp, self, request)
 
     @app.page("/api/report")
     async def report(web: View, request: Request) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
         try:
             return web.json(await cluster_report(japp))
         except Unavailable as exc:
@@ -33,6 +44,8 @@ def register(japp: JourneyApp) -> None:
     @app.page("/api/leads/{lead_id}")
     @app.table_route(table=japp.leads, match_info="lead_id")
     async def lead(web: View, request: Request, lead_id: str) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
         data = japp.leads.get(lead_id.encode())
         if data is None:
             return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
@@ -44,12 +57,16 @@ def register(japp: JourneyApp) -> None:
 
     @app.page("/internal/watermark")
     async def watermark(web: View, request: Request) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
         if not japp.ready.is_set():
             return web.json({"error": "recovering"}, status=503)
         return web.json({"watermark": japp.projection.local_watermark(), "partitions": sorted(japp.projection.partitions)})
 
     @app.page("/internal/partial")
     async def partial(web: View, request: Request) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
         if not japp.ready.is_set():
             return web.json({"error": "recovering"}, status=503)
         mark = request.query.get("watermark")
@@ -95,13 +112,38 @@ async def _ask_all(japp: JourneyApp, path: str, local: Any) -> list[dict[str, An
 
 
 async def _ask(japp: JourneyApp, url: str) -> dict[str, Any]:
+    token = japp.settings.read_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
     try:
-        async with japp.app.http_client.get(url, timeout=PEER_TIMEOUT) as response:
+        async with japp.app.http_client.get(url, timeout=PEER_TIMEOUT, headers=headers) as response:
             if response.status != 200:
                 raise Unavailable(f"{url} answered {response.status}")
             return await response.json()
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise Unavailable(f"{url}: {type(exc).__name__}") from None
+
+
+def _read_denied(japp: JourneyApp, web: View, request: Request) -> Response | None:
+    token = japp.settings.read_token
+    if token is None or japp.settings.demo or bearer_ok(request, token.get_secret_value()):
+        return None
+    return web.json(
+        {"error": "a valid 'Authorization: Bearer <token>' header is required (JOURNEY_READ_TOKEN)"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="journey"'},
+    )
+
+
+class _RedactLeadIds(logging.Filter):
+    """Lead ids can be e-mail addresses: access logs show /api/leads/<lead> instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "/api/leads/" in record.msg:
+            record.msg = _LEAD_PATH.sub("/api/leads/<lead>", record.msg)
+        return True
+
+
+_LEAD_PATH = re.compile(r"/api/leads/[^\s\"?]+")
 
 
 def _unavailable(web: View, exc: Exception) -> Response:

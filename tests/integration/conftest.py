@@ -48,9 +48,16 @@ class Worker:
             time.sleep(0.25)
         raise AssertionError(f"worker not ready after {timeout}s: {self.tail()}")
 
-    def get(self, path: str) -> tuple[int, Any]:
+    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        return self.request("GET", path, token=token)
+
+    def request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": content_type} if content_type else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=15) as response:
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -116,8 +123,8 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
 def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(name: str = "w1", *extra: str, data_dir: Path | None = None, ready: bool = True) -> Worker:
-        worker = Worker(broker.url, data_dir or tmp_path / name, tmp_path / f"{name}.log", *extra).start()
+    def start(name: str = "w1", *extra: str, data_dir: Path | None = None, ready: bool = True, env: dict[str, str] | None = None) -> Worker:
+        worker = Worker(broker.url, data_dir or tmp_path / name, tmp_path / f"{name}.log", *extra, env=env).start()
         started.append(worker)
         return worker.wait_ready() if ready else worker
 

@@ -1,0 +1,127 @@
+"""POST /api/events and the read token (issue 4), against a real worker and broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import orjson
+import pytest
+
+from schemas import Rejection, decode
+from tests.helpers import same_instants
+from tests.integration.conftest import report_when_counted, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+TOKEN = "s3cret-ingest"
+READ = "s3cret-read"
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class TestIngest:
+    def test_the_golden_log_sent_as_json_lines_is_projected_and_invalid_events_are_answered(
+        self, start_worker, golden_log, expected_report
+    ) -> None:
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
+        answers = []
+        for part in chunks(golden_log, 400):
+            status, body = worker.request("POST", "/api/events", b"\n".join(part), "application/x-ndjson", TOKEN)
+            assert status == 200, body
+            answers.extend(body["results"])
+        rejected = [a for a in answers if a["status"] == "rejected"]
+        assert len(answers) == len(golden_log) and len(rejected) == 36
+        assert rejected[0]["reason"] == decode(golden_log[rejected[0]["index"]]).reason
+        report = report_when_counted(worker, len(golden_log) - 36)
+        assert same_instants(report, {**expected_report, "events": {**expected_report["events"], "invalid": 0}})
+
+    def test_a_json_array_is_accepted_per_event(self, start_worker) -> None:
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
+        events = [{"event_id": "1", "lead_id": "A", "type": "ad_seen", "occurred_at": "2026-09-01T10:00:00Z"}, {"event_id": "2"}]
+        status, body = worker.request("POST", "/api/events", orjson.dumps(events), "application/json", TOKEN)
+        assert status == 200 and body["accepted"] == 1 and body["rejected"] == 1
+        assert body["results"][1] == {"index": 1, "status": "rejected", "reason": decode(b'{"event_id": "2"}').reason}
+        wait_for(lambda: worker.get("/api/leads/A")[0] == 200, 30, "lead A projected")
+
+    @pytest.mark.parametrize(
+        "body,content_type,token,status",
+        [
+            (b"[]", "application/json", None, 401),
+            (b"[]", "application/json", "wrong", 401),
+            (b"[]", "application/xml", TOKEN, 415),
+            (b"{not json", "application/json", TOKEN, 400),
+            (b'{"a": 1}', "application/json", TOKEN, 400),
+            (b"x" * (1024 * 1024 + 1), "application/x-ndjson", TOKEN, 413),
+            (b"\n".join([b"{}"] * 1001), "application/x-ndjson", TOKEN, 413),
+        ],
+        ids=["no token", "wrong token", "wrong content type", "bad json", "not an array", "over 1 MiB", "over 1000 events"],
+    )
+    def test_bad_requests_get_a_json_error(self, start_worker, body: bytes, content_type: str, token: str | None, status: int) -> None:
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
+        got, answer = worker.request("POST", "/api/events", body, content_type, token)
+        assert got == status and answer["error"]
+
+    def test_without_a_token_ingest_is_off_and_says_so(self, start_worker) -> None:
+        status, body = start_worker().request("POST", "/api/events", b"[]", "application/json")
+        assert status == 403 and "JOURNEY_INGEST_TOKEN" in body["error"]
+
+    def test_a_token_file_works_like_the_variable(self, start_worker, tmp_path) -> None:
+        token_file = tmp_path / "token"
+        token_file.write_text(TOKEN + "\n")
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN_FILE": str(token_file)})
+        assert worker.request("POST", "/api/events", b"[]", "application/json", TOKEN)[0] == 200
+
+    def test_in_demo_mode_ingest_needs_no_token(self, start_worker) -> None:
+        assert start_worker(env={"JOURNEY_DEMO": "1"}).request("POST", "/api/events", b"[]", "application/json")[0] == 200
+
+
+class TestLoad:
+    def test_200_concurrent_requests_of_100_events_lose_nothing_and_count_nothing_twice(self, start_worker) -> None:
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
+
+        def body(request: int) -> bytes:
+            return b"\n".join(
+                orjson.dumps({"event_id": f"e{request}-{i}", "lead_id": f"L{(request * 100 + i) % 5000}", "type": "content_read", "occurred_at": f"2026-09-01T10:{i % 60:02d}:00Z"})
+                for i in range(100)
+            )
+
+        async def send_all() -> list[int]:
+            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+
+                async def one(request: int) -> int:
+                    async with session.post(worker.url + "/api/events", data=body(request), headers=headers) as response:
+                        answer = await response.json()
+                        return answer["accepted"] if response.status == 200 else -response.status
+
+                return await asyncio.gather(*(one(r) for r in range(200)))
+
+        accepted = asyncio.run(send_all())
+        assert accepted == [100] * 200
+        report = report_when_counted(worker, 20_000, timeout=120)
+        assert report["events"] == {"valid": 20_000, "invalid": 0, "duplicates": 0}
+        assert report["leads"] == 5000
+
+
+class TestReadToken:
+    def test_read_endpoints_need_the_read_token_and_peers_pass_it_on(self, broker, start_worker, golden_log) -> None:
+        from tests.integration.conftest import produce
+
+        env = {"JOURNEY_READ_TOKEN": READ}
+        first, second = start_worker("w1", env=env), start_worker("w2", env=env)
+        produce(broker, golden_log[:50])
+        assert first.get("/api/report")[0] == 401
+        assert first.get("/api/leads/L11-000276")[0] == 401
+        assert first.get("/healthz")[0] == 200
+
+        def counted() -> bool:
+            status, report = second.get("/api/report", token=READ)
+            return status == 200 and sum(report["events"].values()) == 50
+
+        wait_for(counted, 60, "the report with the read token")
+        lead = json.loads(golden_log[0])["lead_id"]
+        assert first.get(f"/api/leads/{lead}", token=READ)[0] == 200
+        assert second.get(f"/api/leads/{lead}", token=READ)[0] == 200
