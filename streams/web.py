@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import aiohttp.web
 from faust.web import Request, Response, View
 
 from streams.ingest import bearer_ok, ingest
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from streams.app import JourneyApp
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
+log = logging.getLogger("journey.web")
 
 
 class Unavailable(Exception):
@@ -25,7 +26,7 @@ class Unavailable(Exception):
 
 def register(japp: JourneyApp) -> None:
     app = japp.app
-    logging.getLogger("aiohttp.access").addFilter(_RedactLeadIds())
+    app.web.web_app.middlewares.append(_json_errors)
 
     @app.page("/api/events")
     class Events(View):
@@ -134,16 +135,19 @@ def _read_denied(japp: JourneyApp, web: View, request: Request) -> Response | No
     )
 
 
-class _RedactLeadIds(logging.Filter):
-    """Lead ids can be e-mail addresses: access logs show /api/leads/<lead> instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "/api/leads/" in record.msg:
-            record.msg = _LEAD_PATH.sub("/api/leads/<lead>", record.msg)
-        return True
-
-
-_LEAD_PATH = re.compile(r"/api/leads/[^\s\"?]+")
+@aiohttp.web.middleware
+async def _json_errors(request: aiohttp.web.Request, handler: Any) -> aiohttp.web.StreamResponse:
+    """Every error answer is JSON, including aiohttp's own (no such route, bad method) and crashes."""
+    try:
+        response = await handler(request)
+    except aiohttp.web.HTTPException as exc:
+        response = exc
+    except Exception:  # noqa: BLE001 - a request must never take the worker down or leak a traceback
+        log.exception("error answering %s %s", request.method, request.path.split("/api/leads/")[0])
+        return aiohttp.web.json_response({"error": "internal error"}, status=500)
+    if response.status >= 400 and response.content_type != "application/json":
+        return aiohttp.web.json_response({"error": response.reason or "error"}, status=response.status, headers={"Allow": response.headers.get("Allow", "")} if response.status == 405 else None)
+    return response
 
 
 def _unavailable(web: View, exc: Exception) -> Response:

@@ -83,3 +83,38 @@ class TestLeadChanges:
         assert [(c["old"]["qualification"], c["new"]["qualification"]) for c in of_a] == [(None, "mql"), ("mql", "sal")]
         assert of_a[-1]["cause"] == {"watermark": True}
         assert of_a[-1]["occurred_at"] == "2026-09-15T00:00:00.000000Z"  # research entered 09-01, + 14 days
+
+
+class TestDlqCommand:
+    def test_journey_dlq_counts_dead_letters_by_reason_class_with_samples(self, broker, start_worker, golden_log) -> None:
+        import json
+        import subprocess
+
+        from tests.integration.conftest import JOURNEY
+
+        produce(broker, golden_log)
+        report_when_counted(start_worker(), len(golden_log))
+        done = subprocess.run([JOURNEY, "dlq", "--broker", broker.url, "--format", "json", "--samples", "2"], capture_output=True, timeout=60)
+        summary = json.loads(done.stdout)
+        assert summary["total"] == 36
+        counts = {kind: entry["count"] for kind, entry in summary["by_class"].items()}
+        assert counts == {"occurred_at": 9, "type": 6, "lead_id": 4, "not_object": 4, "not_json": 3, "event_id": 3, "too_large": 3, "amount": 3, "inbound": 1}
+        assert all(len(entry["samples"]) <= 2 for entry in summary["by_class"].values())
+        large = summary["by_class"]["too_large"]["samples"][0]
+        assert large["size"] > 65536 and large["source"]["topic"] == "journey.events"
+        text = subprocess.run([JOURNEY, "dlq", "--broker", broker.url], capture_output=True, timeout=60).stdout.decode()
+        assert text.startswith("journey.events.dlq: 36 records") and "occurred_at" in text
+
+
+class TestPrivacy:
+    def test_lead_ids_appear_in_no_log_line_above_debug_and_no_metric(self, broker, start_worker, golden_log, tmp_path) -> None:
+        produce(broker, golden_log)
+        worker = start_worker("private", env={"JOURNEY_LOG_LEVEL": "info"})
+        report_when_counted(worker, len(golden_log))
+        for lead in ("L11-000002", "L11-000100", "not-a-lead@example.com"):
+            worker.get(f"/api/leads/{lead}")
+        worker.get("/api/report")
+        log = (tmp_path / "private.log").read_text(errors="replace")
+        assert "INFO" in log  # the log is on, at info
+        assert "L11-" not in log and "example.com" not in log
+        assert "L11-" not in worker.text("/metrics")
