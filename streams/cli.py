@@ -36,7 +36,8 @@ def cli() -> None:
 @click.option("--definitions", type=click.Path(path_type=Path), envvar="JOURNEY_DEFINITIONS", help="Definitions YAML (default: built in, see `journey definitions`).")
 @click.option("--baseline", type=click.Path(path_type=Path), help="Compare against these definitions (OLD.yaml).")
 @click.option("--leads-out", type=click.Path(path_type=Path), help="Write one JSON object per lead to this file.")
-def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | None, leads_out: Path | None) -> None:
+@click.option("--partitions", type=click.IntRange(min=1), help="Processes for a file (default: one per core for files over 4 MiB).")
+def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | None, leads_out: Path | None, partitions: int | None) -> None:
     """Replay a journey log and print its report (or a comparison of two definitions)."""
     from streams.replay import ReplayRequest, replay as run_replay
     from streams.sources import parse_source
@@ -47,6 +48,7 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
         definitions=_definitions(definitions),
         baseline=load_definitions(baseline) if baseline is not None else None,
         leads_out=leads_out,
+        partitions=partitions,
     )
     result = run_replay(request)
     if fmt == "json":

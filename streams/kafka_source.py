@@ -20,7 +20,7 @@ from streams.errors import UserError
 from streams.sources import KafkaSource
 
 _DONE = object()
-QUIET_SECONDS = 1.0
+QUIET_SECONDS = 3.0
 
 
 def kafka_records(source: KafkaSource) -> Iterator[bytes]:
@@ -79,32 +79,32 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, embedded: bool, out: que
     consumer.assign(partitions)
     ends = await consumer.end_offsets(partitions)
     await consumer.seek_to_beginning(*partitions)
-    open_tps = {tp for tp in partitions if embedded or ends[tp] > 0}
-    quiet_since = time.monotonic()
+    open_tps = {tp for tp in partitions if ends[tp] > 0}
+    heard = {tp: time.monotonic() for tp in open_tps}
     while open_tps:
         batch = await consumer.getmany(*open_tps, timeout_ms=200, max_records=10_000)
         records: list[ConsumerRecord] = []
         for tp, messages in batch.items():
+            heard[tp] = time.monotonic()
             for message in messages:
                 if _past_the_end(message, ends[tp], embedded, started_ms):
                     open_tps.discard(tp)
                     break
                 records.append(message)
-            if not embedded and await consumer.position(tp) >= ends[tp]:
+        for tp in list(open_tps):
+            if await consumer.position(tp) >= ends[tp] and (not embedded or time.monotonic() - heard[tp] > QUIET_SECONDS):
                 open_tps.discard(tp)
         if records:
-            quiet_since = time.monotonic()
             out.put(records)
-        elif embedded and time.monotonic() - quiet_since > QUIET_SECONDS:
-            break
 
 
 def _past_the_end(message: object, end: int, embedded: bool, started_ms: int) -> bool:
     """Whether a record was appended after the replay began.
 
     Kafka: its offset is at or past the end offset read at the start. The
-    embedded broker's end offsets count record batches, not records, so there
-    the record's timestamp decides, and a partition quiet for a second is done.
+    embedded broker's end offsets count record batches, not records (a lower
+    bound on the real end), so there the record's timestamp decides, and a
+    partition is done once past its reported end and quiet for QUIET_SECONDS.
     """
     if embedded:
         return message.timestamp > started_ms  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import orjson
 
 from projections import Definitions, Projector
 from streams.errors import UserError
+from streams.parallel import partitions_for, replay_parallel
 from streams.sources import KafkaSource, Source, open_records
 
 
@@ -19,10 +20,29 @@ class ReplayRequest:
     definitions: Definitions
     baseline: Definitions | None = None
     leads_out: Path | None = None
+    partitions: int | None = None  # processes for a file; None: one per core for a large file
+
+
+def _parallel(request: ReplayRequest, partitions: int) -> dict[str, Any]:
+    assert isinstance(request.source, Path)
+    if request.leads_out is not None:
+        _check_writable(request.leads_out)
+    return replay_parallel(request.source, request.definitions, request.baseline, request.leads_out, partitions)
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.open("ab").close()
+    except OSError as exc:
+        raise UserError(f"--leads-out {path}: cannot write: {exc.strerror or exc}") from None
 
 
 def replay(request: ReplayRequest) -> dict[str, Any]:
     """The report (or, with a baseline, the comparison) of the whole log."""
+    if isinstance(request.source, Path) and request.partitions != 1:
+        partitions = request.partitions or partitions_for(request.source)
+        if partitions > 1:
+            return _parallel(request, partitions)
     projector = Projector()
     projector.feed_all(_records(request.source))
     if request.leads_out is not None:

@@ -153,3 +153,20 @@ class TestWorkerMistakes:
         bad.write_text("pipeline: {}\n")
         line = one_line_error(run_journey("worker", "--definitions", str(bad), "--broker", "kafka://127.0.0.1:1"))
         assert str(bad) in line
+
+
+class TestParallelReplay:
+    @pytest.mark.parametrize("partitions", ["2", "3"])
+    def test_partitioned_replay_equals_the_golden_files(self, golden: Path, tmp_path: Path, partitions: str, expected_report: dict, expected_leads: list[dict]) -> None:
+        out = tmp_path / "leads.jsonl"
+        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json", "--partitions", partitions, "--leads-out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert same_instants(json.loads(result.stdout), expected_report)
+        assert same_instants([json.loads(line) for line in out.read_text().splitlines()], expected_leads)
+
+    def test_partitioned_comparison_equals_the_golden_comparison(self, golden: Path) -> None:
+        result = run_journey(
+            "replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json", "--partitions", "3",
+            "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
+        )
+        assert same_instants(json.loads(result.stdout), json.loads((golden / "expected-compare.json").read_text()))
