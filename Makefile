@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 test: install
+	@scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 demo: install
 	$(BIN)/journey demo
 
 bench: install
-	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -8,9 +8,14 @@ whole, which keeps the event counts exact and not only the lead states.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import struct
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple, Protocol
+
+from sortedcontainers import SortedList
 
 from projections import Aggregates, Definitions, LeadState, LeadView, lead_record, record, view
 from projections.codec import decode_state, encode_state
@@ -93,6 +98,15 @@ class PartitionState:
     counts: EventCounts = field(default_factory=EventCounts)
     watermark: int | None = None
     progress: Progress = field(default_factory=Progress)
+    # per stage, (stage_entered_at, lead_id) of its leads: longest in the stage first, for the board
+    stages: dict[int, SortedList] = field(default_factory=lambda: defaultdict(SortedList))
+
+    def replace(self, old: LeadView | None, new: LeadView) -> None:
+        self.aggregates.replace(old, new)
+        if old is not None and old.stage >= 0:
+            self.stages[old.stage].remove((old.stage_entered_at, old.lead_id))
+        if new.stage >= 0:
+            self.stages[new.stage].add((new.stage_entered_at, new.lead_id))
 
     def see(self, at: int) -> None:
         if self.watermark is None or at > self.watermark:
@@ -134,7 +148,7 @@ class LiveProjection:
             if part is None:
                 continue  # a standby copy of another worker's partition
             lead_id = key.decode() if isinstance(key, bytes) else key
-            part.aggregates.add(view(lead_id, stored.state, self.defs))
+            part.replace(None, view(lead_id, stored.state, self.defs))
             part.counts.valid += stored.state.events
             part.counts.duplicates += stored.duplicates
             part.see(stored.state.last_at)
@@ -184,7 +198,7 @@ class LiveProjection:
             table.put(lead_id, stored.encode())
             if cause is not None:
                 new_view = view(lead_id, stored.state, self.defs)
-                part.aggregates.replace(old_view, new_view)
+                part.replace(old_view, new_view)
                 result.moved[lead_id] = (old_view, new_view, cause)
         self._learn(part.watermark)
 
@@ -269,6 +283,21 @@ class LiveProjection:
             "funnel_daily": {str(day): row for day, row in totals.funnel_daily.items()},
             "cohorts_daily": {str(day): row for day, row in totals.cohorts_daily.items()},
         }
+
+    def stage_counts(self, watermark: int | None) -> list[dict[str, int]]:
+        """Per stage: its leads, and those in it for at least sal_stale_after_days at the watermark."""
+        limit = None if watermark is None else watermark - self.defs.sal_stale_after_micros
+        counts = []
+        for stage in range(len(self.defs.stages)):
+            members = [part.stages.get(stage) for part in self.partitions.values()]
+            members = [m for m in members if m]
+            stale = 0 if limit is None else sum(m.bisect_left((limit + 1, "")) for m in members)
+            counts.append({"leads": sum(len(m) for m in members), "stale": stale})
+        return counts
+
+    def stage_leads(self, stage: int, upto: int) -> list[tuple[int, str]]:
+        """The first `upto` leads of a stage, longest in it first."""
+        return list(itertools.islice(heapq.merge(*(p.stages.get(stage, ()) for p in self.partitions.values())), upto))
 
     def lead(self, lead_id: str, data: bytes, watermark: int) -> dict[str, Any]:
         stored = StoredLead.decode(data)

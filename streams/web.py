@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -11,12 +14,17 @@ import aiohttp.web
 from faust.web import Request, Response, View
 
 from streams.ingest import bearer_ok, ingest
+from projections.report import DAY_MICROS
+from schemas import format_time
 from streams.live import merge_partials
 
 if TYPE_CHECKING:
     from streams.app import JourneyApp
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
+MAX_PAGE_END = 100_000
+DASHBOARD = Path(__file__).with_name("dashboard")
+DASHBOARD_ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 log = logging.getLogger("journey.web")
 
 
@@ -27,6 +35,16 @@ class Unavailable(Exception):
 def register(japp: JourneyApp) -> None:
     app = japp.app
     app.web.web_app.middlewares.append(_json_errors)
+
+    @app.page("/")
+    async def dashboard(web: View, request: Request) -> Response:
+        return web.html((DASHBOARD / "index.html").read_text())
+
+    @app.page("/dashboard/{name}")
+    async def dashboard_asset(web: View, request: Request, name: str) -> Response:
+        if name not in DASHBOARD_ASSETS:
+            return web.json({"error": "no such file"}, status=404)
+        return web.bytes((DASHBOARD / name).read_bytes(), content_type=DASHBOARD_ASSETS[name])
 
     @app.page("/api/events")
     class Events(View):
@@ -73,6 +91,57 @@ def register(japp: JourneyApp) -> None:
         mark = request.query.get("watermark")
         return web.json(japp.projection.partial(int(mark) if mark and mark.lstrip("-").isdigit() else None))
 
+    @app.page("/api/stages")
+    async def stages(web: View, request: Request) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
+        try:
+            return web.json(await cluster_stages(japp))
+        except Unavailable as exc:
+            return _unavailable(web, exc)
+
+    @app.page("/api/stages/{stage}/leads")
+    async def stage_leads(web: View, request: Request, stage: str) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
+        if stage not in japp.defs.stages:
+            return web.json({"error": "unknown stage", "stage": stage, "stages": list(japp.defs.stages)}, status=404)
+        try:
+            offset, limit = _paging(request)
+            return web.json(await cluster_stage_leads(japp, stage, offset, limit))
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
+        except Unavailable as exc:
+            return _unavailable(web, exc)
+
+    @app.page("/api/funnel")
+    async def funnel(web: View, request: Request) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
+        try:
+            first, last = _day(request.query.get("from")), _day(request.query.get("to"))
+            return web.json(funnel_between(japp.defs.steps, await cluster_report(japp), first, last))
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
+        except Unavailable as exc:
+            return _unavailable(web, exc)
+
+    @app.page("/internal/stages")
+    async def internal_stages(web: View, request: Request) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
+        mark = request.query.get("watermark")
+        return web.json({"partitions": sorted(japp.projection.partitions), "stages": japp.projection.stage_counts(int(mark) if mark and mark.isdigit() else None)})
+
+    @app.page("/internal/stage-leads")
+    async def internal_stage_leads(web: View, request: Request) -> Response:
+        if (denied := _read_denied(japp, web, request)) is not None:
+            return denied
+        stage, upto = request.query.get("stage", ""), request.query.get("upto", "")
+        if not (stage.isdigit() and upto.isdigit()):
+            return web.json({"error": "stage and upto must be numbers"}, status=400)
+        return web.json({"partitions": sorted(japp.projection.partitions), "leads": japp.projection.stage_leads(int(stage), min(int(upto), MAX_PAGE_END))})
+
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
         return web.json({"status": "ok", "ready": japp.ready.is_set(), "partitions": sorted(japp.projection.partitions)})
@@ -93,10 +162,68 @@ async def cluster_report(japp: JourneyApp) -> dict[str, Any]:
     mark = await cluster_watermark(japp)
     query = "" if mark is None else f"?watermark={mark}"
     partials = await _ask_all(japp, f"/internal/partial{query}", local=lambda j: j.projection.partial(mark))
-    owned = [p for part in partials for p in part["partitions"]]
+    _check_coverage(japp, partials)
+    return merge_partials(japp.defs, partials)
+
+
+async def cluster_stages(japp: JourneyApp) -> dict[str, Any]:
+    mark = await cluster_watermark(japp)
+    query = "" if mark is None else f"?watermark={mark}"
+    answers = await _ask_all(japp, f"/internal/stages{query}", local=lambda j: {"partitions": sorted(j.projection.partitions), "stages": j.projection.stage_counts(mark)})
+    _check_coverage(japp, answers)
+    days = japp.defs.sal_stale_after_micros / DAY_MICROS
+    rows = [{"stage": name, "leads": 0, "stale": 0} for name in japp.defs.stages]
+    for answer in answers:
+        for row, counts in zip(rows, answer["stages"]):
+            row["leads"] += counts["leads"]
+            row["stale"] += counts["stale"]
+    return {"watermark": None if mark is None else format_time(mark), "stale_after_days": days, "stages": rows}
+
+
+async def cluster_stage_leads(japp: JourneyApp, stage: str, offset: int, limit: int) -> dict[str, Any]:
+    index = japp.defs.stages.index(stage)
+    mark = await cluster_watermark(japp)
+    answers = await _ask_all(japp, f"/internal/stage-leads?stage={index}&upto={offset + limit}", local=lambda j: {"partitions": sorted(j.projection.partitions), "leads": j.projection.stage_leads(index, offset + limit)})
+    _check_coverage(japp, answers)
+    merged = list(heapq.merge(*([tuple(item) for item in a["leads"]] for a in answers)))[offset : offset + limit]
+    total = (await cluster_stages(japp))["stages"][index]["leads"]
+    leads = [
+        {"lead_id": lead_id, "stage_entered_at": format_time(entered), "days_in_stage": None if mark is None else round((mark - entered) / DAY_MICROS, 1)}
+        for entered, lead_id in merged
+    ]
+    return {"stage": stage, "total": total, "offset": offset, "limit": limit, "leads": leads}
+
+
+def funnel_between(steps: tuple[str, ...], report: dict[str, Any], first: str | None, last: str | None) -> dict[str, Any]:
+    """The daily funnel summed over [first, last] (UTC days, inclusive), with conversion per step and overall."""
+    days = [day for day in report["funnel_daily"] if (first is None or day >= first) and (last is None or day <= last)]
+    totals = {step: sum(report["funnel_daily"][day][step] for day in days) for step in steps}
+    counts = list(totals.values())
+    conversion = {step: (None if i == 0 or not counts[i - 1] else round(counts[i] / counts[i - 1], 4)) for i, step in enumerate(steps)}
+    overall = round(counts[-1] / counts[0], 4) if counts and counts[0] else None
+    return {"from": first, "to": last, "days": len(days), "funnel": totals, "conversion": conversion, "overall": overall}
+
+
+def _check_coverage(japp: JourneyApp, answers: list[dict[str, Any]]) -> None:
+    owned = [p for answer in answers for p in answer["partitions"]]
     if sorted(owned) != list(range(japp.settings.partitions)):
         raise Unavailable(f"partitions owned {sorted(owned)} do not cover 0..{japp.settings.partitions - 1} once each")
-    return merge_partials(japp.defs, partials)
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    offset, limit = request.query.get("offset", "0"), request.query.get("limit", "50")
+    if not (offset.isdigit() and limit.isdigit()) or not 1 <= int(limit) <= 500 or int(offset) + int(limit) > MAX_PAGE_END:
+        raise ValueError(f"offset and limit must be whole numbers, limit 1 to 500, offset + limit at most {MAX_PAGE_END}")
+    return int(offset), int(limit)
+
+
+def _day(text: str | None) -> str | None:
+    if text is None or text == "":
+        return None
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
 
 def _local_watermark(japp: JourneyApp) -> dict[str, Any]:

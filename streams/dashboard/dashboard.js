@@ -1,0 +1,163 @@
+"use strict";
+// The journey dashboard: every number comes from the HTTP API of the worker serving this page.
+const REFRESH_MS = 5000;
+const PAGE = 25;
+const link = new URLSearchParams(location.hash.slice(1));  // #stage=contact&lead=L-1: shareable views
+const state = { stage: link.get("stage"), lead: link.get("lead"), offset: 0, token: localStorage.getItem("journeyToken") };
+
+function remember() {
+  const parts = new URLSearchParams();
+  if (state.stage) parts.set("stage", state.stage);
+  if (state.lead) parts.set("lead", state.lead);
+  history.replaceState(null, "", "#" + parts.toString());
+}
+
+const $ = (sel) => document.querySelector(sel);
+const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
+const pct = (part, whole) => (whole ? (100 * part / whole).toFixed(1) + "%" : "–");
+
+async function api(path) {
+  const headers = state.token ? { Authorization: "Bearer " + state.token } : {};
+  const response = await fetch(path, { headers });
+  if (response.status === 401) {
+    const token = prompt("This journey needs a read token (JOURNEY_READ_TOKEN):");
+    if (token) { state.token = token; localStorage.setItem("journeyToken", token); return api(path); }
+  }
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function row(cells, attrs = {}) {
+  const tr = document.createElement("tr");
+  for (const [key, value] of Object.entries(attrs)) tr.setAttribute(key, value);
+  for (const [cls, content] of cells) {
+    const td = document.createElement("td");
+    if (cls) td.className = cls;
+    if (content instanceof Node) td.appendChild(content); else td.textContent = content;
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function bar(part, whole) {
+  const span = document.createElement("span");
+  span.style.width = whole ? (100 * part / whole).toFixed(2) + "%" : "0";
+  return span;
+}
+
+function fill(tbody, rows) { tbody.replaceChildren(...rows); }
+
+function renderReport(report) {
+  $("#leads").textContent = fmt(report.leads);
+  $("#events-valid").textContent = fmt(report.events.valid);
+  $("#events-invalid").textContent = fmt(report.events.invalid);
+  $("#events-duplicates").textContent = fmt(report.events.duplicates);
+  $("#watermark").textContent = report.watermark ? report.watermark.replace("T", " ").slice(0, 19) + " UTC" : "–";
+
+  const steps = Object.entries(report.funnel);
+  const top = steps.length ? steps[0][1] : 0;
+  fill($("#funnel tbody"), steps.map(([step, n], i) => row(
+    [["name", step], ["count", fmt(n)], ["pct step-conversion", i ? pct(n, steps[i - 1][1]) : ""], ["pct top-conversion", pct(n, top)], ["bar", bar(n, top)]],
+    { "data-step": step })));
+  $("#funnel-overall").textContent = steps.length > 1 ? pct(steps[steps.length - 1][1], top) : "–";
+
+  const levels = Object.entries(report.qualification);
+  fill($("#qualification tbody"), levels.map(([level, n]) => row(
+    [["name", level.toUpperCase() === level ? level : level], ["count", fmt(n)], ["pct", pct(n, report.leads)], ["bar", bar(n, report.leads)]],
+    { "data-level": level })));
+
+  const names = steps.map(([step]) => step);
+  const head = document.createElement("tr");
+  for (const label of ["cohort", "leads", ...names.slice(1)]) { const th = document.createElement("th"); th.textContent = label; head.appendChild(th); }
+  $("#cohorts thead").replaceChildren(head);
+  const days = Object.keys(report.cohorts_daily).sort().reverse().slice(0, 30);
+  fill($("#cohorts tbody"), days.map((day) => {
+    const cohort = report.cohorts_daily[day];
+    const size = cohort[names[0]];
+    return row([["", day], ["count", fmt(size)], ...names.slice(1).map((s) => ["pct", pct(cohort[s], size)])], { "data-day": day });
+  }));
+  return report;
+}
+
+function renderStages(stages) {
+  $("#stale-days").textContent = stages.stale_after_days;
+  const total = stages.stages.reduce((sum, s) => sum + s.leads, 0);
+  fill($("#pipeline tbody"), stages.stages.map((s) => {
+    const tr = row([["name", s.stage], ["count", fmt(s.leads)], ["stale", fmt(s.stale)], ["bar", bar(s.leads, total)]], { "data-stage": s.stage });
+    if (s.stage === state.stage) tr.classList.add("selected");
+    tr.addEventListener("click", () => { state.stage = s.stage; state.offset = 0; remember(); showStage(); });
+    return tr;
+  }));
+}
+
+async function showStage() {
+  if (!state.stage) return;
+  const page = await api(`/api/stages/${encodeURIComponent(state.stage)}/leads?offset=${state.offset}&limit=${PAGE}`);
+  $("#stage-leads").hidden = false;
+  $("#stage-name").textContent = page.stage;
+  $("#page").textContent = page.total ? `${page.offset + 1}–${page.offset + page.leads.length} of ${fmt(page.total)}` : "none";
+  $("#prev").disabled = page.offset === 0;
+  $("#next").disabled = page.offset + page.leads.length >= page.total;
+  fill($("#stage-leads tbody"), page.leads.map((lead) => {
+    const tr = row([["", lead.lead_id], ["", lead.stage_entered_at.slice(0, 10)], ["count", lead.days_in_stage]], { "data-lead": lead.lead_id });
+    tr.addEventListener("click", () => { state.lead = lead.lead_id; remember(); showLead(lead.lead_id); });
+    return tr;
+  }));
+}
+
+async function showLead(leadId) {
+  const lead = await api(`/api/leads/${encodeURIComponent(leadId)}`);
+  $("#lead-detail").hidden = false;
+  $("#lead-id").textContent = lead.lead_id;
+  const dl = $("#lead-detail dl");
+  dl.replaceChildren();
+  for (const [key, value] of Object.entries(lead)) {
+    if (key === "lead_id") continue;
+    const dt = document.createElement("dt"); dt.textContent = key.replaceAll("_", " ");
+    const dd = document.createElement("dd"); dd.textContent = value ?? "–"; dd.dataset.field = key;
+    dl.append(dt, dd);
+  }
+}
+
+function rangeDays(report) {
+  const choice = $("#range").value;
+  if (choice === "custom") return [$("#from").value, $("#to").value];
+  const end = report.watermark ? new Date(report.watermark) : new Date();
+  const start = new Date(end.getTime() - (Number(choice) - 1) * 86400000);
+  const day = (d) => d.toISOString().slice(0, 10);
+  $("#from").value = day(start); $("#to").value = day(end);
+  return [day(start), day(end)];
+}
+
+async function renderRange(report) {
+  const [from, to] = rangeDays(report);
+  const range = await api(`/api/funnel?from=${from}&to=${to}`);
+  const entries = Object.entries(range.funnel);
+  fill($("#range-funnel tbody"), entries.map(([step, n]) => row(
+    [["name", step], ["count", fmt(n)], ["pct", range.conversion[step] === null ? "" : (100 * range.conversion[step]).toFixed(1) + "%"]], { "data-step": step })));
+  $("#range-days").textContent = range.days;
+  $("#range-overall").textContent = range.overall === null ? "–" : (100 * range.overall).toFixed(1) + "%";
+}
+
+let lastReport = null;
+async function refresh() {
+  try {
+    lastReport = renderReport(await api("/api/report"));
+    renderStages(await api("/api/stages"));
+    await renderRange(lastReport);
+    if (state.stage) await showStage();
+    if (state.lead) await showLead(state.lead);
+    $("#status").textContent = "";
+    document.body.dataset.loaded = "true";
+  } catch (error) {
+    $("#status").textContent = "Could not refresh: " + error.message + " (retrying)";
+  }
+}
+
+$("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); showStage(); });
+$("#next").addEventListener("click", () => { state.offset += PAGE; showStage(); });
+$("#range").addEventListener("change", () => lastReport && renderRange(lastReport));
+for (const input of ["#from", "#to"]) $(input).addEventListener("change", () => { $("#range").value = "custom"; lastReport && renderRange(lastReport); });
+refresh();
+setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,125 @@
+"""The dashboard in a real headless Chromium: what it shows equals /api/report for the golden log (issue 6)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker, free_port
+from tests.integration.conftest import Worker, produce, report_when_counted
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (make test installs Debian's where it can)"),
+]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class Cells(HTMLParser):
+    """Text of every table cell, keyed by (table id, the row's data-* value, cell class); and text by element id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[str, str, str], str] = {}
+        self.by_id: dict[str, str] = {}
+        self._table = self._row = self._cell = self._id = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("id")
+        elif tag == "tr":
+            self._row = next((v for k, v in a.items() if k.startswith("data-")), None)
+        elif tag == "td":
+            self._cell, self._text = (a.get("class") or "").split(" ")[0], []
+        if "id" in a:
+            self._id, self._text = a["id"], []
+
+    def handle_data(self, data: str) -> None:
+        self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._row is not None and self._cell:
+            self.cells[(self._table or "", self._row, self._cell)] = "".join(self._text).strip()
+            self._cell = None
+        elif self._id is not None and tag in ("dd", "span", "strong", "h3", "p"):
+            self.by_id.setdefault(self._id, "".join(self._text).strip())
+            self._id = None
+
+
+def rendered(url: str, scratch: Path) -> Cells:
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={scratch}", "--virtual-time-budget=10000", "--dump-dom", url],
+        capture_output=True, timeout=90, text=True,
+    ).stdout
+    assert 'data-loaded="true"' in dom, dom[:2000]
+    cells = Cells()
+    cells.feed(dom)
+    return cells
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def golden_worker(tmp_path_factory, golden_log):
+    tmp = tmp_path_factory.mktemp("dashboard")
+    with EmbeddedBroker(free_port(), log=tmp / "broker.log") as broker:
+        produce(broker, golden_log)
+        worker = Worker(broker.url, tmp / "w", tmp / "w.log").start().wait_ready()
+        report_when_counted(worker, len(golden_log))
+        yield worker
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def golden_log():
+    from tests.conftest import GOLDEN
+
+    return [line for line in (GOLDEN / "journey-small.jsonl").read_bytes().split(b"\n") if line.strip()]
+
+
+class TestDashboard:
+    def test_the_numbers_shown_equal_the_report(self, golden_worker, tmp_path: Path) -> None:
+        report = golden_worker.get("/api/report")[1]
+        page = rendered(golden_worker.url + "/", tmp_path / "chromium")
+        assert number(page.by_id["leads"]) == report["leads"]
+        assert number(page.by_id["events-valid"]) == report["events"]["valid"]
+        assert number(page.by_id["events-invalid"]) == report["events"]["invalid"]
+        for stage, n in report["pipeline"].items():
+            assert number(page.cells[("pipeline", stage, "count")]) == n
+        for step, n in report["funnel"].items():
+            assert number(page.cells[("funnel", step, "count")]) == n
+        assert page.cells[("funnel", "interest", "pct")] == f"{100 * report['funnel']['interest'] / report['funnel']['attention']:.1f}%"
+        assert page.by_id["funnel-overall"] == f"{100 * report['funnel']['action'] / report['funnel']['attention']:.1f}%"
+        for level, n in report["qualification"].items():
+            assert number(page.cells[("qualification", level, "count")]) == n
+        day = max(report["cohorts_daily"])
+        assert number(page.cells[("cohorts", day, "count")]) == report["cohorts_daily"][day]["attention"]
+
+    def test_the_stale_column_equals_the_stages_api(self, golden_worker, tmp_path: Path) -> None:
+        stages = golden_worker.get("/api/stages")[1]["stages"]
+        page = rendered(golden_worker.url + "/", tmp_path / "chromium")
+        for row in stages:
+            assert number(page.cells[("pipeline", row["stage"], "stale")]) == row["stale"]
+
+    def test_a_stage_and_a_lead_open_from_a_link(self, golden_worker, tmp_path: Path) -> None:
+        leads = golden_worker.get("/api/stages/contact/leads?limit=25")[1]
+        first = leads["leads"][0]["lead_id"]
+        page = rendered(f"{golden_worker.url}/#stage=contact&lead={first}", tmp_path / "chromium")
+        assert page.by_id["stage-name"] == "contact"
+        assert page.by_id["lead-id"] == first
+        assert re.match(r"1–25 of 76", page.by_id["page"])
+
+    def test_the_assets_come_from_the_worker_not_a_cdn(self, golden_worker) -> None:
+        html = golden_worker.text("/")
+        assert "http://" not in html and "https://" not in html
+        assert "fetch(" in golden_worker.text("/dashboard/dashboard.js")
