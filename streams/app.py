@@ -93,7 +93,7 @@ class JourneyApp:
             datadir=str(settings.table_dir),
             web_host=settings.web_host,
             web_port=settings.web_port,
-            web_bind=settings.web_host,
+            web_bind=settings.web_bind or settings.web_host,
             canonical_url=f"http://{settings.web_host}:{settings.web_port}",
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,
@@ -163,7 +163,7 @@ class JourneyApp:
                 with _as_current(last_event[partition]):
                     self.projection.process(partition, records, leads, result)
                     self.progress[str(partition).encode()] = result.progress[partition].encode()
-                self.metrics.count(len(records), sum(1 for bad in result.invalid if bad.partition == partition))
+                self.metrics.count(len(records), [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
             self.projection.settle(result, before, leads)  # reads leads of every partition: outside _as_current
             await asyncio.shield(self._publish(result))
 
@@ -176,6 +176,13 @@ class JourneyApp:
         for change in result.changes:
             await self._send_change(change)
         await self._announce_watermark()
+
+    def highwater(self, partition: int) -> int | None:
+        """The end offset of a journey.events partition as the consumer last saw it."""
+        try:
+            return self.app.consumer.highwater(TP(topics.EVENTS, partition))
+        except Exception:  # noqa: BLE001 - not fetched yet, or the consumer is rebalancing
+            return None
 
     async def _seek(self, partition: int, offset: int) -> None:
         await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)

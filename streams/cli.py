@@ -140,6 +140,22 @@ def broker(port: int) -> None:
 
 
 @cli.command()
+@click.option("--broker", help="kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
+def topics(broker: str | None) -> None:
+    """Create every topic journey uses, with its partition count (workers do it too, at start)."""
+    import asyncio
+
+    from streams.produce import prepare
+    from streams.topics import TopicPlan
+
+    settings = _settings({"broker": broker})
+    embedded = asyncio.run(prepare(settings))
+    for name, partitions in TopicPlan(settings.app_id, settings.partitions).topics().items():
+        click.echo(f"{name}\t{partitions} partitions")
+    click.echo(f"journey topics: ready on {settings.broker}{' (embedded broker)' if embedded else ''}", err=True)
+
+
+@cli.command()
 @click.argument("log", metavar="LOG")
 @click.option("--broker", help="kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
 def produce(log: str, broker: str | None) -> None:

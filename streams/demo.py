@@ -38,7 +38,7 @@ def run_demo(web_port: int, rate: float, leads_per_round: int) -> None:
         try:
             _stop_on_sigterm()
             print(f"journey demo: broker {broker.url}", flush=True)
-            print(f"journey demo: report http://127.0.0.1:{web_port}/api/report  (a lead: /api/leads/D0-000001, metrics: /metrics)", flush=True)
+            print(f"journey demo: dashboard http://127.0.0.1:{web_port}/  (API: /api/report, /api/leads/D0-000001; metrics: /metrics)", flush=True)
             print(f"journey demo: sending about {rate:.0f} synthetic events/s; Ctrl-C stops everything", flush=True)
             asyncio.run(_stream(settings, rate, leads_per_round, worker))
         except KeyboardInterrupt:

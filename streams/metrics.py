@@ -19,15 +19,22 @@ class WorkerMetrics:
     def __init__(self, japp: JourneyApp) -> None:
         self.registry = CollectorRegistry()
         self.records = Counter("journey_records_processed", "Records this worker processed, by result", ["result"], registry=self.registry)
+        self.invalid = Counter(
+            "journey_invalid_records", "Invalid records this worker sent to the DLQ, by reason class (a field name or too_large, not_json, not_object)",
+            ["reason"], registry=self.registry,
+        )
         self.batch_seconds = Histogram(
             "journey_batch_processing_seconds", "Time to project one batch of records",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
         )
         self.registry.register(_ProjectionCollector(japp))
 
-    def count(self, records: int, invalid: int) -> None:
-        self.records.labels("valid_or_duplicate").inc(records - invalid)
-        self.records.labels("invalid").inc(invalid)
+    def count(self, records: int, invalid: list[str]) -> None:
+        """Records of one partition's batch, and the reason classes of those that were invalid."""
+        self.records.labels("valid_or_duplicate").inc(records - len(invalid))
+        self.records.labels("invalid").inc(len(invalid))
+        for kind in invalid:
+            self.invalid.labels(kind).inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -56,6 +63,12 @@ class _ProjectionCollector:
         seeks = CounterMetricFamily("journey_offset_gaps_reread", "Times skipped offsets were detected and read again")
         seeks.add_metric([], self.japp.gaps.seeks)
         yield seeks
+        lag = GaugeMetricFamily("journey_consumer_lag", "Records of journey.events not yet applied, per owned partition", labels=["partition"])
+        for partition, part in sorted(projection.partitions.items()):
+            highwater = self.japp.highwater(partition)
+            if highwater is not None:
+                lag.add_metric([str(partition)], max(0, highwater - part.progress.through - 1))
+        yield lag
         owned = GaugeMetricFamily("journey_partitions_owned", "Partitions of journey.events this worker owns")
         owned.add_metric([], len(projection.partitions))
         yield owned
@@ -64,9 +77,9 @@ class _ProjectionCollector:
             watermark = GaugeMetricFamily("journey_watermark_seconds", "Latest event time known (Unix seconds)")
             watermark.add_metric([], seconds)
             yield watermark
-            lag = GaugeMetricFamily("journey_watermark_lag_seconds", "Wall clock minus the watermark")
-            lag.add_metric([], time.time() - seconds)
-            yield lag
+            behind = GaugeMetricFamily("journey_watermark_lag_seconds", "Wall clock minus the watermark")
+            behind.add_metric([], time.time() - seconds)
+            yield behind
 
 
 def _gauge(name: str, doc: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     definitions: Path | None = None
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_bind: str | None = Field(None, description="Address to listen on; default web_host (containers: 0.0.0.0)")
     data_dir: Path | None = Field(None, description="Table state; default ./data/worker-WEB_PORT")
     partitions: int = Field(8, ge=1, description="Partitions of every keyed topic")
     replication_factor: int = Field(1, ge=1)

@@ -16,7 +16,8 @@ from streams.settings import Settings
 
 
 def run_worker(settings: Settings) -> None:
-    if port_open(settings.web_host, settings.web_port):
+    bind = settings.web_bind or settings.web_host
+    if port_open("127.0.0.1" if bind == "0.0.0.0" else bind, settings.web_port):
         raise UserError(f"web port {settings.web_port} is already in use; choose another with --web-port")
     defs = settings.load_definitions()
     embedded = asyncio.run(prepare(settings))
