@@ -25,6 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results_io import publish  # noqa: E402
 from streams.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.produce import prepare, producer  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -95,10 +96,7 @@ def main() -> None:
         "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
         "max_ms": round(1000 * latencies[-1], 1),
     }
-    for key, value in result.items():
-        print(f"{key:<20} {value}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(result, args.json)
 
 
 def urllib_open(url: str) -> bytes:

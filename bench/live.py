@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results_io import publish  # noqa: E402
 from streams.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.synthetic import JourneyGenerator  # noqa: E402
 
@@ -104,10 +105,7 @@ def main() -> None:
         "journey_events_per_s": round(live),
         "journey_vs_raw_consumer": round(live / raw, 3),
     }
-    for key, value in result.items():
-        print(f"{key:<28} {value}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(result, args.json)
 
 
 if __name__ == "__main__":

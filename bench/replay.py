@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.results_io import publish  # noqa: E402
 JOURNEY = Path(sys.executable).with_name("journey")
 EVENTS_PER_LEAD = 3.8  # what `journey generate` produces on average
 
@@ -85,11 +88,7 @@ def main() -> None:
         "replay_peak_rss_mib": round(replay_rss / 2**20, 1),
         "replay_bytes_per_lead": round((replay_rss - idle_rss) / max(report["leads"], 1)),
     }
-    width = max(map(len, result))
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(result, args.json)
 
 
 

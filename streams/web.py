@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 from datetime import date
@@ -32,8 +33,28 @@ class Unavailable(Exception):
     """The cluster cannot answer right now (rebalancing, recovering, a peer down)."""
 
 
+class BadRequest(ValueError):
+    """A query parameter a reader got wrong."""
+
+
 def register(japp: JourneyApp) -> None:
     app = japp.app
+
+    def reader(handler: Any) -> Any:
+        """A read view: the read token when one is set; 503 while the cluster cannot answer, 400 for bad input."""
+
+        @functools.wraps(handler)
+        async def view(web: View, request: Request, **kwargs: Any) -> Response:
+            if (denied := _read_denied(japp, web, request)) is not None:
+                return denied
+            try:
+                return await handler(web, request, **kwargs)
+            except Unavailable as exc:
+                return _unavailable(web, exc)
+            except BadRequest as exc:
+                return web.json({"error": str(exc)}, status=400)
+
+        return view
     app.web.web_app.middlewares.append(_json_errors)
 
     @app.page("/")
@@ -52,91 +73,62 @@ def register(japp: JourneyApp) -> None:
             return await ingest(japp, self, request)
 
     @app.page("/api/report")
+    @reader
     async def report(web: View, request: Request) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
-        try:
-            return web.json(await cluster_report(japp))
-        except Unavailable as exc:
-            return _unavailable(web, exc)
+        return web.json(await cluster_report(japp))
 
     @app.page("/api/leads/{lead_id}")
     @app.table_route(table=japp.leads, match_info="lead_id")
+    @reader
     async def lead(web: View, request: Request, lead_id: str) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
         data = japp.leads.get(lead_id.encode())
         if data is None:
             return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
-        try:
-            mark = await cluster_watermark(japp)
-        except Unavailable as exc:
-            return _unavailable(web, exc)
-        return web.json(japp.projection.lead(lead_id, data, mark or 0))
+        return web.json(japp.projection.lead(lead_id, data, await cluster_watermark(japp) or 0))
 
     @app.page("/internal/watermark")
+    @reader
     async def watermark(web: View, request: Request) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
         if not japp.ready.is_set():
             return web.json({"error": "recovering"}, status=503)
         return web.json({"watermark": japp.projection.local_watermark(), "partitions": sorted(japp.projection.partitions)})
 
     @app.page("/internal/partial")
+    @reader
     async def partial(web: View, request: Request) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
         if not japp.ready.is_set():
             return web.json({"error": "recovering"}, status=503)
         mark = request.query.get("watermark")
         return web.json(japp.projection.partial(int(mark) if mark and mark.lstrip("-").isdigit() else None))
 
     @app.page("/api/stages")
+    @reader
     async def stages(web: View, request: Request) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
-        try:
-            return web.json(await cluster_stages(japp))
-        except Unavailable as exc:
-            return _unavailable(web, exc)
+        return web.json(await cluster_stages(japp))
 
     @app.page("/api/stages/{stage}/leads")
+    @reader
     async def stage_leads(web: View, request: Request, stage: str) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
         if stage not in japp.defs.stages:
             return web.json({"error": "unknown stage", "stage": stage, "stages": list(japp.defs.stages)}, status=404)
-        try:
-            offset, limit = _paging(request)
-            return web.json(await cluster_stage_leads(japp, stage, offset, limit))
-        except ValueError as exc:
-            return web.json({"error": str(exc)}, status=400)
-        except Unavailable as exc:
-            return _unavailable(web, exc)
+        offset, limit = _paging(request)
+        return web.json(await cluster_stage_leads(japp, stage, offset, limit))
 
     @app.page("/api/funnel")
+    @reader
     async def funnel(web: View, request: Request) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
-        try:
-            first, last = _day(request.query.get("from")), _day(request.query.get("to"))
-            return web.json(funnel_between(japp.defs.steps, await cluster_report(japp), first, last))
-        except ValueError as exc:
-            return web.json({"error": str(exc)}, status=400)
-        except Unavailable as exc:
-            return _unavailable(web, exc)
+        first, last = _day(request.query.get("from")), _day(request.query.get("to"))
+        return web.json(funnel_between(japp.defs.steps, await cluster_report(japp), first, last))
 
     @app.page("/internal/stages")
+    @reader
     async def internal_stages(web: View, request: Request) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
         mark = request.query.get("watermark")
         return web.json({"partitions": sorted(japp.projection.partitions), "stages": japp.projection.stage_counts(int(mark) if mark and mark.isdigit() else None)})
 
     @app.page("/internal/stage-leads")
+    @reader
     async def internal_stage_leads(web: View, request: Request) -> Response:
-        if (denied := _read_denied(japp, web, request)) is not None:
-            return denied
         stage, upto = request.query.get("stage", ""), request.query.get("upto", "")
         if not (stage.isdigit() and upto.isdigit()):
             return web.json({"error": "stage and upto must be numbers"}, status=400)
@@ -213,7 +205,7 @@ def _check_coverage(japp: JourneyApp, answers: list[dict[str, Any]]) -> None:
 def _paging(request: Request) -> tuple[int, int]:
     offset, limit = request.query.get("offset", "0"), request.query.get("limit", "50")
     if not (offset.isdigit() and limit.isdigit()) or not 1 <= int(limit) <= 500 or int(offset) + int(limit) > MAX_PAGE_END:
-        raise ValueError(f"offset and limit must be whole numbers, limit 1 to 500, offset + limit at most {MAX_PAGE_END}")
+        raise BadRequest(f"offset and limit must be whole numbers, limit 1 to 500, offset + limit at most {MAX_PAGE_END}")
     return int(offset), int(limit)
 
 
@@ -223,7 +215,7 @@ def _day(text: str | None) -> str | None:
     try:
         return date.fromisoformat(text).isoformat()
     except ValueError:
-        raise ValueError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+        raise BadRequest(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
 
 def _local_watermark(japp: JourneyApp) -> dict[str, Any]:

@@ -44,12 +44,11 @@ class TestKafkaReplay:
         assert result.returncode == 0, result.stderr
         assert same_instants(json.loads(result.stdout), expected_report)
 
-    def test_the_embedded_broker_end_offsets_count_batches_yet_replay_reads_every_record(self, broker, golden_log, expected_report) -> None:
-        bootstrap = broker.url.removeprefix("kafka://")
-        end_offsets = asyncio.run(batched_produce(bootstrap, golden_log))
-        assert end_offsets < len(golden_log)  # the bug: a batch of many records moves the end offset by one
-        result = replay(f"{broker.url}/journey.events")
-        assert same_instants(json.loads(result.stdout), expected_report)
+    def test_the_embedded_broker_misreports_end_offsets_of_batched_records(self, broker, golden_log) -> None:
+        """The bug the embedded profile works around: an ordinary batching producer's records end up
+        past the end offsets the broker reports, so anything that reads "to the end" would stop short."""
+        end_offsets = asyncio.run(batched_produce(broker.url.removeprefix("kafka://"), golden_log))
+        assert end_offsets < len(golden_log)
 
     def test_journey_produce_sends_one_record_per_batch_so_end_offsets_are_right_on_the_embedded_broker(self, broker, golden_log) -> None:
         produce(broker, golden_log)
