@@ -18,16 +18,8 @@ class Projector:
         self.counts = EventCounts()
         self.watermark: int | None = None
 
-    def feed(self, raw: bytes) -> Event | Rejection | None:
-        """Decode and apply one record: the event if it changed a lead, None for a duplicate."""
-        decoded = decode(raw)
-        if type(decoded) is Rejection:
-            self.counts.invalid += 1
-            return decoded
-        return decoded if self.apply(decoded) else None
-
     def feed_all(self, records: Iterable[bytes]) -> None:
-        """`feed` for many records; the replay hot path, so names are bound locally."""
+        """Decode and apply records (invalid ones are counted); the replay hot path, so names are bound locally."""
         apply, counts = self.apply, self.counts
         for raw in records:
             decoded = decode(raw)

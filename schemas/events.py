@@ -27,7 +27,6 @@ CONTENT_READ, CONTACT_MADE, NEGOTIATION, PURCHASE, UPSELL = (TYPE_INDEX[t] for t
 MAX_RECORD_BYTES = 64 * 1024
 MAX_ID_CHARS = 128
 CURRENT_SCHEMA_VERSION = 1
-OPTIONAL_STRING_FIELDS = ("source", "channel", "campaign", "method", "currency")
 
 RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"

@@ -23,6 +23,7 @@ from streams.errors import UserError
 from streams.sources import KafkaSource
 
 _DONE = object()
+PARTITION_ATTEMPTS = 25
 
 
 def kafka_records(source: KafkaSource) -> Iterator[bytes]:
@@ -71,8 +72,12 @@ async def _partitions(source: KafkaSource) -> list[int]:
     try:
         if source.topic not in await admin.list_topics():
             raise UserError(f"kafka://{source.bootstrap}/{source.topic}: no such topic")
-        (described,) = await admin.describe_topics([source.topic])
-        return sorted(p["partition"] for p in described["partitions"])
+        for _ in range(PARTITION_ATTEMPTS):
+            (described,) = await admin.describe_topics([source.topic])
+            if described["partitions"]:
+                return sorted(p["partition"] for p in described["partitions"])
+            await asyncio.sleep(0.2)  # a broker busy creating or moving the topic can list none for a moment
+        raise UserError(f"kafka://{source.bootstrap}/{source.topic}: the broker lists no partitions for it")
     finally:
         await admin.close()
 

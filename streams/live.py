@@ -21,7 +21,7 @@ from projections import Aggregates, Definitions, LeadState, LeadView, lead_recor
 from projections.codec import decode_state, encode_state
 from projections.lead import QUALIFICATIONS
 from projections.report import EventCounts, build_report
-from schemas import Event, Rejection, decode, format_time
+from schemas import EVENT_TYPES, Event, Rejection, decode, format_time
 
 _LEAD_HEAD = struct.Struct("<Hqq")  # partition, applied through offset, duplicates
 _PROGRESS = struct.Struct("<qq")  # applied through offset, invalid records
@@ -81,7 +81,7 @@ class LeadChange(NamedTuple):
     events: int
 
     def as_json(self) -> dict[str, Any]:
-        cause = None if self.cause is None else {"event_id": self.cause.event_id, "type": _type_name(self.cause)}
+        cause = None if self.cause is None else {"event_id": self.cause.event_id, "type": EVENT_TYPES[self.cause.type]}
         return {
             "lead_id": self.lead_id,
             "old": {"stage": self.old_stage, "qualification": self.old_qualification},
@@ -325,9 +325,3 @@ def merge_partials(defs: Definitions, partials: list[dict[str, Any]]) -> dict[st
 
 def _stage(lead: LeadView, defs: Definitions) -> str | None:
     return None if lead.stage < 0 else defs.stages[lead.stage]
-
-
-def _type_name(event: Event) -> str:
-    from schemas import EVENT_TYPES
-
-    return EVENT_TYPES[event.type]

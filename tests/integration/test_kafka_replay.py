@@ -14,7 +14,7 @@ from streams import topics
 from streams.produce import lead_key, prepare
 from streams.settings import Settings
 from tests.helpers import same_instants
-from tests.integration.conftest import JOURNEY, produce
+from tests.integration.conftest import JOURNEY, produce, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,9 +37,20 @@ async def batched_produce(bootstrap: str, records: list[bytes]) -> int:
     return sum(ends.values())
 
 
+async def reported_end(bootstrap: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        return sum((await consumer.end_offsets([TopicPartition(topics.EVENTS, p) for p in range(8)])).values())
+    finally:
+        await consumer.stop()
+
+
 class TestKafkaReplay:
     def test_replaying_the_live_topic_equals_the_expected_report(self, broker, golden_log, expected_report) -> None:
         produce(broker, golden_log)
+        # Replay reads to the end the broker reports when it starts; wait until that end covers the log.
+        wait_for(lambda: asyncio.run(reported_end(broker.url.removeprefix("kafka://"))) == len(golden_log), 30, "the broker to report every record")
         result = replay(f"{broker.url}/journey.events")
         assert result.returncode == 0, result.stderr
         assert same_instants(json.loads(result.stdout), expected_report)
@@ -52,15 +63,7 @@ class TestKafkaReplay:
 
     def test_journey_produce_sends_one_record_per_batch_so_end_offsets_are_right_on_the_embedded_broker(self, broker, golden_log) -> None:
         produce(broker, golden_log)
-
-        async def ends() -> int:
-            consumer = AIOKafkaConsumer(bootstrap_servers=broker.url.removeprefix("kafka://"), group_id=None)
-            await consumer.start()
-            found = await consumer.end_offsets([TopicPartition(topics.EVENTS, p) for p in range(8)])
-            await consumer.stop()
-            return sum(found.values())
-
-        assert asyncio.run(ends()) == len(golden_log)
+        assert asyncio.run(reported_end(broker.url.removeprefix("kafka://"))) == len(golden_log)
 
     def test_an_unknown_topic_is_one_line_and_is_not_created(self, broker) -> None:
         result = replay(f"{broker.url}/no.such.topic")
