@@ -4,9 +4,9 @@ faust-streaming can drop records fetched while tables recover and carry on
 past them (faust-streaming/faust#596), and a crash at the wrong moment can
 commit offsets past records never applied. The projection knows the offset
 each partition is applied through, so a record beyond the next one is a gap:
-if the broker has records in it, the consumer is sent back to the first
-missing offset and later records wait; if it has none (transaction markers,
-retention), the gap is real and processing goes on.
+unless the broker shows that it holds no records in it (transaction markers,
+retention), the consumer is sent back to the first missing offset and later
+records wait for it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 log = logging.getLogger("journey.gaps")
 
 Seek = Callable[[int, int], Awaitable[None]]
+PROBE_MS = 10_000
 
 
 @dataclass
@@ -49,8 +50,9 @@ class GapGuard:
                 continue
             if hole is not None and hole.start == expected:
                 return i  # still waiting for the records the consumer was sent back to
-            if await self._first_offset_from(partition, expected) >= offset:
-                expected = offset + 1  # nothing in between on the broker: a real gap
+            first = await self._first_offset_from(partition, expected)
+            if first is not None and first >= offset:
+                expected = offset + 1  # the broker has nothing in between: a real gap
                 continue
             log.warning("partition %d: offsets %d..%d were skipped; reading them again", partition, expected, offset - 1)
             self._holes[partition] = _Hole(expected)
@@ -59,16 +61,19 @@ class GapGuard:
             return i
         return len(offsets)
 
-    async def _first_offset_from(self, partition: int, offset: int) -> int:
+    async def _first_offset_from(self, partition: int, offset: int) -> int | None:
+        """The first offset the broker holds at or after `offset`; None when it does not say in time.
+
+        Not knowing means reading again, never skipping: a record applied twice changes nothing."""
         if self._probe is None:
             self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
             await self._probe.start()
         tp = TopicPartition(self.topic, partition)
         self._probe.assign([tp])
         self._probe.seek(tp, offset)
-        found = await self._probe.getmany(tp, timeout_ms=3000, max_records=1)
+        found = await self._probe.getmany(tp, timeout_ms=PROBE_MS, max_records=1)
         records = found.get(tp, [])
-        return records[0].offset if records else offset + 2**62
+        return records[0].offset if records else None
 
     async def close(self) -> None:
         if self._probe is not None:
