@@ -37,7 +37,7 @@ def producer(settings: Settings, embedded: bool) -> AIOKafkaProducer:
     if embedded:
         # One record per batch: the embedded broker's end offsets count batches (README).
         return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, max_batch_size=1, acks="all")
-    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all", compression_type=None)
+    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all")
 
 
 async def publish(settings: Settings, records: Iterable[bytes], topic: str = topics.EVENTS) -> int:

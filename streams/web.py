@@ -91,15 +91,14 @@ def register(japp: JourneyApp) -> None:
     async def watermark(web: View, request: Request) -> Response:
         if not japp.ready.is_set():
             return web.json({"error": "recovering"}, status=503)
-        return web.json({"watermark": japp.projection.local_watermark(), "partitions": sorted(japp.projection.partitions)})
+        return web.json(_watermark_share(japp))
 
     @app.page("/internal/partial")
     @reader
     async def partial(web: View, request: Request) -> Response:
         if not japp.ready.is_set():
             return web.json({"error": "recovering"}, status=503)
-        mark = request.query.get("watermark")
-        return web.json(japp.projection.partial(int(mark) if mark and mark.lstrip("-").isdigit() else None))
+        return web.json(japp.projection.partial(_watermark_param(request)))
 
     @app.page("/api/stages")
     @reader
@@ -123,8 +122,7 @@ def register(japp: JourneyApp) -> None:
     @app.page("/internal/stages")
     @reader
     async def internal_stages(web: View, request: Request) -> Response:
-        mark = request.query.get("watermark")
-        return web.json({"partitions": sorted(japp.projection.partitions), "stages": japp.projection.stage_counts(int(mark) if mark and mark.isdigit() else None)})
+        return web.json(_stages_share(japp, _watermark_param(request)))
 
     @app.page("/internal/stage-leads")
     @reader
@@ -132,7 +130,7 @@ def register(japp: JourneyApp) -> None:
         stage, upto = request.query.get("stage", ""), request.query.get("upto", "")
         if not (stage.isdigit() and upto.isdigit()):
             return web.json({"error": "stage and upto must be numbers"}, status=400)
-        return web.json({"partitions": sorted(japp.projection.partitions), "leads": japp.projection.stage_leads(int(stage), min(int(upto), MAX_PAGE_END))})
+        return web.json(_stage_leads_share(japp, int(stage), min(int(upto), MAX_PAGE_END)))
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
@@ -145,7 +143,7 @@ def register(japp: JourneyApp) -> None:
 
 
 async def cluster_watermark(japp: JourneyApp) -> int | None:
-    answers = await _ask_all(japp, "/internal/watermark", local=_local_watermark)
+    answers = await _ask_all(japp, "/internal/watermark", local=_watermark_share)
     marks = [a["watermark"] for a in answers if a["watermark"] is not None]
     return max(marks) if marks else None
 
@@ -161,7 +159,7 @@ async def cluster_report(japp: JourneyApp) -> dict[str, Any]:
 async def cluster_stages(japp: JourneyApp) -> dict[str, Any]:
     mark = await cluster_watermark(japp)
     query = "" if mark is None else f"?watermark={mark}"
-    answers = await _ask_all(japp, f"/internal/stages{query}", local=lambda j: {"partitions": sorted(j.projection.partitions), "stages": j.projection.stage_counts(mark)})
+    answers = await _ask_all(japp, f"/internal/stages{query}", local=lambda j: _stages_share(j, mark))
     _check_coverage(japp, answers)
     days = japp.defs.sal_stale_after_micros / DAY_MICROS
     rows = [{"stage": name, "leads": 0, "stale": 0} for name in japp.defs.stages]
@@ -175,7 +173,7 @@ async def cluster_stages(japp: JourneyApp) -> dict[str, Any]:
 async def cluster_stage_leads(japp: JourneyApp, stage: str, offset: int, limit: int) -> dict[str, Any]:
     index = japp.defs.stages.index(stage)
     mark = await cluster_watermark(japp)
-    answers = await _ask_all(japp, f"/internal/stage-leads?stage={index}&upto={offset + limit}", local=lambda j: {"partitions": sorted(j.projection.partitions), "leads": j.projection.stage_leads(index, offset + limit)})
+    answers = await _ask_all(japp, f"/internal/stage-leads?stage={index}&upto={offset + limit}", local=lambda j: _stage_leads_share(j, index, offset + limit))
     _check_coverage(japp, answers)
     merged = list(heapq.merge(*([tuple(item) for item in a["leads"]] for a in answers)))[offset : offset + limit]
     total = (await cluster_stages(japp))["stages"][index]["leads"]
@@ -218,8 +216,24 @@ def _day(text: str | None) -> str | None:
         raise BadRequest(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
 
-def _local_watermark(japp: JourneyApp) -> dict[str, Any]:
+# What each worker answers for its own partitions: over HTTP to its peers, and directly to itself.
+
+
+def _watermark_share(japp: JourneyApp) -> dict[str, Any]:
     return {"watermark": japp.projection.local_watermark(), "partitions": sorted(japp.projection.partitions)}
+
+
+def _stages_share(japp: JourneyApp, watermark: int | None) -> dict[str, Any]:
+    return {"partitions": sorted(japp.projection.partitions), "stages": japp.projection.stage_counts(watermark)}
+
+
+def _stage_leads_share(japp: JourneyApp, stage: int, upto: int) -> dict[str, Any]:
+    return {"partitions": sorted(japp.projection.partitions), "leads": japp.projection.stage_leads(stage, upto)}
+
+
+def _watermark_param(request: Request) -> int | None:
+    mark = request.query.get("watermark", "")
+    return int(mark) if mark.lstrip("-").isdigit() else None
 
 
 async def _ask_all(japp: JourneyApp, path: str, local: Any) -> list[dict[str, Any]]:
