@@ -90,9 +90,18 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, partition_ids: list[int]
     open_tps = {tp for tp in partitions if ends[tp] > 0}
     while open_tps:
         batch = await consumer.getmany(*open_tps, timeout_ms=500, max_records=10_000)
-        records = [m for tp, messages in batch.items() for m in messages if m.offset < ends[tp]]
-        for tp in list(open_tps):
-            if await consumer.position(tp) >= ends[tp]:
+        records = []
+        for tp, messages in batch.items():
+            records.extend(m for m in messages if m.offset < ends[tp])
+            # Done by the offsets received, not consumer.position(): the position moves
+            # past records the fetcher has prefetched but not yet handed over.
+            if messages and messages[-1].offset + 1 >= ends[tp]:
                 open_tps.discard(tp)
+        if not batch:
+            # Nothing buffered: now the position is trustworthy, and it passes the end even
+            # when the last offsets hold no data (transaction markers, compaction).
+            for tp in list(open_tps):
+                if await consumer.position(tp) >= ends[tp]:
+                    open_tps.discard(tp)
         if records:
             out.put(records)
