@@ -23,6 +23,7 @@ from streams.errors import UserError
 from streams.sources import KafkaSource
 
 _DONE = object()
+IDLE_POLLS = 6  # empty polls of 500 ms before the position may close a partition
 PARTITION_ATTEMPTS = 25
 
 
@@ -88,8 +89,10 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, partition_ids: list[int]
     ends = await consumer.end_offsets(partitions)
     await consumer.seek_to_beginning(*partitions)
     open_tps = {tp for tp in partitions if ends[tp] > 0}
+    idle = 0
     while open_tps:
         batch = await consumer.getmany(*open_tps, timeout_ms=500, max_records=10_000)
+        idle = 0 if batch else idle + 1
         records = []
         for tp, messages in batch.items():
             records.extend(m for m in messages if m.offset < ends[tp])
@@ -97,9 +100,9 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, partition_ids: list[int]
             # past records the fetcher has prefetched but not yet handed over.
             if messages and messages[-1].offset + 1 >= ends[tp]:
                 open_tps.discard(tp)
-        if not batch:
-            # Nothing buffered: now the position is trustworthy, and it passes the end even
-            # when the last offsets hold no data (transaction markers, compaction).
+        if idle >= IDLE_POLLS:
+            # Long quiet, so no fetch is in flight: the position is trustworthy now, and it
+            # passes the end even when the last offsets hold no data (transaction markers).
             for tp in list(open_tps):
                 if await consumer.position(tp) >= ends[tp]:
                     open_tps.discard(tp)
