@@ -85,8 +85,8 @@ async def _partitions(source: KafkaSource) -> list[int]:
 
 async def _read(consumer: AIOKafkaConsumer, topic: str, partition_ids: list[int], out: queue.Queue[object]) -> None:
     partitions = [TopicPartition(topic, p) for p in partition_ids]
+    ends = await consumer.end_offsets(partitions)  # before assign(), as the end "as it was at the start"
     consumer.assign(partitions)
-    ends = await consumer.end_offsets(partitions)
     await consumer.seek_to_beginning(*partitions)
     open_tps = {tp for tp in partitions if ends[tp] > 0}
     idle = 0
