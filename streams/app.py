@@ -110,7 +110,6 @@ class JourneyApp:
         self.changes = self.app.topic(topics.LEAD_CHANGES, partitions=settings.partitions, **raw)
         self.watermarks = self.app.topic(topics.WATERMARKS, partitions=1, **raw)
         self.leads = self.app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
-        self.progress = self.app.Table(topics.PARTITIONS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
         self._announced: int | None = None
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
         self.metrics = metrics.WorkerMetrics(self)
@@ -162,7 +161,6 @@ class JourneyApp:
                     continue
                 with _as_current(last_event[partition]):
                     self.projection.process(partition, records, leads, result)
-                    self.progress[str(partition).encode()] = result.progress[partition].encode()
                 self.metrics.count(len(records), [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
             self.projection.settle(result, before, leads)  # reads leads of every partition: outside _as_current
             await asyncio.shield(self._publish(result))
@@ -202,8 +200,7 @@ class JourneyApp:
     async def rebuild(self) -> None:
         """After table recovery: derive this worker's aggregates from its tables."""
         active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topics.EVENTS}
-        progress = ((int(key), value) for key, value in self.progress.items())
-        self.projection.rebuild(self.leads.items(), progress, active)
+        self.projection.rebuild(self.leads.items(), active)
         self.ready.set()
         log.info("projection rebuilt for partitions %s", sorted(active))
 

@@ -22,6 +22,7 @@ from projections.codec import decode_state, encode_state
 from projections.lead import QUALIFICATIONS
 from projections.report import EventCounts, build_report
 from schemas import EVENT_TYPES, Event, Rejection, decode, format_time
+from schemas.events import MAX_ID_CHARS
 
 _LEAD_HEAD = struct.Struct("<Hqq")  # partition, applied through offset, duplicates
 _PROGRESS = struct.Struct("<qq")  # applied through offset, invalid records
@@ -56,6 +57,27 @@ class Progress:
     @classmethod
     def decode(cls, data: bytes) -> Progress:
         return cls(*_PROGRESS.unpack(data))
+
+
+_PROGRESS_PREFIX = "\x00journey:progress:"
+
+
+def progress_key(partition: int) -> str:
+    """Where a partition's Progress lives in the lead table: longer than any lead id can be.
+
+    It shares the table, and so the changelog partition, with the leads it
+    vouches for, and is written after them: a changelog cut anywhere (a worker
+    killed before the producer sent everything) holds no progress past a lead
+    write it lacks. In a table of its own it could land first and vouch for
+    lead writes that never arrived."""
+    return f"{_PROGRESS_PREFIX}{partition}:".ljust(MAX_ID_CHARS + 1, "\x00")
+
+
+def progress_partition(key: str) -> int | None:
+    """The partition of a progress key; None for a lead id."""
+    if len(key) <= MAX_ID_CHARS or not key.startswith(_PROGRESS_PREFIX):
+        return None
+    return int(key[len(_PROGRESS_PREFIX) :].split(":", 1)[0])
 
 
 class Record(NamedTuple):
@@ -117,13 +139,12 @@ class LeadTable(Protocol):
     """What the projection needs of the lead table: get and put raw bytes by lead id."""
 
     def get(self, lead_id: str) -> bytes | None: ...
-    def put(self, lead_id: str, value: bytes) -> None: ...
+    def put(self, lead_id: str, value: bytes) -> None: ...  # also takes progress_key(partition)
 
 
 @dataclass
 class BatchResult:
     invalid: list[Invalid] = field(default_factory=list)
-    progress: dict[int, Progress] = field(default_factory=dict)
     moved: dict[str, tuple[LeadView | None, LeadView, Event]] = field(default_factory=dict)  # old view, new view, last event
     changes: list[LeadChange] = field(default_factory=list)
 
@@ -136,18 +157,21 @@ class LiveProjection:
 
     # -- rebuilding from the tables after a rebalance -------------------------------------
 
-    def rebuild(self, leads: Iterable[tuple[Any, bytes]], progress: Iterable[tuple[int, bytes]], active: set[int]) -> None:
+    def rebuild(self, entries: Iterable[tuple[Any, bytes]], active: set[int]) -> None:
+        """Derive the aggregates of the `active` partitions from the lead table's entries."""
         parts = {p: PartitionState(Aggregates.empty(self.defs)) for p in active}
-        for partition, data in progress:
-            if partition in parts:
-                parts[partition].progress = Progress.decode(data)
-                parts[partition].counts.invalid = parts[partition].progress.invalid
-        for key, data in leads:
+        for key, data in entries:
+            lead_id = key.decode() if isinstance(key, bytes) else key
+            partition = progress_partition(lead_id)
+            if partition is not None:
+                if partition in parts:
+                    parts[partition].progress = Progress.decode(data)
+                    parts[partition].counts.invalid = parts[partition].progress.invalid
+                continue
             stored = StoredLead.decode(data)
             part = parts.get(stored.partition)
             if part is None:
                 continue  # a standby copy of another worker's partition
-            lead_id = key.decode() if isinstance(key, bytes) else key
             part.replace(None, view(lead_id, stored.state, self.defs))
             part.counts.valid += stored.state.events
             part.counts.duplicates += stored.duplicates
@@ -159,7 +183,8 @@ class LiveProjection:
     # -- processing ------------------------------------------------------------------------
 
     def process(self, partition: int, records: list[Record], table: LeadTable, result: BatchResult) -> None:
-        """Apply one partition's records in offset order; writes each changed lead once.
+        """Apply one partition's records in offset order; writes each changed lead once, then
+        the partition's progress (see `progress_key`: the order matters).
 
         Lead changes are left for `settle`, once every partition of the batch
         is applied and the watermark they are judged at is final.
@@ -193,13 +218,14 @@ class LiveProjection:
                 part.counts.duplicates += 1
         if records:
             progress.through = max(progress.through, records[-1].offset)
-        result.progress[partition] = progress
         for lead_id, (stored, old_view, cause) in touched.items():
             table.put(lead_id, stored.encode())
             if cause is not None:
                 new_view = view(lead_id, stored.state, self.defs)
                 part.replace(old_view, new_view)
                 result.moved[lead_id] = (old_view, new_view, cause)
+        if records:
+            table.put(progress_key(partition), progress.encode())
         self._learn(part.watermark)
 
     def settle(self, result: BatchResult, before: int | None, table: LeadTable) -> None:

@@ -21,7 +21,6 @@ DLQ = "journey.events.dlq"
 LEAD_CHANGES = "journey.lead-changes"
 WATERMARKS = "journey.watermarks"
 LEADS_TABLE = "leads"
-PARTITIONS_TABLE = "partitions"
 TANSU_CLUSTER_IDS = (CLUSTER_ID, "tansu_cluster")
 
 
@@ -38,7 +37,6 @@ class TopicPlan:
             LEAD_CHANGES: n,
             WATERMARKS: 1,
             changelog_topic(self.app_id, LEADS_TABLE): n,
-            changelog_topic(self.app_id, PARTITIONS_TABLE): n,
             f"{self.app_id}-__assignor-__leader": 1,
         }
 

@@ -17,7 +17,7 @@ from faust.web import Request, Response, View
 from streams.ingest import bearer_ok, ingest
 from projections.report import DAY_MICROS
 from schemas import format_time
-from streams.live import merge_partials
+from streams.live import merge_partials, progress_partition
 
 if TYPE_CHECKING:
     from streams.app import JourneyApp
@@ -81,7 +81,7 @@ def register(japp: JourneyApp) -> None:
     @app.table_route(table=japp.leads, match_info="lead_id")
     @reader
     async def lead(web: View, request: Request, lead_id: str) -> Response:
-        data = japp.leads.get(lead_id.encode())
+        data = None if progress_partition(lead_id) is not None else japp.leads.get(lead_id.encode())
         if data is None:
             return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
         return web.json(japp.projection.lead(lead_id, data, await cluster_watermark(japp) or 0))
