@@ -56,7 +56,10 @@ def decode(raw: bytes) -> Event | Rejection:
         micros = parse_time(fast.occurred_at)
     except ValueError:
         return _decode_slowly(raw)
-    return Event(fast.lead_id, fast.event_id, fast.index, micros, fast.inbound)
+    return _new_event(Event, (fast.lead_id, fast.event_id, fast.index, micros, fast.inbound))
+
+
+_new_event = tuple.__new__  # Event(...) without the Python-level __new__ of a NamedTuple: the hot path
 
 
 def decode_object(obj: dict[str, Any]) -> Event | Rejection:

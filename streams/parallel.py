@@ -19,13 +19,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Iterator
 
+import msgspec
 import orjson
 
 from projections import Aggregates, Changes, Definitions, Projector
 from projections.report import EventCounts, build_comparison, build_report
-from streams.sources import open_records
+from streams.sources import record_chunks
 
-_KEY = b'"lead_id"'
 MIN_PARALLEL_BYTES = 4 * 1024 * 1024
 
 
@@ -35,29 +35,22 @@ def partitions_for(path: Path) -> int:
     return 1 if path.stat().st_size < MIN_PARALLEL_BYTES else max(1, cores)
 
 
-def partition_of(line: bytes, partitions: int) -> int:
-    """The partition of a record's lead: cheap for the usual line, exact for any line.
+class _LeadKey(msgspec.Struct):
+    lead_id: Any = None  # every other field is skipped unparsed
 
-    The lead id is read straight from the bytes when the line names
-    "lead_id" once, as a key, with a plain string value; anything else
-    (escapes, a nested "lead_id", no lead) is parsed in full. A record with no
-    readable lead is invalid and goes to partition 0.
-    """
-    at = line.find(_KEY)
-    if at >= 0 and line.find(_KEY, at + 9) < 0:
-        start = line.find(b'"', at + 9)
-        between = line[at + 9 : start].strip()
-        end = line.find(b'"', start + 1)
-        if between == b":" and end > start:
-            token = line[start + 1 : end]
-            if b"\\" not in token:
-                return zlib.crc32(token) % partitions
+
+_LEAD_KEY = msgspec.json.Decoder(_LeadKey).decode
+
+
+def partition_of(line: bytes, partitions: int) -> int:
+    """The partition of a record's lead id, as JSON reads it; a record with no string lead id
+    (invalid whatever else it holds) goes to partition 0. A C decoder that skips every other
+    field makes this about three times cheaper than finding the key in the bytes by hand."""
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        lead = _LEAD_KEY(line).lead_id
+    except (msgspec.DecodeError, RecursionError):
         return 0
-    lead = obj.get("lead_id") if type(obj) is dict else None
-    return zlib.crc32(lead.encode()) % partitions if type(lead) is str else 0
+    return zlib.crc32(lead.encode("utf-8", "surrogatepass")) % partitions if type(lead) is str else 0
 
 
 def replay_parallel(path: Path, defs: Definitions, baseline: Definitions | None, leads_out: Path | None, partitions: int) -> dict[str, Any]:
@@ -127,9 +120,8 @@ def _partition(conn: Connection, path: Path, index: int, partitions: int, defs: 
 
 
 def _mine(path: Path, index: int, partitions: int) -> Iterator[bytes]:
-    for line in open_records(path):
-        if partition_of(line, partitions) == index:
-            yield line
+    for lines in record_chunks(path):
+        yield from [line for line in lines if partition_of(line, partitions) == index]
 
 
 def _receive(pipe: Connection) -> dict[str, Any]:

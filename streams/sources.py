@@ -39,28 +39,37 @@ def parse_source(text: str) -> Source:
 
 def jsonl_records(stream: BinaryIO) -> Iterator[bytes]:
     """Each non-blank line, without its line ending, read in large chunks."""
+    for lines in jsonl_chunks(stream):
+        yield from lines
+
+
+def jsonl_chunks(stream: BinaryIO) -> Iterator[list[bytes]]:
+    """The records of `jsonl_records`, a list per chunk read: for loops that take them in bulk."""
     rest = b""
     while chunk := stream.read(CHUNK_BYTES):
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
-        yield from _records(lines)
-    yield from _records([rest])
+        yield _records(lines)
+    yield _records([rest])
 
 
-def _records(lines: list[bytes]) -> Iterator[bytes]:
-    for line in lines:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if line and not line.isspace():
-            yield line
+def _records(lines: list[bytes]) -> list[bytes]:
+    trimmed = (line[:-1] if line.endswith(b"\r") else line for line in lines)
+    return [line for line in trimmed if line and not line.isspace()]
+
+
+def record_chunks(path: Path) -> Iterator[list[bytes]]:
+    """`jsonl_chunks` of a file, with a clear error when it cannot be read."""
+    try:
+        with path.open("rb") as stream:
+            yield from jsonl_chunks(stream)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def open_records(source: Path | None) -> Iterator[bytes]:
     if source is None:
         yield from jsonl_records(sys.stdin.buffer)
         return
-    try:
-        with source.open("rb") as stream:
-            yield from jsonl_records(stream)
-    except OSError as exc:
-        raise UserError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    for lines in record_chunks(source):
+        yield from lines
