@@ -101,15 +101,47 @@ class LeadView(NamedTuple):
 
 
 def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
-    first_at = state.first_at
-    stage, stage_entered_at = _latest_group(first_at, defs.stage_of_type)
-    funnel_step, _ = _latest_group(first_at, defs.step_of_type)
-    reach_at = tuple(_reach_time(first_at, defs.step_of_type, k) for k in range(funnel_step + 1))
+    """One pass over the event types (this runs once per lead in every replay)."""
+    stage_of_type, step_of_type = defs.stage_of_type, defs.step_of_type
+    stage, stage_entered_at = NO_INDEX, None
+    funnel_step = NO_INDEX
+    step_first: list[int | None] = [None] * len(defs.steps)  # per step, the earliest event of that step
+    for kind, at in enumerate(state.first_at):
+        if at is None:
+            continue
+        group = stage_of_type[kind]
+        if group > stage:
+            stage, stage_entered_at = group, at
+        elif group == stage and group != NO_INDEX and at < stage_entered_at:  # type: ignore[operator]
+            stage_entered_at = at
+        step = step_of_type[kind]
+        if step != NO_INDEX:
+            if step > funnel_step:
+                funnel_step = step
+            earliest = step_first[step]
+            if earliest is None or at < earliest:
+                step_first[step] = at
+    reach_at = _reach_times(step_first, funnel_step)
     standing = _standing(state, defs.mql_min_content_reads)
     stale_from = None
     if standing == MQL and stage_entered_at is not None:
         stale_from = stage_entered_at + defs.sal_stale_after_micros
     return LeadView(lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at)
+
+
+def _reach_times(step_first: list[int | None], funnel_step: int) -> tuple[int, ...]:
+    """A step is reached at the earliest event of it or of any later step (SPEC §4)."""
+    if funnel_step == NO_INDEX:
+        return ()
+    reach: list[int] = []
+    earliest: int | None = None
+    for step in range(funnel_step, -1, -1):
+        at = step_first[step]
+        if at is not None and (earliest is None or at < earliest):
+            earliest = at
+        reach.append(earliest)  # type: ignore[arg-type] - the funnel step itself has an event
+    reach.reverse()
+    return tuple(reach)
 
 
 def _standing(state: LeadState, mql_min_content_reads: int) -> int:
@@ -122,21 +154,3 @@ def _standing(state: LeadState, mql_min_content_reads: int) -> int:
     if not (state.content_reads >= mql_min_content_reads or state.contacts & INBOUND_CONTACT):
         return LEAD
     return SAL if state.contacts & OUTBOUND_CONTACT else MQL
-
-
-def _latest_group(first_at: list[int | None], group_of_type: tuple[int, ...]) -> tuple[int, int | None]:
-    """The latest-ordered group any event enters, and the earliest time an event entered it."""
-    latest, entered = NO_INDEX, None
-    for kind, group in enumerate(group_of_type):
-        at = first_at[kind]
-        if at is None or group == NO_INDEX or group < latest:
-            continue
-        if group > latest:
-            latest, entered = group, at
-        elif entered is None or at < entered:
-            entered = at
-    return latest, entered
-
-
-def _reach_time(first_at: list[int | None], step_of_type: tuple[int, ...], step: int) -> int:
-    return min(at for kind, at in enumerate(first_at) if at is not None and step_of_type[kind] >= step)

@@ -10,6 +10,7 @@ qualification, lead records and the comparison at the end).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import multiprocessing
 import os
@@ -104,6 +105,7 @@ def _partition(conn: Connection, path: Path, index: int, partitions: int, defs: 
     try:
         projector = Projector()
         projector.feed_all(_mine(path, index, partitions))
+        gc.freeze()  # the lead states stay to the end: later collections need not walk them again
         sides = [defs] if baseline is None else [defs, baseline]
         conn.send({"counts": projector.counts, "watermark": projector.watermark, "aggregates": [projector.aggregate(d) for d in sides]})
         watermark, leads_part = conn.recv()

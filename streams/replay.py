@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -45,6 +46,7 @@ def replay(request: ReplayRequest) -> dict[str, Any]:
             return _parallel(request, partitions)
     projector = Projector()
     projector.feed_all(_records(request.source))
+    gc.freeze()  # the lead states stay to the end: later collections need not walk them again
     if request.leads_out is not None:
         write_leads(request.leads_out, projector, request.definitions)
     if request.baseline is not None:

@@ -47,15 +47,19 @@ def jsonl_chunks(stream: BinaryIO) -> Iterator[list[bytes]]:
     """The records of `jsonl_records`, a list per chunk read: for loops that take them in bulk."""
     rest = b""
     while chunk := stream.read(CHUNK_BYTES):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield _records(lines)
-    yield _records([rest])
+        lines, rest = _records(rest + chunk)
+        yield lines
+    lines, _ = _records(rest + b"\n")
+    yield lines
 
 
-def _records(lines: list[bytes]) -> list[bytes]:
-    trimmed = (line[:-1] if line.endswith(b"\r") else line for line in lines)
-    return [line for line in trimmed if line and not line.isspace()]
+def _records(data: bytes) -> tuple[list[bytes], bytes]:
+    """The complete lines of `data` (CRLF or LF, blank ones left out), and the unfinished rest."""
+    lines = data.split(b"\n")
+    rest = lines.pop()
+    if b"\r" in data:
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    return [line for line in lines if line and not line.isspace()], rest
 
 
 def record_chunks(path: Path) -> Iterator[list[bytes]]:
