@@ -15,6 +15,16 @@ from streams.produce import prepare
 from streams.settings import Settings
 
 
+def _backpressure_is_debug(record: logging.LogRecord) -> bool:
+    """Faust warns "producer buffer full" each time a batch's table writes make the agent wait
+    for the producer: ordinary backpressure while a worker catches up, dozens of lines a
+    second. It is logged at DEBUG instead (the waits show in journey_batch_seconds)."""
+    if record.levelno == logging.WARNING and record.getMessage().startswith("producer buffer full"):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
+
+
 def run_worker(settings: Settings) -> None:
     bind = settings.web_bind or settings.web_host
     if port_open("127.0.0.1" if bind == "0.0.0.0" else bind, settings.web_port):
@@ -23,6 +33,7 @@ def run_worker(settings: Settings) -> None:
     embedded = asyncio.run(prepare(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
+    logging.getLogger("faust.transport.producer").addFilter(_backpressure_is_debug)
     japp = JourneyApp(settings, defs, Profile(embedded))
     profile = "embedded broker profile" if embedded else "Kafka profile"
     print(
