@@ -21,6 +21,7 @@ from faust.types import TP, EventT
 from projections import Definitions
 from streams import metrics, topics
 from streams.gaps import GapGuard
+from streams.tables import AcknowledgedTable
 from schemas import Rejection
 from streams.live import BatchResult, Invalid, LeadChange, LiveProjection, Record
 from streams.errors import UserError
@@ -102,6 +103,7 @@ class JourneyApp:
             consumer_auto_offset_reset="earliest",
             autodiscover=False,
             web_enabled=True,
+            Table=AcknowledgedTable,  # counts changelog writes not yet acknowledged (streams/tables.py)
             **profile.faust_settings(),
         )
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}

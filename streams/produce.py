@@ -29,7 +29,7 @@ def lead_key(record: bytes) -> bytes | None:
 async def prepare(settings: Settings) -> bool:
     """Create every topic; True when the broker is the embedded one (see Profile)."""
     plan = topics.TopicPlan(settings.app_id, settings.partitions)
-    cluster_id = await topics.ensure_topics(settings.bootstrap, plan.topics(), settings.replication_factor)
+    cluster_id = await topics.ensure_topics(settings.bootstrap, plan.topics(), settings.replication_factor, plan.configs())
     return settings.broker_profile == "embedded" or (settings.broker_profile == "auto" and topics.is_embedded(cluster_id))
 
 

@@ -1,16 +1,25 @@
-"""Every topic journey uses, created up front with its partition count.
+"""Every topic journey uses, created up front with its partition count and settings.
 
 Tansu creates an unknown topic with 4 partitions the moment anything touches
 it, after which Faust fails with PartitionsMismatch; so nothing produces or
 consumes before `ensure_topics` has created them all.
+
+Topic settings (only for topics journey creates; existing ones are checked):
+the lead table's changelog and the watermarks are compacted, because a
+recovery reads them whole and only each key's latest value matters; with
+the broker's default (delete after a week) a recovering worker would lose
+every lead not written for a week. journey.events keeps its records
+forever: it is the event log that replays and recoveries read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.broker import CLUSTER_ID
@@ -22,6 +31,8 @@ LEAD_CHANGES = "journey.lead-changes"
 WATERMARKS = "journey.watermarks"
 LEADS_TABLE = "leads"
 TANSU_CLUSTER_IDS = (CLUSTER_ID, "tansu_cluster")
+COMPACTED = {"cleanup.policy": "compact"}
+KEPT = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
 @dataclass(frozen=True)
@@ -41,18 +52,26 @@ class TopicPlan:
         }
 
 
+    def configs(self) -> dict[str, dict[str, str]]:
+        """Topic settings journey creates topics with; those in `COMPACTED` it also checks."""
+        return {EVENTS: KEPT, WATERMARKS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED}
+
+
 def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
-async def ensure_topics(bootstrap: str, topics: dict[str, int], replication_factor: int = 1) -> str:
-    """Create the missing topics, check the partitions of the others; returns the cluster id."""
+async def ensure_topics(
+    bootstrap: str, topics: dict[str, int], replication_factor: int = 1, configs: dict[str, dict[str, str]] | None = None
+) -> str:
+    """Create the missing topics (with `configs`), check the others; returns the cluster id."""
+    configs = configs or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         await _start(admin, bootstrap)
         cluster_id = (await admin.describe_cluster())["cluster_id"]
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, n, replication_factor) for name, n in topics.items() if name not in existing]
+        missing = [NewTopic(name, n, replication_factor, topic_configs=configs.get(name, {})) for name, n in topics.items() if name not in existing]
         for topic in missing:
             try:
                 await admin.create_topics([topic])
@@ -61,6 +80,7 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int], replication_fact
         present = [name for name in topics if name in existing]
         if present:
             _check_partitions(await admin.describe_topics(present), topics)
+            await _check_compaction(admin, [name for name in present if configs.get(name) == COMPACTED])
         return cluster_id
     except KafkaError as exc:
         raise UserError(f"broker {bootstrap}: {type(exc).__name__}: {exc}") from None
@@ -87,6 +107,26 @@ def _check_partitions(described: list[dict], wanted: dict[str, int]) -> None:
                 f"topic {topic['topic']} has {have} partitions but journey is set to {need}; "
                 f"set JOURNEY_PARTITIONS={have} or recreate the topic"
             )
+
+
+async def _check_compaction(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Warn (once per start) about a table topic someone created without compaction."""
+    if not names:
+        return
+    try:
+        answer = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    except KafkaError:
+        return  # a broker that cannot say; nothing to warn about
+    for response in answer:
+        for _error, _message, _type, name, entries in response.resources:
+            policy = next((entry[1] for entry in entries if entry[0] == "cleanup.policy"), None)
+            if policy is not None and "compact" not in policy:
+                print(
+                    f"journey: warning: topic {name} has cleanup.policy={policy}; a recovering worker loses what it "
+                    f"deleted. Set cleanup.policy=compact on it (kafka-configs --alter --add-config cleanup.policy=compact)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def is_embedded(cluster_id: str | None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import faust
 
@@ -13,6 +14,7 @@ from streams.broker import port_open
 from streams.errors import UserError
 from streams.produce import prepare
 from streams.settings import Settings
+from streams.tables import close_tables, open_tables
 
 
 def _backpressure_is_debug(record: logging.LogRecord) -> bool:
@@ -42,8 +44,17 @@ def run_worker(settings: Settings) -> None:
         file=sys.stderr,
         flush=True,
     )
+    if open_tables(settings.table_dir, Path(japp.app.conf.tabledir)):
+        print(
+            "journey worker: the last run with this data dir did not stop cleanly; its tables are rebuilt from the changelog",
+            file=sys.stderr,
+            flush=True,
+        )
     worker = faust.Worker(japp.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner puts the root logger at DEBUG to spin on every record,
     # which makes every Kafka send build a debug log record: about 5% of a busy worker.
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        close_tables(settings.table_dir, [japp.leads])
