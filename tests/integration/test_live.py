@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import signal
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+from streams.live import progress_key
 from tests.helpers import same_instants
 from tests.integration.conftest import produce, report_when_counted
 
@@ -32,6 +34,10 @@ class TestOneWorker:
         worker = start_worker()
         report_when_counted(worker, 10)
         status, body = worker.get("/api/leads/no-such-lead")
+        assert status == 404 and body["error"] == "unknown lead"
+        # a partition's progress shares the lead table under a key no lead id can have
+        hidden = quote(progress_key(0), safe="")
+        status, body = worker.get(f"/api/leads/{hidden}")
         assert status == 404 and body["error"] == "unknown lead"
 
     def test_events_produced_while_the_worker_runs_are_projected(self, broker, start_worker, golden_log, expected_report) -> None:
