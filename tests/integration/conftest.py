@@ -119,6 +119,29 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One broker for a module whose tests only read what its workers project."""
+    with EmbeddedBroker(free_port(), log=tmp_path_factory.mktemp("broker") / "broker.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def start_shared_worker(shared_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Worker]]:
+    """Workers on the shared broker, stopped when the module is done."""
+    started: list[Worker] = []
+    tmp = tmp_path_factory.mktemp("workers")
+
+    def start(name: str = "w1", env: dict[str, str] | None = None) -> Worker:
+        worker = Worker(shared_broker.url, tmp / name, tmp / f"{name}.log", env=env).start()
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop(signal.SIGKILL, timeout=10)
+
+
 @pytest.fixture
 def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []

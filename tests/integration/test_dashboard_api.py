@@ -12,10 +12,11 @@ from tests.integration.conftest import produce, report_when_counted
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture
-def golden_worker(broker, start_worker, golden_log):
-    produce(broker, golden_log)
-    first, second = start_worker("w1"), start_worker("w2")
+@pytest.fixture(scope="module")
+def golden_worker(shared_broker, start_shared_worker, golden_log):
+    """Two workers projecting the golden log, shared by the module: its tests only read."""
+    produce(shared_broker, golden_log)
+    first, second = start_shared_worker("w1"), start_shared_worker("w2")
     report_when_counted(first, len(golden_log))
     return first, second
 

@@ -22,6 +22,12 @@ def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+@pytest.fixture(scope="module")
+def ingest_worker(start_shared_worker):
+    """A worker taking ingest, shared by tests whose requests are all refused."""
+    return start_shared_worker("ingest", env={"JOURNEY_INGEST_TOKEN": TOKEN})
+
+
 class TestIngest:
     def test_the_golden_log_sent_as_json_lines_is_projected_and_invalid_events_are_answered(
         self, start_worker, golden_log, expected_report
@@ -59,8 +65,8 @@ class TestIngest:
         ],
         ids=["no token", "wrong token", "wrong content type", "bad json", "not an array", "over 1 MiB", "over 1000 events"],
     )
-    def test_bad_requests_get_a_json_error(self, start_worker, body: bytes, content_type: str, token: str | None, status: int) -> None:
-        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
+    def test_bad_requests_get_a_json_error(self, ingest_worker, body: bytes, content_type: str, token: str | None, status: int) -> None:
+        worker = ingest_worker
         got, answer = worker.request("POST", "/api/events", body, content_type, token)
         assert got == status and answer["error"]
 
