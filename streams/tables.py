@@ -20,6 +20,8 @@ from typing import Any
 
 import faust
 
+from streams.errors import UserError
+
 CLEAN_STOP = "journey-clean-stop"
 
 
@@ -41,18 +43,25 @@ def open_tables(data_dir: Path, table_dir: Path) -> bool:
     """Before the worker starts: keep the local tables after a clean stop, delete them otherwise.
     True when they were deleted. The mark is removed either way: this run must earn its own."""
     mark = data_dir / CLEAN_STOP
-    clean = mark.exists()
-    mark.unlink(missing_ok=True)
-    if clean or not table_dir.exists():
-        return False
-    shutil.rmtree(table_dir)
+    try:
+        clean = mark.exists()
+        mark.unlink(missing_ok=True)
+        if clean or not table_dir.exists():
+            return False
+        shutil.rmtree(table_dir)
+    except OSError as exc:
+        raise UserError(f"data dir {data_dir}: cannot prepare the tables: {exc.strerror or exc}") from None
     return True
 
 
 def close_tables(data_dir: Path, tables: list[AcknowledgedTable]) -> bool:
-    """After the worker stopped: mark the local tables trustworthy if the changelog has every write."""
+    """After the worker stopped: mark the local tables trustworthy if the changelog has every write.
+    Not being able to write the mark only costs the next start a rebuild."""
     if any(table.unacknowledged for table in tables):
         return False
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / CLEAN_STOP).touch()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / CLEAN_STOP).touch()
+    except OSError:
+        return False
     return True
