@@ -7,11 +7,19 @@ each partition is applied through, so a record beyond the next one is a gap:
 unless the broker shows that it holds no records in it (transaction markers,
 retention), the consumer is sent back to the first missing offset and later
 records wait for it.
+
+A seek can be overtaken: Faust's fetch loop may still be handing out records
+it fetched before the seek, and each raises its read offset past the hole,
+after which it drops the re-read records as already seen. So while later
+records keep arriving for a partition with a hole, the guard asks the broker
+again and seeks again, at most every RESEEK_SECONDS (each Faust seek resets
+its read offset), until the records arrive or the broker shows none exist.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -21,18 +29,21 @@ log = logging.getLogger("journey.gaps")
 
 Seek = Callable[[int, int], Awaitable[None]]
 PROBE_MS = 10_000
+RESEEK_SECONDS = 1.0
 
 
 @dataclass
 class _Hole:
     start: int  # the first missing offset, where the consumer was sent back to
+    sought_at: float  # time.monotonic() of the last seek to it
 
 
 class GapGuard:
-    def __init__(self, bootstrap: str, topic: str, seek: Seek) -> None:
+    def __init__(self, bootstrap: str, topic: str, seek: Seek, reseek_after: float = RESEEK_SECONDS) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self._seek = seek
+        self._reseek_after = reseek_after
         self._holes: dict[int, _Hole] = {}
         self._probe: AIOKafkaConsumer | None = None
         self.seeks = 0
@@ -48,14 +59,19 @@ class GapGuard:
                     self._holes.pop(partition, None)
                     hole = None
                 continue
-            if hole is not None and hole.start == expected:
+            if hole is not None and hole.start == expected and time.monotonic() - hole.sought_at < self._reseek_after:
                 return i  # still waiting for the records the consumer was sent back to
             first = await self._first_offset_from(partition, expected)
             if first is not None and first >= offset:
                 expected = offset + 1  # the broker has nothing in between: a real gap
+                self._holes.pop(partition, None)
+                hole = None
                 continue
-            log.warning("partition %d: offsets %d..%d were skipped; reading them again", partition, expected, offset - 1)
-            self._holes[partition] = _Hole(expected)
+            if hole is not None and hole.start == expected:
+                log.info("partition %d: records past offset %d still arrive; seeking to it again", partition, expected)
+            else:
+                log.warning("partition %d: offsets %d..%d were skipped; reading them again", partition, expected, offset - 1)
+            hole = self._holes[partition] = _Hole(expected, time.monotonic())
             self.seeks += 1
             await self._seek(partition, expected)
             return i

@@ -74,10 +74,12 @@ def golden_worker(tmp_path_factory, golden_log):
     tmp = tmp_path_factory.mktemp("dashboard")
     with EmbeddedBroker(free_port(), log=tmp / "broker.log") as broker:
         produce(broker, golden_log)
-        worker = Worker(broker.url, tmp / "w", tmp / "w.log").start().wait_ready()
-        report_when_counted(worker, len(golden_log))
-        yield worker
-        worker.stop()
+        worker = Worker(broker.url, tmp / "w", tmp / "w.log").start()
+        try:
+            report_when_counted(worker.wait_ready(), len(golden_log))
+            yield worker
+        finally:
+            worker.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -53,12 +54,23 @@ class Producer(threading.Thread):
             self.error = exc
 
 
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Every worker a test starts; those still running when it ends, however it ends, are killed."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.stop(signal.SIGKILL, timeout=10)
+
+
 class TestCrashSafety:
-    def test_workers_killed_at_random_points_end_equal_to_replay(self, broker, tmp_path: Path) -> None:
+    def test_workers_killed_at_random_points_end_equal_to_replay(self, broker, tmp_path: Path, workers: list[Worker]) -> None:
         records = list(JourneyGenerator(LEADS, seed=SEED, days=60).records())
         rng = random.Random(SEED)
         producer = Producer(broker, records, chunks=4 * KILLS, pause=1.0)
-        worker = Worker(broker.url, tmp_path / "w0", tmp_path / "w0.log").start().wait_ready()
+        worker = Worker(broker.url, tmp_path / "w0", tmp_path / "w0.log").start()
+        workers.append(worker)
+        worker.wait_ready()
         producer.start()
         for kill in range(KILLS):
             time.sleep(rng.uniform(0.5, 4.0))
@@ -66,24 +78,28 @@ class TestCrashSafety:
             worker.process.wait()
             fresh = kill % 2 == 1  # alternate: same data dir, fresh data dir on another port
             data_dir = tmp_path / (f"fresh{kill}" if fresh else "w0")
-            worker = Worker(broker.url, data_dir, tmp_path / f"w{kill + 1}.log").start().wait_ready(timeout=120)
+            worker = Worker(broker.url, data_dir, tmp_path / f"w{kill + 1}.log").start()
+            workers.append(worker)
+            worker.wait_ready(timeout=120)
         producer.join()
         assert producer.error is None, producer.error
         report = report_when_counted(worker, len(records), timeout=240)
         assert same_instants(report, expected_report(records))
-        worker.stop(signal.SIGKILL)
 
-    def test_a_second_worker_joining_and_leaving_mid_stream_changes_nothing(self, broker, tmp_path: Path) -> None:
+    def test_a_second_worker_joining_and_leaving_mid_stream_changes_nothing(self, broker, tmp_path: Path, workers: list[Worker]) -> None:
         records = list(JourneyGenerator(LEADS, seed=SEED + 1, days=60).records())
         producer = Producer(broker, records, chunks=12, pause=1.0)
-        first = Worker(broker.url, tmp_path / "a", tmp_path / "a.log").start().wait_ready()
+        first = Worker(broker.url, tmp_path / "a", tmp_path / "a.log").start()
+        workers.append(first)
+        first.wait_ready()
         producer.start()
         time.sleep(3)
-        second = Worker(broker.url, tmp_path / "b", tmp_path / "b.log").start().wait_ready(timeout=120)
+        second = Worker(broker.url, tmp_path / "b", tmp_path / "b.log").start()
+        workers.append(second)
+        second.wait_ready(timeout=120)
         time.sleep(4)
         second.stop(signal.SIGINT)
         producer.join()
         assert producer.error is None, producer.error
         report = report_when_counted(first, len(records), timeout=240)
         assert same_instants(report, expected_report(records))
-        first.stop(signal.SIGKILL)

@@ -34,9 +34,11 @@ def hostile_worker(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("hostile")
     with EmbeddedBroker(free_port(), log=tmp / "broker.log") as broker:
-        worker = Worker(broker.url, tmp / "w", tmp / "w.log", env={"JOURNEY_DEMO": "1"}).start().wait_ready()
-        yield worker
-        worker.stop()
+        worker = Worker(broker.url, tmp / "w", tmp / "w.log", env={"JOURNEY_DEMO": "1"}).start()
+        try:
+            yield worker.wait_ready()
+        finally:
+            worker.stop()
 
 
 class TestHostileHttp:

@@ -14,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from streams import topics
 from streams.tables import CLEAN_STOP
 from tests.helpers import same_instants
-from tests.integration.conftest import JOURNEY, Worker, produce, report_when_counted
+from tests.integration.conftest import JOURNEY, produce, report_when_counted
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -35,25 +35,24 @@ def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]
 
 
 class TestRestarts:
-    def test_a_clean_stop_keeps_the_tables_and_a_kill_has_them_rebuilt(self, broker, tmp_path: Path, golden_log, expected_report) -> None:
+    def test_a_clean_stop_keeps_the_tables_and_a_kill_has_them_rebuilt(self, broker, start_worker, tmp_path: Path, golden_log, expected_report) -> None:
         data = tmp_path / "w"
         produce(broker, golden_log[:900])
-        worker = Worker(broker.url, data, tmp_path / "1.log").start().wait_ready()
+        worker = start_worker("1", data_dir=data)
         report_when_counted(worker, 900)
         worker.stop(signal.SIGINT)
         assert (data / CLEAN_STOP).exists(), "every changelog write was acknowledged, so the stop was clean"
 
-        worker = Worker(broker.url, data, tmp_path / "2.log").start().wait_ready()
+        worker = start_worker("2", data_dir=data)
         assert not (data / CLEAN_STOP).exists(), "a running worker has not earned the mark yet"
         produce(broker, golden_log[900:])
         report_when_counted(worker, len(golden_log))
         worker.stop(signal.SIGKILL)
         assert REBUILT not in worker.tail()
 
-        worker = Worker(broker.url, data, tmp_path / "3.log").start().wait_ready(timeout=120)
+        worker = start_worker("3", data_dir=data)
         assert REBUILT in worker.tail()
         assert same_instants(report_when_counted(worker, len(golden_log)), expected_report)
-        worker.stop(signal.SIGKILL)
 
 
 class TestTopicSettings:
