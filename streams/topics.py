@@ -109,24 +109,29 @@ def _check_partitions(described: list[dict], wanted: dict[str, int]) -> None:
             )
 
 
+async def topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """The settings the broker reports for each of these topics."""
+    answer = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    return {res[3]: {entry[0]: entry[1] for entry in res[4]} for response in answer for res in response.resources}
+
+
 async def _check_compaction(admin: AIOKafkaAdminClient, names: list[str]) -> None:
     """Warn (once per start) about a table topic someone created without compaction."""
     if not names:
         return
     try:
-        answer = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+        found = await topic_configs(admin, names)
     except KafkaError:
         return  # a broker that cannot say; nothing to warn about
-    for response in answer:
-        for _error, _message, _type, name, entries in response.resources:
-            policy = next((entry[1] for entry in entries if entry[0] == "cleanup.policy"), None)
-            if policy is not None and "compact" not in policy:
-                print(
-                    f"journey: warning: topic {name} has cleanup.policy={policy}; a recovering worker loses what it "
-                    f"deleted. Set cleanup.policy=compact on it (kafka-configs --alter --add-config cleanup.policy=compact)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    for name, settings in found.items():
+        policy = settings.get("cleanup.policy")
+        if policy is not None and "compact" not in policy:
+            print(
+                f"journey: warning: topic {name} has cleanup.policy={policy}; a recovering worker loses what it "
+                f"deleted. Set cleanup.policy=compact on it (kafka-configs --alter --add-config cleanup.policy=compact)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def is_embedded(cluster_id: str | None) -> bool:

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from schemas import Rejection, decode
+from schemas import decode
 from tests.helpers import same_instants
 from tests.integration.conftest import report_when_counted, wait_for
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams import topics
 from streams.tables import CLEAN_STOP
@@ -21,15 +20,14 @@ pytestmark = pytest.mark.timeout(240)
 REBUILT = "did not stop cleanly; its tables are rebuilt from the changelog"
 
 
-def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
+def configs_of(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
     async def describe() -> dict[str, dict[str, str]]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            answer = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+            return await topics.topic_configs(admin, names)
         finally:
             await admin.close()
-        return {res[3]: {entry[0]: entry[1] for entry in res[4]} for response in answer for res in response.resources}
 
     return asyncio.run(describe())
 
@@ -60,7 +58,7 @@ class TestTopicSettings:
         done = subprocess.run([JOURNEY, "topics", "--broker", broker.url], capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode()
         changelog = topics.changelog_topic("journey", topics.LEADS_TABLE)
-        configs = topic_configs(f"{broker.host}:{broker.port}", [changelog, topics.WATERMARKS, topics.EVENTS])
+        configs = configs_of(f"{broker.host}:{broker.port}", [changelog, topics.WATERMARKS, topics.EVENTS])
         assert configs[changelog]["cleanup.policy"] == "compact"
         assert configs[topics.WATERMARKS]["cleanup.policy"] == "compact"
         assert configs[topics.EVENTS]["retention.ms"] == "-1"
