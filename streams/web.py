@@ -150,16 +150,17 @@ async def cluster_watermark(japp: JourneyApp) -> int | None:
 
 async def cluster_report(japp: JourneyApp) -> dict[str, Any]:
     mark = await cluster_watermark(japp)
-    query = "" if mark is None else f"?watermark={mark}"
-    partials = await _ask_all(japp, f"/internal/partial{query}", local=lambda j: j.projection.partial(mark))
+    partials = await _ask_all(japp, f"/internal/partial{_at(mark)}", local=lambda j: j.projection.partial(mark))
     _check_coverage(japp, partials)
     return merge_partials(japp.defs, partials)
 
 
 async def cluster_stages(japp: JourneyApp) -> dict[str, Any]:
-    mark = await cluster_watermark(japp)
-    query = "" if mark is None else f"?watermark={mark}"
-    answers = await _ask_all(japp, f"/internal/stages{query}", local=lambda j: _stages_share(j, mark))
+    return await _stages_at(japp, await cluster_watermark(japp))
+
+
+async def _stages_at(japp: JourneyApp, mark: int | None) -> dict[str, Any]:
+    answers = await _ask_all(japp, f"/internal/stages{_at(mark)}", local=lambda j: _stages_share(j, mark))
     _check_coverage(japp, answers)
     days = japp.defs.sal_stale_after_micros / DAY_MICROS
     rows = [{"stage": name, "leads": 0, "stale": 0} for name in japp.defs.stages]
@@ -176,7 +177,7 @@ async def cluster_stage_leads(japp: JourneyApp, stage: str, offset: int, limit: 
     answers = await _ask_all(japp, f"/internal/stage-leads?stage={index}&upto={offset + limit}", local=lambda j: _stage_leads_share(j, index, offset + limit))
     _check_coverage(japp, answers)
     merged = list(heapq.merge(*([tuple(item) for item in a["leads"]] for a in answers)))[offset : offset + limit]
-    total = (await cluster_stages(japp))["stages"][index]["leads"]
+    total = (await _stages_at(japp, mark))["stages"][index]["leads"]  # the same watermark, not asked twice
     leads = [
         {"lead_id": lead_id, "stage_entered_at": format_time(entered), "days_in_stage": None if mark is None else round((mark - entered) / DAY_MICROS, 1)}
         for entered, lead_id in merged
@@ -229,6 +230,11 @@ def _stages_share(japp: JourneyApp, watermark: int | None) -> dict[str, Any]:
 
 def _stage_leads_share(japp: JourneyApp, stage: int, upto: int) -> dict[str, Any]:
     return {"partitions": sorted(japp.projection.partitions), "leads": japp.projection.stage_leads(stage, upto)}
+
+
+def _at(mark: int | None) -> str:
+    """The query that passes the cluster's watermark to a peer (read back by _watermark_param)."""
+    return "" if mark is None else f"?watermark={mark}"
 
 
 def _watermark_param(request: Request) -> int | None:
