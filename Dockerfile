@@ -3,11 +3,16 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY schemas ./schemas
 COPY projections ./projections
 COPY streams ./streams
-RUN pip install . && useradd --create-home --uid 10001 journey && mkdir /data && chown journey /data
+# gcc only for the build of the C replay fold (projections/_fold.c), removed again.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install . \
+ && python -c "import projections._fold" \
+ && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 journey && mkdir /data && chown journey /data
 
 USER journey
 ENV JOURNEY_WEB_BIND=0.0.0.0 JOURNEY_WEB_PORT=6066 JOURNEY_DATA_DIR=/data

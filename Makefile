@@ -11,8 +11,8 @@ install: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-installs only when the declared dependencies change.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Re-installs only when the declared dependencies or the C fold change (it is compiled at install).
+$(STAMP): pyproject.toml setup.py projections/_fold.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)

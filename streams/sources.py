@@ -71,6 +71,39 @@ def record_chunks(path: Path) -> Iterator[list[bytes]]:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def text_chunks(path: Path) -> Iterator[memoryview]:
+    """A file in large chunks of whole lines (the last one may lack its line ending).
+
+    Each chunk is a view of one reused buffer, valid until the next one is
+    asked for: reading into the same memory spares a page fault per page.
+    """
+    buffer = bytearray(CHUNK_BYTES)
+    view = memoryview(buffer)
+    try:
+        with path.open("rb") as stream:
+            kept = 0  # bytes of an unfinished line, moved to the front of the buffer
+            while True:
+                if kept == len(buffer):  # a line longer than the buffer: a bigger one
+                    buffer = bytearray(2 * len(buffer))
+                    buffer[:kept] = view
+                    view = memoryview(buffer)
+                read = stream.readinto(view[kept:])
+                if not read:
+                    if kept:
+                        yield view[:kept]
+                    return
+                filled = kept + read
+                end = buffer.rfind(b"\n", 0, filled) + 1
+                if end == 0:
+                    kept = filled
+                    continue
+                yield view[:end]
+                buffer[: filled - end] = bytes(view[end:filled])  # a copy: the two may overlap
+                kept = filled - end
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def open_records(source: Path | None) -> Iterator[bytes]:
     if source is None:
         yield from jsonl_records(sys.stdin.buffer)

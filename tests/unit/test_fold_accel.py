@@ -1,0 +1,206 @@
+"""The C fold (projections/_fold.c) gives exactly what the Python fold, the reference, gives.
+
+It is held to the reference on three things: the RFC 3339 time check, the
+fold of records into lead states, and the routing of lines to replay
+processes. The golden vectors run through it too (feed_all uses it by default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from projections import Projector, default_definitions, view
+from projections.projector import ACCELERATED, _fold
+from projections.report import Aggregates, aggregate
+from schemas.events import EVENT_TYPES, parse_time
+from streams import sources
+from streams.parallel import _mine, lead_of
+from tests.unit.test_decode_properties import raw_records
+from tests.unit.test_partitioning import objects
+
+
+def test_the_c_fold_is_built() -> None:
+    # setup.py builds it wherever a C compiler is; CI has one, so a missing build is a failure here.
+    assert ACCELERATED, "projections._fold is not built: is there a C compiler? (make clean && make install)"
+
+
+# ---- the time check ----
+
+digit = st.integers(0, 9).map(str)
+
+
+def mostly(valid: list[str], edges: list[str]) -> st.SearchStrategy[str]:
+    """A valid value four times out of five, an edge case (often invalid) otherwise."""
+    return st.one_of(st.sampled_from(valid), st.sampled_from(valid), st.sampled_from(valid), st.sampled_from(valid), st.sampled_from(edges))
+
+
+@st.composite
+def near_times(draw: st.DrawFn) -> str:
+    """RFC 3339 shaped text, mostly valid, with edge cases in each field and sometimes one character changed."""
+    year = draw(mostly(["0001", "1900", "1970", "2000", "2024", "2026", "9999"], ["0000", "99", "20266", "２０２６"]))
+    month = draw(mostly(["01", "02", "09", "12"], ["00", "13", "1", "99"]))
+    day = draw(mostly(["01", "15", "28", "29", "30", "31"], ["00", "32", "1"]))
+    hour = draw(mostly(["00", "09", "23"], ["24", "99", "1"]))
+    minute, second = (draw(mostly(["00", "30", "59"], ["60", "99", "5"])) for _ in range(2))
+    fraction = draw(mostly(["", ".5", ".123456", ".1234567", ".123456789"], [".", ".1234567891", ",5", ".５"]))
+    offset = draw(mostly(["Z", "+00:00", "-00:00", "+05:30", "-23:59"], ["z", "", "+24:00", "-00:60", "+00:99", "+01", "+0100", "+1:00", "+23:60"]))
+    separator = draw(mostly(["T"], ["t", " ", "_"]))
+    text = f"{year}-{month}-{day}{separator}{hour}:{minute}:{second}{fraction}{offset}"
+    if draw(st.integers(0, 4)) == 0:
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from("0123456789-:T+.Z \u0660é")) + text[at + 1 :]
+    return text
+
+
+def reference_time(text: str) -> int | None:
+    try:
+        return parse_time(text)
+    except ValueError:
+        return None
+
+
+def c_time(text: str) -> int | None:
+    try:
+        return _fold.parse_time(text)
+    except ValueError:
+        return None
+
+
+class TestTimeCheck:
+    @settings(max_examples=3000, deadline=None)
+    @given(near_times() | st.text(max_size=40))
+    def test_it_accepts_what_the_contract_accepts_at_the_same_instant(self, text: str) -> None:
+        assert c_time(text) == reference_time(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        ["2026-09-01t10:00:00Z", "2026-09-01T10:00:00z", "2026-09-01 10:00:00Z", "2024-02-29T23:59:59.999999Z", "2023-02-29T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59.5Z", "2026-09-01T10:00:00.123456789+05:30"],
+    )
+    def test_edges_of_the_calendar(self, text: str) -> None:
+        assert c_time(text) == reference_time(text)
+
+
+# ---- the fold ----
+
+pool_events = st.fixed_dictionaries(
+    {
+        "event_id": st.sampled_from(["e1", "e2", "e3", "é"]),
+        "lead_id": st.sampled_from(["L1", "L2", "\u2028"]),
+        "type": st.sampled_from(EVENT_TYPES),
+        "occurred_at": st.sampled_from(["2026-09-01T10:00:00Z", "2026-09-02T10:00:00.5+02:00", "2026-08-01T00:00:00Z", "2026-09-01T10:00:00", "2026-02-30T00:00:00Z"]),
+    },
+    optional={"inbound": st.booleans() | st.none() | st.just(1), "schema_version": st.sampled_from([1, 2, None, "1"])},
+).map(orjson.dumps)
+junk = st.sampled_from([b"", b"not json", b"[]", b"{}", b"\xff\xfe", b"x" * (64 * 1024 + 1), b'{"lead_id":"L1"}'])
+records = st.lists(pool_events | raw_records() | junk, max_size=40)
+
+
+def folded(lines: list[bytes], accelerated: bool, cut: int = 0) -> Projector:
+    projector = Projector()
+    projector.feed_all(iter(lines[:cut]), accelerated=accelerated)  # any iterable; two calls carry the watermark over
+    projector.feed_all(lines[cut:], accelerated=accelerated)
+    return projector
+
+
+class TestFold:
+    @settings(max_examples=500, deadline=None)
+    @given(records, st.integers(0, 40))
+    def test_lead_states_counts_and_watermark_equal_the_reference(self, lines: list[bytes], cut: int) -> None:
+        fast, reference = folded(lines, True, cut), folded(lines, False, cut)
+        assert fast.leads == reference.leads
+        assert fast.counts == reference.counts
+        assert fast.watermark == reference.watermark
+
+    def test_the_golden_log_folds_the_same(self, golden_log: list[bytes]) -> None:
+        fast, reference = folded(golden_log, True), folded(golden_log, False)
+        assert fast.leads == reference.leads and fast.counts == reference.counts
+        defs = default_definitions()
+        assert fast.report(defs) == reference.report(defs)
+
+    def test_an_error_while_reading_records_is_raised_not_swallowed(self) -> None:
+        def failing() -> Iterator[bytes]:
+            yield b'{"event_id":"e","lead_id":"L","type":"ad_seen","occurred_at":"2026-09-01T10:00:00Z"}'
+            raise OSError("disk gone")
+
+        with pytest.raises(OSError, match="disk gone"):
+            Projector().feed_all(failing(), accelerated=True)
+
+
+# ---- routing ----
+
+def fnv1a(data: bytes) -> int:
+    value = 14695981039346656037
+    for byte in data:
+        value = ((value ^ byte) * 1099511628211) % 2**64
+    return value
+
+
+lines_to_route = st.lists(objects.map(orjson.dumps) | raw_records() | junk | st.sampled_from([b"  ", b"\t", b'{"properties":{"lead_id":"x"}}', b'{"lead_id":"a","lead_id":"b"}', b'{"lead_id":"x"']), max_size=30)
+
+
+class TestRouting:
+    @settings(max_examples=500, deadline=None)
+    @given(lines_to_route, st.integers(1, 5), st.sampled_from([b"\n", b"\r\n"]), st.booleans())
+    def test_every_record_goes_to_one_partition_in_log_order(self, lines: list[bytes], partitions: int, ending: bytes, last_ending: bool) -> None:
+        data = ending.join(lines) + (ending if last_ending else b"")
+        expected, _ = sources._records(data + b"\n")
+        routed = [_fold.route(data, partitions, index, lead_of) for index in range(partitions)]
+        assert sorted(line for part in routed for line in part) == sorted(expected)
+        for part in routed:  # each partition keeps log order
+            remaining = iter(expected)
+            assert all(any(line == other for other in remaining) for line in part)
+        for index, part in enumerate(routed):
+            for line in part:
+                lead = lead_of(line)
+                if type(lead) is str:  # a line JSON gives a lead id goes where that id hashes
+                    assert fnv1a(lead.encode("utf-8", "surrogatepass")) % partitions == index
+
+    def test_a_partitioned_read_of_a_file_is_the_same_in_c_and_python(self, golden: Path) -> None:
+        path = golden / "journey-small.jsonl"
+
+        def replayed(accelerated: bool) -> dict:
+            parts = []
+            for index in range(3):
+                projector = Projector()
+                for chunk in _mine(path, index, 3, accelerated=accelerated):
+                    projector.feed_all(chunk)
+                parts.append(projector)
+            return {lead: state for part in parts for lead, state in part.leads.items()}
+
+        assert replayed(True) == replayed(False)
+
+
+class TestTextChunks:
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=20), st.booleans(), st.integers(4, 40))
+    def test_chunks_are_whole_lines_and_add_up_to_the_file(self, lines: list[bytes], last_ending: bool, size: int) -> None:
+        import tempfile
+
+        content = b"\n".join(lines) + (b"\n" if last_ending else b"")
+        with tempfile.NamedTemporaryFile() as file:
+            file.write(content)
+            file.flush()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(sources, "CHUNK_BYTES", size)
+                chunks = [bytes(chunk) for chunk in sources.text_chunks(Path(file.name))]
+        assert b"".join(chunks) == content
+        assert all(chunk.endswith(b"\n") for chunk in chunks[:-1])
+        assert all(chunk for chunk in chunks)
+
+
+# ---- the one-pass aggregate ----
+
+def test_aggregate_equals_adding_each_lead(golden_log: list[bytes]) -> None:
+    defs = default_definitions()
+    projector = folded(golden_log, True)
+    views = [view(lead, state, defs) for lead, state in projector.leads.items()]
+    one_by_one = Aggregates.empty(defs)
+    for lead in views:
+        one_by_one.add(lead)
+    assert aggregate(views, defs) == one_by_one
