@@ -99,52 +99,171 @@ static PyObject *parse_time(PyObject *module, PyObject *text) {
     return PyLong_FromLongLong(micros);
 }
 
-/* ---- the fold ---- */
+/* ---- the lead table: every lead's state in one C array ----
+ *
+ * The same state as projections.lead.LeadState, packed: a replay touches a
+ * random lead per event, and a Python LeadState spreads over six objects
+ * (the state, its list, its array, their ints), each a cache miss; here a
+ * lead is one struct and one index slot.
+ */
+
+enum { N_TYPES = 6, CONTENT_READ = 1, CONTACT_MADE = 2, NEGOTIATION = 3, PURCHASE = 4, UPSELL = 5 };
+enum { INBOUND = 1, OUTBOUND = 2 };
+enum { LEAD = 0, MQL = 1, SAL = 2, SQL = 3, CUSTOMER = 4, N_LEVELS = 5 };
+#define NO_INDEX (-1)
+#define NONE_AT INT64_MIN
+#define INLINE_SEEN 4
+#define DAY_MICROS 86400000000LL
 
 typedef struct {
-    PyObject *leads;        /* dict: lead id -> LeadState */
-    PyObject *new_state;    /* LeadState */
-    PyObject *digest_of;    /* xxhash.xxh3_64_intdigest */
+    PyObject *key; /* the lead id, a str */
+    Py_hash_t hash;
+    int64_t first_at[N_TYPES]; /* NONE_AT: no event of that type */
+    int64_t last_at;
+    uint32_t events, content_reads, n_seen, capacity;
+    int64_t *heap_seen; /* NULL while the digests fit inline */
+    int64_t inline_seen[INLINE_SEEN];
+    uint8_t contacts;
+} Lead;
+
+typedef struct {
+    PyObject_HEAD
+    Lead *leads;
+    Py_ssize_t n, allocated;
+    uint32_t *index; /* lead position + 1, or 0 for an empty slot */
+    size_t mask;
+} LeadTable;
+
+static PyObject *s_event_id, *s_lead_id, *s_occurred_at, *s_inbound, *s_schema_version, *s_index;
+
+static int table_grow_index(LeadTable *t) {
+    size_t size = t->index ? (t->mask + 1) * 2 : 1024;
+    uint32_t *index = PyMem_Calloc(size, sizeof(uint32_t));
+    if (index == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < t->n; i++) {
+        size_t slot = (size_t)t->leads[i].hash & (size - 1);
+        while (index[slot]) slot = (slot + 1) & (size - 1);
+        index[slot] = (uint32_t)(i + 1);
+    }
+    PyMem_Free(t->index);
+    t->index = index;
+    t->mask = size - 1;
+    return 0;
+}
+
+/* The lead of `key`, added when new; NULL with an exception set on error. */
+static Lead *table_lead(LeadTable *t, PyObject *key) {
+    if (!PyUnicode_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "a lead id must be a str");
+        return NULL;
+    }
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) return NULL;
+    if (t->index == NULL && table_grow_index(t) < 0) return NULL;
+    size_t slot = (size_t)hash & t->mask;
+    uint32_t at;
+    while ((at = t->index[slot]) != 0) {
+        Lead *lead = &t->leads[at - 1];
+        if (lead->hash == hash) {
+            if (lead->key == key) return lead;
+            int order = PyUnicode_Compare(lead->key, key);
+            if (order == 0) return lead;
+            if (order == -1 && PyErr_Occurred()) return NULL;
+        }
+        slot = (slot + 1) & t->mask;
+    }
+    if (t->n >= (Py_ssize_t)UINT32_MAX - 1) {
+        PyErr_SetString(PyExc_OverflowError, "too many leads for one replay process");
+        return NULL;
+    }
+    if (t->n == t->allocated) {
+        Py_ssize_t allocated = t->allocated ? t->allocated * 2 : 1024;
+        Lead *leads = PyMem_Realloc(t->leads, (size_t)allocated * sizeof(Lead));
+        if (leads == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        t->leads = leads;
+        t->allocated = allocated;
+    }
+    Lead *lead = &t->leads[t->n];
+    memset(lead, 0, sizeof(Lead));
+    Py_INCREF(key);
+    lead->key = key;
+    lead->hash = hash;
+    for (int k = 0; k < N_TYPES; k++) lead->first_at[k] = NONE_AT;
+    lead->last_at = 0; /* as LeadState: a lead's last_at is never below 0 */
+    t->index[slot] = (uint32_t)(++t->n);
+    if ((size_t)t->n * 2 > t->mask + 1 && table_grow_index(t) < 0) return NULL;
+    return &t->leads[t->n - 1];
+}
+
+static int64_t *lead_seen(Lead *lead) { return lead->heap_seen ? lead->heap_seen : lead->inline_seen; }
+
+/* What `record` does: 1 applied, 0 a duplicate, -1 error. `inbound`: -1 absent, 0 false, 1 true. */
+static int lead_record(Lead *lead, int64_t digest, long kind, int64_t at, int inbound) {
+    int64_t *seen = lead_seen(lead);
+    for (uint32_t i = 0; i < lead->n_seen; i++)
+        if (seen[i] == digest) return 0;
+    if (lead->n_seen == INLINE_SEEN && lead->heap_seen == NULL) {
+        int64_t *heap = PyMem_Malloc(2 * INLINE_SEEN * sizeof(int64_t));
+        if (heap == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(heap, lead->inline_seen, sizeof(lead->inline_seen));
+        lead->heap_seen = heap;
+        lead->capacity = 2 * INLINE_SEEN;
+    } else if (lead->heap_seen != NULL && lead->n_seen == lead->capacity) {
+        int64_t *heap = PyMem_Realloc(lead->heap_seen, 2 * (size_t)lead->capacity * sizeof(int64_t));
+        if (heap == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        lead->heap_seen = heap;
+        lead->capacity *= 2;
+    }
+    lead_seen(lead)[lead->n_seen++] = digest;
+    if (lead->first_at[kind] == NONE_AT || at < lead->first_at[kind]) lead->first_at[kind] = at;
+    if (at > lead->last_at) lead->last_at = at;
+    lead->events++;
+    if (kind == CONTENT_READ) {
+        lead->content_reads++;
+    } else if (kind == CONTACT_MADE && inbound >= 0) {
+        lead->contacts |= inbound ? INBOUND : OUTBOUND;
+    }
+    return 1;
+}
+
+typedef struct {
+    LeadTable *table;
+    PyObject *digest_of; /* xxhash.xxh3_64_intdigest */
     int64_t mark;
     int has_mark;
     Py_ssize_t valid, duplicates, invalid;
 } Fold;
 
-static PyObject *s_seen, *s_first_at, *s_last_at, *s_events, *s_content_reads, *s_contacts, *s_append;
-static PyObject *s_event_id, *s_lead_id, *s_occurred_at, *s_inbound, *s_schema_version, *s_index;
-
-enum { CONTENT_READ = 1, CONTACT_MADE = 2, N_TYPES = 6, INBOUND = 1, OUTBOUND = 2 };
-
-static int add_to_attr(PyObject *obj, PyObject *name, long delta) {
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL) return -1;
-    long current = PyLong_AsLong(value);
-    Py_DECREF(value);
-    if (current == -1 && PyErr_Occurred()) return -1;
-    PyObject *next = PyLong_FromLong(current + delta);
-    if (next == NULL) return -1;
-    int rc = PyObject_SetAttr(obj, name, next);
-    Py_DECREF(next);
-    return rc;
-}
-
-/* What `record` does, for a valid event; 1 applied, 0 duplicate, -1 error. */
-static int apply(Fold *f, PyObject *lead, PyObject *event_id, long kind, int64_t at, PyObject *inbound) {
+/* One valid event; -1 on error. */
+static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind, int64_t at, PyObject *inbound) {
     if (kind < 0 || kind >= N_TYPES) {
         PyErr_Format(PyExc_ValueError, "event type index %ld out of range", kind);
         return -1;
     }
-    PyObject *state = PyDict_GetItemWithError(f->leads, lead); /* borrowed */
-    if (state == NULL) {
-        if (PyErr_Occurred()) return -1;
-        PyObject *fresh = PyObject_CallNoArgs(f->new_state);
-        if (fresh == NULL) return -1;
-        int rc = PyDict_SetItem(f->leads, lead, fresh);
-        Py_DECREF(fresh);
-        if (rc < 0) return -1;
-        state = fresh; /* the dict holds it */
+    if (!PyUnicode_Check(event_id)) {
+        PyErr_SetString(PyExc_TypeError, "an event id must be a str");
+        return -1;
     }
-    PyObject *encoded = PyUnicode_AsEncodedString(event_id, "utf-8", "strict");
+    int flag = -1;
+    if (inbound != Py_None) {
+        flag = PyObject_IsTrue(inbound);
+        if (flag < 0) return -1;
+    }
+    Lead *lead = table_lead(f->table, lead_id);
+    if (lead == NULL) return -1;
+    PyObject *encoded = PyUnicode_AsUTF8String(event_id);
     if (encoded == NULL) return -1;
     PyObject *hashed = PyObject_CallOneArg(f->digest_of, encoded);
     Py_DECREF(encoded);
@@ -152,90 +271,8 @@ static int apply(Fold *f, PyObject *lead, PyObject *event_id, long kind, int64_t
     unsigned long long raw = PyLong_AsUnsignedLongLong(hashed);
     Py_DECREF(hashed);
     if (raw == (unsigned long long)-1 && PyErr_Occurred()) return -1;
-    int64_t digest = (int64_t)(raw ^ (1ULL << 63)); /* the digest minus 2**63, as record() stores it */
-
-    PyObject *seen = PyObject_GetAttr(state, s_seen);
-    if (seen == NULL) return -1;
-    Py_buffer view;
-    if (PyObject_GetBuffer(seen, &view, PyBUF_SIMPLE) < 0) {
-        Py_DECREF(seen);
-        return -1;
-    }
-    const int64_t *items = (const int64_t *)view.buf;
-    Py_ssize_t count = view.len / (Py_ssize_t)sizeof(int64_t);
-    int found = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (items[i] == digest) {
-            found = 1;
-            break;
-        }
-    }
-    PyBuffer_Release(&view);
-    if (found) {
-        Py_DECREF(seen);
-        return 0;
-    }
-    PyObject *boxed = PyLong_FromLongLong(digest);
-    if (boxed == NULL) {
-        Py_DECREF(seen);
-        return -1;
-    }
-    PyObject *ok = PyObject_CallMethodOneArg(seen, s_append, boxed);
-    Py_DECREF(boxed);
-    Py_DECREF(seen);
-    if (ok == NULL) return -1;
-    Py_DECREF(ok);
-
-    PyObject *at_obj = PyLong_FromLongLong(at);
-    if (at_obj == NULL) return -1;
-    int rc = -1;
-    PyObject *first_at = PyObject_GetAttr(state, s_first_at);
-    if (first_at == NULL || !PyList_Check(first_at) || PyList_GET_SIZE(first_at) != N_TYPES) {
-        if (first_at != NULL) PyErr_SetString(PyExc_TypeError, "LeadState.first_at must be a list, one entry per event type");
-        goto done;
-    }
-    PyObject *first = PyList_GET_ITEM(first_at, kind);
-    int earlier = first == Py_None;
-    if (!earlier) {
-        long long value = PyLong_AsLongLong(first);
-        if (value == -1 && PyErr_Occurred()) goto done;
-        earlier = at < value;
-    }
-    if (earlier) {
-        Py_INCREF(at_obj);
-        if (PyList_SetItem(first_at, kind, at_obj) < 0) goto done;
-    }
-    PyObject *last = PyObject_GetAttr(state, s_last_at);
-    if (last == NULL) goto done;
-    long long last_value = PyLong_AsLongLong(last);
-    Py_DECREF(last);
-    if (last_value == -1 && PyErr_Occurred()) goto done;
-    if (at > last_value && PyObject_SetAttr(state, s_last_at, at_obj) < 0) goto done;
-    if (add_to_attr(state, s_events, 1) < 0) goto done;
-    if (kind == CONTENT_READ) {
-        if (add_to_attr(state, s_content_reads, 1) < 0) goto done;
-    } else if (kind == CONTACT_MADE && inbound != Py_None) {
-        int is_inbound = PyObject_IsTrue(inbound);
-        if (is_inbound < 0) goto done;
-        PyObject *contacts = PyObject_GetAttr(state, s_contacts);
-        if (contacts == NULL) goto done;
-        long flags = PyLong_AsLong(contacts);
-        Py_DECREF(contacts);
-        if (flags == -1 && PyErr_Occurred()) goto done;
-        PyObject *next = PyLong_FromLong(flags | (is_inbound ? INBOUND : OUTBOUND));
-        if (next == NULL) goto done;
-        int set = PyObject_SetAttr(state, s_contacts, next);
-        Py_DECREF(next);
-        if (set < 0) goto done;
-    }
-    rc = 1;
-done:
-    Py_XDECREF(first_at);
-    Py_DECREF(at_obj);
-    return rc;
-}
-
-static int count_applied(Fold *f, int applied, int64_t at) {
+    int64_t digest = (int64_t)(raw ^ (1ULL << 63)); /* xxh3 - 2**63, as event_digest() gives it */
+    int applied = lead_record(lead, digest, kind, at, flag);
     if (applied < 0) return -1;
     if (applied == 0) {
         f->duplicates++;
@@ -253,38 +290,84 @@ static int count_applied(Fold *f, int applied, int64_t at) {
 static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *raw) {
     PyObject *event = PyObject_CallOneArg(slow, raw);
     if (event == NULL) return -1;
-    int rc;
+    int rc = 0;
     if (Py_TYPE(event) != (PyTypeObject *)event_type) {
         f->invalid++;
-        rc = 0;
     } else if (PyTuple_GET_SIZE(event) != 5) {
         PyErr_SetString(PyExc_TypeError, "an Event has five fields");
         rc = -1;
-    } else {
-        /* Event(lead_id, event_id, type, occurred_at, inbound) */
+    } else { /* Event(lead_id, event_id, type, occurred_at, inbound) */
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 2));
         long long at = PyLong_AsLongLong(PyTuple_GET_ITEM(event, 3));
-        if ((kind == -1 || at == -1) && PyErr_Occurred()) {
+        if ((kind == -1 || at == -1) && PyErr_Occurred())
             rc = -1;
-        } else {
-            rc = count_applied(f, apply(f, PyTuple_GET_ITEM(event, 0), PyTuple_GET_ITEM(event, 1), kind, at, PyTuple_GET_ITEM(event, 4)), at);
-        }
+        else
+            rc = fold_event(f, PyTuple_GET_ITEM(event, 0), PyTuple_GET_ITEM(event, 1), kind, at, PyTuple_GET_ITEM(event, 4));
     }
     Py_DECREF(event);
     return rc;
 }
 
-/* fold(leads, records, decode, expected, slow, event_type, new_state, digest_of, max_bytes, version, watermark)
- *   -> (valid, duplicates, invalid, watermark)
- * `decode` is the msgspec decoder; exceptions of the classes in `expected` send a record to `slow`. */
-static PyObject *fold(PyObject *module, PyObject *args) {
-    PyObject *leads, *records, *decode, *expected, *slow, *event_type, *new_state, *digest_of, *watermark;
+/* One record: decoded by msgspec and checked here, or handed to `slow`. */
+static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expected, PyObject *slow, PyObject *event_type,
+                       Py_ssize_t max_bytes, long version) {
+    if (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) > max_bytes) return fold_slowly(f, slow, event_type, raw);
+    PyObject *fast = PyObject_CallOneArg(decode, raw);
+    if (fast == NULL) {
+        if (!PyErr_ExceptionMatches(expected)) return -1;
+        PyErr_Clear();
+        return fold_slowly(f, slow, event_type, raw);
+    }
+    int rc = -1;
+    PyObject *lead_id = NULL, *event_id = NULL, *inbound = NULL;
+    PyObject *schema_version = PyObject_GetAttr(fast, s_schema_version);
+    if (schema_version == NULL) goto done;
+    int other_version = 0;
+    if (schema_version != Py_None) {
+        long v = PyLong_AsLong(schema_version);
+        if (v == -1 && PyErr_Occurred()) PyErr_Clear(); /* too large for a long: not this version */
+        other_version = v != version;
+    }
+    Py_DECREF(schema_version);
+    PyObject *text = PyObject_GetAttr(fast, s_occurred_at);
+    if (text == NULL) goto done;
+    int64_t at = 0;
+    Py_ssize_t length = 0;
+    const char *chars = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &length) : NULL;
+    if (chars == NULL) PyErr_Clear(); /* lone surrogates: the model says why */
+    int timely = chars != NULL && parse_rfc3339(chars, length, &at);
+    Py_DECREF(text);
+    if (other_version || !timely) {
+        rc = fold_slowly(f, slow, event_type, raw);
+        goto done;
+    }
+    PyObject *index = PyObject_GetAttr((PyObject *)Py_TYPE(fast), s_index);
+    if (index == NULL) goto done;
+    long kind = PyLong_AsLong(index);
+    Py_DECREF(index);
+    if (kind == -1 && PyErr_Occurred()) goto done;
+    lead_id = PyObject_GetAttr(fast, s_lead_id);
+    event_id = PyObject_GetAttr(fast, s_event_id);
+    inbound = PyObject_GetAttr(fast, s_inbound);
+    if (lead_id != NULL && event_id != NULL && inbound != NULL) rc = fold_event(f, lead_id, event_id, kind, at, inbound);
+done:
+    Py_XDECREF(lead_id);
+    Py_XDECREF(event_id);
+    Py_XDECREF(inbound);
+    Py_DECREF(fast);
+    return rc;
+}
+
+/* fold(records, decode, expected, slow, event_type, digest_of, max_bytes, version, watermark)
+ *   -> (valid, duplicates, invalid, watermark) */
+static PyObject *table_fold(LeadTable *self, PyObject *args) {
+    PyObject *records, *decode, *expected, *slow, *event_type, *digest_of, *watermark;
     Py_ssize_t max_bytes;
     long version;
-    if (!PyArg_ParseTuple(args, "O!OOOOOOOnlO:fold", &PyDict_Type, &leads, &records, &decode, &expected, &slow, &event_type,
-                          &new_state, &digest_of, &max_bytes, &version, &watermark))
+    if (!PyArg_ParseTuple(args, "OOOOOOnlO:fold", &records, &decode, &expected, &slow, &event_type, &digest_of, &max_bytes,
+                          &version, &watermark))
         return NULL;
-    Fold f = {leads, new_state, digest_of, 0, 0, 0, 0, 0};
+    Fold f = {self, digest_of, 0, 0, 0, 0, 0};
     if (watermark != Py_None) {
         f.mark = PyLong_AsLongLong(watermark);
         if (f.mark == -1 && PyErr_Occurred()) return NULL;
@@ -294,73 +377,7 @@ static PyObject *fold(PyObject *module, PyObject *args) {
     if (iterator == NULL) return NULL;
     PyObject *raw;
     while ((raw = PyIter_Next(iterator)) != NULL) {
-        int rc = 0;
-        PyObject *fast = NULL;
-        if (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) > max_bytes) {
-            rc = fold_slowly(&f, slow, event_type, raw);
-            goto next;
-        }
-        fast = PyObject_CallOneArg(decode, raw);
-        if (fast == NULL) {
-            if (!PyErr_ExceptionMatches(expected)) {
-                rc = -1;
-                goto next;
-            }
-            PyErr_Clear();
-            rc = fold_slowly(&f, slow, event_type, raw);
-            goto next;
-        }
-        PyObject *schema_version = PyObject_GetAttr(fast, s_schema_version);
-        if (schema_version == NULL) {
-            rc = -1;
-            goto next;
-        }
-        int other_version = 0;
-        if (schema_version != Py_None) {
-            long v = PyLong_AsLong(schema_version);
-            if (v == -1 && PyErr_Occurred()) PyErr_Clear();
-            other_version = v != version;
-        }
-        Py_DECREF(schema_version);
-        PyObject *text = PyObject_GetAttr(fast, s_occurred_at);
-        if (text == NULL) {
-            rc = -1;
-            goto next;
-        }
-        int64_t at = 0;
-        Py_ssize_t length = 0;
-        const char *chars = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &length) : NULL;
-        int timely = chars != NULL && parse_rfc3339(chars, length, &at);
-        Py_DECREF(text);
-        if (chars == NULL) PyErr_Clear();
-        if (other_version || !timely) {
-            rc = fold_slowly(&f, slow, event_type, raw);
-            goto next;
-        }
-        PyObject *index = PyObject_GetAttr((PyObject *)Py_TYPE(fast), s_index);
-        if (index == NULL) {
-            rc = -1;
-            goto next;
-        }
-        long kind = PyLong_AsLong(index);
-        Py_DECREF(index);
-        if (kind == -1 && PyErr_Occurred()) {
-            rc = -1;
-            goto next;
-        }
-        PyObject *lead = PyObject_GetAttr(fast, s_lead_id);
-        PyObject *event_id = PyObject_GetAttr(fast, s_event_id);
-        PyObject *inbound = PyObject_GetAttr(fast, s_inbound);
-        if (lead == NULL || event_id == NULL || inbound == NULL) {
-            rc = -1;
-        } else {
-            rc = count_applied(&f, apply(&f, lead, event_id, kind, at, inbound), at);
-        }
-        Py_XDECREF(lead);
-        Py_XDECREF(event_id);
-        Py_XDECREF(inbound);
-    next:
-        Py_XDECREF(fast);
+        int rc = fold_record(&f, raw, decode, expected, slow, event_type, max_bytes, version);
         Py_DECREF(raw);
         if (rc < 0) break;
     }
@@ -370,6 +387,271 @@ static PyObject *fold(PyObject *module, PyObject *args) {
     if (mark == NULL) return NULL;
     return Py_BuildValue("nnnN", f.valid, f.duplicates, f.invalid, mark);
 }
+
+/* states(make) -> {lead id: make(first_at, last_at, events, content_reads, contacts, seen_bytes)}, in first-seen order */
+static PyObject *table_states(LeadTable *self, PyObject *make) {
+    PyObject *states = PyDict_New();
+    if (states == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        Lead *lead = &self->leads[i];
+        PyObject *first_at = PyList_New(N_TYPES);
+        if (first_at == NULL) goto fail;
+        for (int k = 0; k < N_TYPES; k++) {
+            PyObject *at = lead->first_at[k] == NONE_AT ? Py_NewRef(Py_None) : PyLong_FromLongLong(lead->first_at[k]);
+            if (at == NULL) {
+                Py_DECREF(first_at);
+                goto fail;
+            }
+            PyList_SET_ITEM(first_at, k, at);
+        }
+        PyObject *state = PyObject_CallFunction(make, "NLIIIy#", first_at, (long long)lead->last_at, lead->events,
+                                                lead->content_reads, (unsigned int)lead->contacts, (const char *)lead_seen(lead),
+                                                (Py_ssize_t)(lead->n_seen * sizeof(int64_t)));
+        if (state == NULL) goto fail;
+        int rc = PyDict_SetItem(states, lead->key, state);
+        Py_DECREF(state);
+        if (rc < 0) goto fail;
+    }
+    return states;
+fail:
+    Py_DECREF(states);
+    return NULL;
+}
+
+/* ---- views and aggregates of the whole table (projections.lead.view, projections.report.aggregate) ---- */
+
+typedef struct {
+    int64_t day;
+    int64_t *counts;
+} DayRow;
+
+typedef struct {
+    DayRow *rows;
+    size_t n, allocated;
+    int steps;
+} Days;
+
+static int64_t floor_day(int64_t at) {
+    int64_t day = at / DAY_MICROS;
+    return (at % DAY_MICROS != 0 && at < 0) ? day - 1 : day;
+}
+
+/* The row of `day`; days are few (one per calendar day of the log), so a linear search from the last hit. */
+static int64_t *days_row(Days *days, int64_t day, size_t *hint) {
+    if (*hint < days->n && days->rows[*hint].day == day) return days->rows[*hint].counts;
+    for (size_t i = 0; i < days->n; i++) {
+        if (days->rows[i].day == day) {
+            *hint = i;
+            return days->rows[i].counts;
+        }
+    }
+    if (days->n == days->allocated) {
+        size_t allocated = days->allocated ? days->allocated * 2 : 64;
+        DayRow *rows = PyMem_Realloc(days->rows, allocated * sizeof(DayRow));
+        if (rows == NULL) return NULL;
+        days->rows = rows;
+        days->allocated = allocated;
+    }
+    int64_t *counts = PyMem_Calloc((size_t)days->steps, sizeof(int64_t));
+    if (counts == NULL) return NULL;
+    days->rows[days->n].day = day;
+    days->rows[days->n].counts = counts;
+    *hint = days->n++;
+    return counts;
+}
+
+static void days_free(Days *days) {
+    for (size_t i = 0; i < days->n; i++) PyMem_Free(days->rows[i].counts);
+    PyMem_Free(days->rows);
+}
+
+static PyObject *counts_list(const int64_t *counts, int n) {
+    PyObject *list = PyList_New(n);
+    if (list == NULL) return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *value = PyLong_FromLongLong(counts[i]);
+        if (value == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+static PyObject *days_dict(Days *days) {
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) return NULL;
+    for (size_t i = 0; i < days->n; i++) {
+        PyObject *day = PyLong_FromLongLong(days->rows[i].day);
+        PyObject *row = counts_list(days->rows[i].counts, days->steps);
+        int rc = (day == NULL || row == NULL) ? -1 : PyDict_SetItem(dict, day, row);
+        Py_XDECREF(day);
+        Py_XDECREF(row);
+        if (rc < 0) {
+            Py_DECREF(dict);
+            return NULL;
+        }
+    }
+    return dict;
+}
+
+static int read_groups(PyObject *seq, int *out, const char *what) {
+    PyObject *fast = PySequence_Fast(seq, what);
+    if (fast == NULL) return -1;
+    if (PySequence_Fast_GET_SIZE(fast) != N_TYPES) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%s: one entry per event type", what);
+        return -1;
+    }
+    for (int k = 0; k < N_TYPES; k++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, k));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (v < NO_INDEX || v >= N_TYPES) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_ValueError, "%s: index %ld out of range", what, v);
+            return -1;
+        }
+        out[k] = (int)v;
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+/* aggregate(stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros)
+ *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily): the fields of
+ *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, lead id). */
+static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
+    PyObject *stage_seq, *step_seq;
+    int n_stages, n_steps;
+    long long mql_min, stale_after;
+    if (!PyArg_ParseTuple(args, "OOiiLL:aggregate", &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min, &stale_after))
+        return NULL;
+    int stage_of_type[N_TYPES], step_of_type[N_TYPES];
+    if (read_groups(stage_seq, stage_of_type, "stage_of_type") < 0 || read_groups(step_seq, step_of_type, "step_of_type") < 0)
+        return NULL;
+    if (n_stages < 0 || n_stages > N_TYPES || n_steps < 0 || n_steps > N_TYPES) {
+        PyErr_SetString(PyExc_ValueError, "at most one stage and one step per event type");
+        return NULL;
+    }
+    for (int k = 0; k < N_TYPES; k++) {
+        if (stage_of_type[k] >= n_stages || step_of_type[k] >= n_steps) {
+            PyErr_SetString(PyExc_ValueError, "a type's stage or step is past the last one");
+            return NULL;
+        }
+    }
+    int64_t pipeline[N_TYPES] = {0}, standing[N_LEVELS] = {0}, funnel[N_TYPES] = {0};
+    Days funnel_daily = {NULL, 0, 0, n_steps}, cohorts_daily = {NULL, 0, 0, n_steps};
+    size_t funnel_hint = 0, cohort_hint = 0;
+    PyObject *pending = PyList_New(0), *result = NULL;
+    if (pending == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        Lead *lead = &self->leads[i];
+        int stage = NO_INDEX, funnel_step = NO_INDEX;
+        int64_t entered = 0, step_first[N_TYPES];
+        for (int s = 0; s < N_TYPES; s++) step_first[s] = NONE_AT;
+        for (int k = 0; k < N_TYPES; k++) {
+            int64_t at = lead->first_at[k];
+            if (at == NONE_AT) continue;
+            int group = stage_of_type[k];
+            if (group > stage) {
+                stage = group;
+                entered = at;
+            } else if (group == stage && group != NO_INDEX && at < entered) {
+                entered = at;
+            }
+            int step = step_of_type[k];
+            if (step != NO_INDEX) {
+                if (step > funnel_step) funnel_step = step;
+                if (step_first[step] == NONE_AT || at < step_first[step]) step_first[step] = at;
+            }
+        }
+        int level;
+        const int64_t *first = lead->first_at;
+        if (first[PURCHASE] != NONE_AT || first[UPSELL] != NONE_AT)
+            level = CUSTOMER;
+        else if (first[NEGOTIATION] != NONE_AT)
+            level = SQL;
+        else if (!((long long)lead->content_reads >= mql_min || (lead->contacts & INBOUND)))
+            level = LEAD;
+        else
+            level = (lead->contacts & OUTBOUND) ? SAL : MQL;
+        if (stage != NO_INDEX) pipeline[stage]++;
+        if (level == MQL && stage != NO_INDEX) {
+            PyObject *item = Py_BuildValue("(LO)", (long long)(entered + stale_after), lead->key);
+            if (item == NULL || PyList_Append(pending, item) < 0) {
+                Py_XDECREF(item);
+                goto done;
+            }
+            Py_DECREF(item);
+        } else {
+            standing[level]++;
+        }
+        if (funnel_step == NO_INDEX) continue;
+        int64_t reach[N_TYPES], earliest = NONE_AT;
+        for (int s = funnel_step; s >= 0; s--) {
+            if (step_first[s] != NONE_AT && (earliest == NONE_AT || step_first[s] < earliest)) earliest = step_first[s];
+            reach[s] = earliest;
+        }
+        int64_t *cohort = days_row(&cohorts_daily, floor_day(reach[0]), &cohort_hint);
+        if (cohort == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (int s = 0; s <= funnel_step; s++) {
+            funnel[s]++;
+            cohort[s]++;
+            int64_t *row = days_row(&funnel_daily, floor_day(reach[s]), &funnel_hint);
+            if (row == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            row[s]++;
+        }
+    }
+    result = Py_BuildValue("nNNONNN", self->n, counts_list(pipeline, n_stages), counts_list(standing, N_LEVELS), pending,
+                           counts_list(funnel, n_steps), days_dict(&funnel_daily), days_dict(&cohorts_daily));
+done:
+    Py_DECREF(pending);
+    days_free(&funnel_daily);
+    days_free(&cohorts_daily);
+    return result;
+}
+
+static Py_ssize_t table_length(LeadTable *self) { return self->n; }
+
+static void table_dealloc(LeadTable *self) {
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        Py_DECREF(self->leads[i].key);
+        PyMem_Free(self->leads[i].heap_seen);
+    }
+    PyMem_Free(self->leads);
+    PyMem_Free(self->index);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef table_methods[] = {
+    {"fold", (PyCFunction)table_fold, METH_VARARGS, "Fold records into the table; see projections.projector.CompactProjector"},
+    {"states", (PyCFunction)table_states, METH_O, "Every lead's state, made by the given callable, by lead id"},
+    {"aggregate", (PyCFunction)table_aggregate, METH_VARARGS, "The aggregates of every lead for one set of definitions"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods table_as_sequence = {.sq_length = (lenfunc)table_length};
+
+static PyTypeObject LeadTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "projections._fold.LeadTable",
+    .tp_basicsize = sizeof(LeadTable),
+    .tp_dealloc = (destructor)table_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Lead states of one replay process, packed in C",
+    .tp_methods = table_methods,
+    .tp_as_sequence = &table_as_sequence,
+    .tp_new = PyType_GenericNew,
+};
 
 /* ---- routing lines to replay processes ---- */
 
@@ -495,7 +777,6 @@ fail:
 
 static PyMethodDef methods[] = {
     {"parse_time", parse_time, METH_O, "parse_time(text) -> microseconds since the epoch; ValueError unless RFC 3339 with offset"},
-    {"fold", fold, METH_VARARGS, "Fold records into lead states; see projections.projector"},
     {"route", route, METH_VARARGS, "The lines of a chunk that belong to one replay partition"},
     {NULL, NULL, 0, NULL},
 };
@@ -507,8 +788,6 @@ PyMODINIT_FUNC PyInit__fold(void) {
         PyObject **slot;
         const char *name;
     } names[] = {
-        {&s_seen, "seen"}, {&s_first_at, "first_at"}, {&s_last_at, "last_at"}, {&s_events, "events"},
-        {&s_content_reads, "content_reads"}, {&s_contacts, "contacts"}, {&s_append, "append"},
         {&s_event_id, "event_id"}, {&s_lead_id, "lead_id"}, {&s_occurred_at, "occurred_at"},
         {&s_inbound, "inbound"}, {&s_schema_version, "schema_version"}, {&s_index, "index"},
     };
@@ -516,5 +795,14 @@ PyMODINIT_FUNC PyInit__fold(void) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
         if (*names[i].slot == NULL) return NULL;
     }
-    return PyModule_Create(&module_def);
+    if (PyType_Ready(&LeadTableType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) return NULL;
+    Py_INCREF(&LeadTableType);
+    if (PyModule_AddObject(module, "LeadTable", (PyObject *)&LeadTableType) < 0) {
+        Py_DECREF(&LeadTableType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

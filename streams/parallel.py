@@ -1,8 +1,8 @@
 """Replay on every core: the log is partitioned by lead, as Kafka partitions it.
 
 Each process reads the whole file, keeps the lines whose lead falls in its
-partition and folds them with the same `Projector` as a single-process
-replay. A lead lives in one partition, so lead states, duplicate detection
+partition and folds them with the same projector as a single-process
+replay (`replay_projector`: the C lead table where it is built). A lead lives in one partition, so lead states, duplicate detection
 and aggregates are exactly those of a single fold; aggregates of disjoint
 leads merge by addition, and only the watermark is shared (it settles
 qualification, lead records and the comparison at the end).
@@ -24,7 +24,7 @@ import msgspec
 import orjson
 
 from projections import Aggregates, Changes, Definitions, Projector
-from projections.projector import ACCELERATED, _fold
+from projections.projector import ACCELERATED, _fold, replay_projector
 from projections.report import EventCounts, build_comparison, build_report
 from streams.sources import record_chunks, text_chunks
 
@@ -109,7 +109,7 @@ def _result(defs: Definitions, baseline: Definitions | None, watermark: int | No
 
 def _partition(conn: Connection, path: Path, index: int, partitions: int, defs: Definitions, baseline: Definitions | None) -> None:
     try:
-        projector = Projector()
+        projector = replay_projector()
         for records in _mine(path, index, partitions):
             projector.feed_all(records)
         gc.freeze()  # the lead states stay to the end: later collections need not walk them again

@@ -10,6 +10,7 @@ from typing import Any, Iterable
 import orjson
 
 from projections import Definitions, Projector
+from projections.projector import replay_projector
 from streams.errors import UserError
 from streams.parallel import partitions_for, replay_parallel
 from streams.sources import KafkaSource, Source, open_records
@@ -44,7 +45,7 @@ def replay(request: ReplayRequest) -> dict[str, Any]:
         partitions = request.partitions or partitions_for(request.source)
         if partitions > 1:
             return _parallel(request, partitions)
-    projector = Projector()
+    projector = replay_projector()
     projector.feed_all(_records(request.source))
     gc.freeze()  # the lead states stay to the end: later collections need not walk them again
     if request.leads_out is not None:

@@ -1,8 +1,9 @@
-"""The C fold (projections/_fold.c) gives exactly what the Python fold, the reference, gives.
+"""Replay's C code (projections/_fold.c) gives exactly what the Python code, the reference, gives.
 
-It is held to the reference on three things: the RFC 3339 time check, the
-fold of records into lead states, and the routing of lines to replay
-processes. The golden vectors run through it too (feed_all uses it by default).
+It is held to the reference on the RFC 3339 time check, the fold of records
+into lead states, the aggregates of those states for any definitions, and the
+routing of lines to replay processes. The golden vectors run through both
+projectors too (test_golden.py).
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections import Projector, default_definitions, view
-from projections.projector import ACCELERATED, _fold
+from projections import Definitions, Projector, default_definitions, parse_definitions, view
+from projections.definitions import DEFAULT_YAML
+from projections.projector import ACCELERATED, CompactProjector, _fold
+from schemas.decode import Event
 from projections.report import Aggregates, aggregate
 from schemas.events import EVENT_TYPES, parse_time
 from streams import sources
 from streams.parallel import _mine, lead_of
 from tests.unit.test_decode_properties import raw_records
 from tests.unit.test_partitioning import objects
+from tests.unit.test_view_reference import definitions
 
 
 def test_the_c_fold_is_built() -> None:
@@ -86,42 +90,70 @@ class TestTimeCheck:
         assert c_time(text) == reference_time(text)
 
 
-# ---- the fold ----
+# ---- the fold and the aggregates ----
 
 pool_events = st.fixed_dictionaries(
     {
-        "event_id": st.sampled_from(["e1", "e2", "e3", "é"]),
+        "event_id": st.integers(0, 11).map(lambda i: f"e{i}") | st.just("é"),  # up to 13 per lead: past the 4 kept inline
         "lead_id": st.sampled_from(["L1", "L2", "\u2028"]),
         "type": st.sampled_from(EVENT_TYPES),
-        "occurred_at": st.sampled_from(["2026-09-01T10:00:00Z", "2026-09-02T10:00:00.5+02:00", "2026-08-01T00:00:00Z", "2026-09-01T10:00:00", "2026-02-30T00:00:00Z"]),
+        "occurred_at": st.sampled_from(
+            ["2026-09-01T10:00:00Z", "2026-09-02T10:00:00.5+02:00", "2026-08-01T00:00:00Z", "1969-12-31T23:59:59.5Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-09-01T10:00:00", "2026-02-30T00:00:00Z"]
+        ),
     },
     optional={"inbound": st.booleans() | st.none() | st.just(1), "schema_version": st.sampled_from([1, 2, None, "1"])},
 ).map(orjson.dumps)
 junk = st.sampled_from([b"", b"not json", b"[]", b"{}", b"\xff\xfe", b"x" * (64 * 1024 + 1), b'{"lead_id":"L1"}'])
-records = st.lists(pool_events | raw_records() | junk, max_size=40)
+records = st.lists(pool_events | raw_records() | junk, max_size=60)
 
 
-def folded(lines: list[bytes], accelerated: bool, cut: int = 0) -> Projector:
-    projector = Projector()
-    projector.feed_all(iter(lines[:cut]), accelerated=accelerated)  # any iterable; two calls carry the watermark over
-    projector.feed_all(lines[cut:], accelerated=accelerated)
+def folded(lines: list[bytes], compact: bool, cut: int = 0) -> Projector:
+    projector = CompactProjector() if compact else Projector()
+    projector.feed_all(iter(lines[:cut]))  # any iterable; a second call carries on
+    projector.feed_all(lines[cut:])
     return projector
 
 
-class TestFold:
+class TestCompactProjector:
     @settings(max_examples=500, deadline=None)
-    @given(records, st.integers(0, 40))
-    def test_lead_states_counts_and_watermark_equal_the_reference(self, lines: list[bytes], cut: int) -> None:
-        fast, reference = folded(lines, True, cut), folded(lines, False, cut)
-        assert fast.leads == reference.leads
-        assert fast.counts == reference.counts
-        assert fast.watermark == reference.watermark
+    @given(records, st.integers(0, 60), definitions())
+    def test_states_counts_watermark_and_aggregates_equal_the_reference(self, lines: list[bytes], cut: int, defs: Definitions) -> None:
+        compact, reference = folded(lines, True, cut), folded(lines, False, cut)
+        assert compact.counts == reference.counts
+        assert compact.watermark == reference.watermark
+        assert compact.aggregate(defs) == reference.aggregate(defs)
+        assert compact.leads == reference.leads
+        assert list(compact.leads) == list(reference.leads)  # the same order: first seen first
 
-    def test_the_golden_log_folds_the_same(self, golden_log: list[bytes]) -> None:
-        fast, reference = folded(golden_log, True), folded(golden_log, False)
-        assert fast.leads == reference.leads and fast.counts == reference.counts
-        defs = default_definitions()
-        assert fast.report(defs) == reference.report(defs)
+    def test_a_stage_of_several_types_is_entered_at_its_earliest_event(self) -> None:
+        defs = parse_definitions(
+            "pipeline:\n  stages:\n    - {name: early, events: [ad_seen, content_read]}\n"
+            "funnel:\n  steps:\n    - {name: all, events: [ad_seen]}\n"
+            "qualification:\n  mql_min_content_reads: 2\n  sal_stale_after_days: 3\n",
+            "grouped",
+        )
+        lines = [
+            orjson.dumps({"event_id": f"e{i}", "lead_id": "L", "type": kind, "occurred_at": f"2026-09-{day:02d}T00:00:00Z"})
+            for i, (kind, day) in enumerate([("ad_seen", 10), ("content_read", 2), ("content_read", 1)])
+        ]
+        compact, reference = folded(lines, True), folded(lines, False)
+        assert compact.aggregate(defs) == reference.aggregate(defs)
+        assert list(compact.aggregate(defs).pending) == [(parse_time("2026-09-04T00:00:00Z"), "L")]  # MQL from day 1, stale 3 days on
+
+    def test_states_read_midway_are_read_again_after_more_records(self, golden_log: list[bytes]) -> None:
+        compact = CompactProjector()
+        compact.feed_all(golden_log[:50])
+        assert len(compact.leads) > 0
+        compact.feed_all(golden_log[50:])
+        assert compact.leads == folded(golden_log, False).leads
+
+    def test_definitions_too_large_for_c_integers_are_aggregated_in_python(self, golden_log: list[bytes]) -> None:
+        defs = parse_definitions(DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: 1000000000000000"), "huge")
+        assert folded(golden_log, True).aggregate(defs) == folded(golden_log, False).aggregate(defs)
+
+    def test_it_takes_whole_logs_only(self) -> None:
+        with pytest.raises(TypeError, match="whole logs"):
+            CompactProjector().apply(Event("L", "e", 0, 0, None))
 
     def test_an_error_while_reading_records_is_raised_not_swallowed(self) -> None:
         def failing() -> Iterator[bytes]:
@@ -129,7 +161,7 @@ class TestFold:
             raise OSError("disk gone")
 
         with pytest.raises(OSError, match="disk gone"):
-            Projector().feed_all(failing(), accelerated=True)
+            CompactProjector().feed_all(failing())
 
 
 # ---- routing ----
@@ -198,7 +230,7 @@ class TestTextChunks:
 
 def test_aggregate_equals_adding_each_lead(golden_log: list[bytes]) -> None:
     defs = default_definitions()
-    projector = folded(golden_log, True)
+    projector = folded(golden_log, False)
     views = [view(lead, state, defs) for lead, state in projector.leads.items()]
     one_by_one = Aggregates.empty(defs)
     for lead in views:

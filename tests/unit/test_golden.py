@@ -5,27 +5,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from projections import Projector, default_definitions, load_definitions
+from projections.projector import CompactProjector
 from tests.helpers import same_instants
 
-
-def golden_projector(log: list[bytes]) -> Projector:
-    projector = Projector()
-    projector.feed_all(log)
-    return projector
+KINDS = {"python": Projector, "compact": CompactProjector}  # the reference fold, and replay's C one
 
 
 class TestGoldenVectors:
-    def test_report_equals_expected_report(self, golden_log: list[bytes], expected_report: dict) -> None:
+    @pytest.fixture(params=sorted(KINDS))
+    def golden_projector(self, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+        def folded(log: list[bytes]) -> Projector:
+            projector = KINDS[request.param]()
+            projector.feed_all(log)
+            return projector
+
+        return folded
+
+    def test_report_equals_expected_report(self, golden_projector, golden_log: list[bytes], expected_report: dict) -> None:
         report = golden_projector(golden_log).report(default_definitions())
         assert same_instants(report, expected_report)
 
-    def test_every_lead_equals_expected_leads(self, golden_log: list[bytes], expected_leads: list[dict]) -> None:
+    def test_every_lead_equals_expected_leads(self, golden_projector, golden_log: list[bytes], expected_leads: list[dict]) -> None:
         defs = default_definitions()
         leads = list(golden_projector(golden_log).lead_records(defs))
         assert same_instants(leads, expected_leads)
 
-    def test_comparison_with_alt_definitions_equals_expected(self, golden: Path, golden_log: list[bytes]) -> None:
+    def test_comparison_with_alt_definitions_equals_expected(self, golden_projector, golden: Path, golden_log: list[bytes]) -> None:
         baseline = load_definitions(golden / "default-definitions.yaml")
         candidate = load_definitions(golden / "alt-definitions.yaml")
         comparison = golden_projector(golden_log).comparison(baseline, candidate)
