@@ -2,10 +2,11 @@
 
     python bench/live.py [--events 200000] [--workers 1]
 
-Both read the same records from the same broker in the same run. The worker
+All read the same records from the same broker in the same run. The worker
 rate is measured from the first record it has counted until /api/report
 counts them all; the raw consumer reads every partition and parses each
-record with orjson.
+record with orjson. A plain Faust agent that only counts its events, with the
+worker's settings (bench/plain_agent.py), shows the ceiling of any Faust agent.
 """
 
 from __future__ import annotations
@@ -98,12 +99,20 @@ def main() -> None:
         finally:
             for worker in workers:
                 worker.kill()
+        plain = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "plain_agent.py"), broker.url, str(len(records)), f"{scratch}/plain"],
+            capture_output=True, text=True, timeout=1800, check=True,
+        )
+        plain_agent = int(plain.stdout.split()[-1])
     result = {
         "events": len(records),
         "workers": args.workers,
         "raw_consumer_events_per_s": round(raw),
         "journey_events_per_s": round(live),
         "journey_vs_raw_consumer": round(live / raw, 3),
+        "plain_faust_agent_events_per_s": plain_agent,
+        "plain_faust_agent_vs_raw_consumer": round(plain_agent / raw, 3),
+        "journey_vs_plain_faust_agent": round(live / plain_agent, 3),
     }
     publish(result, args.json)
 

@@ -39,6 +39,7 @@ def main() -> None:
     rows = [
         ("replay", f"{replay['replay_lines_per_s']:,} lines/s", f"stdlib json.loads loop {replay['stdlib_json_lines_per_s']:,}/s", f"{replay['replay_vs_stdlib_json']}x", ">= 2.0x"),
         ("live, 1 worker", f"{live1['journey_events_per_s']:,} events/s", f"raw aiokafka+orjson {live1['raw_consumer_events_per_s']:,}/s", f"{100 * live1['journey_vs_raw_consumer']:.1f}%", ">= 10%"),
+        ("live, plain Faust agent", f"{live1['plain_faust_agent_events_per_s']:,} events/s", "the ceiling of any Faust agent", f"{100 * live1['plain_faust_agent_vs_raw_consumer']:.1f}%", ""),
         ("live, 2 workers", f"{live2['journey_events_per_s']:,} events/s", f"raw aiokafka+orjson {live2['raw_consumer_events_per_s']:,}/s", f"{100 * live2['journey_vs_raw_consumer']:.1f}%", "more than 1 worker"),
         ("latency at 1,000/s", f"p50 {latency['p50_ms']} ms", f"p99 {latency['p99_ms']} ms", "", "p99 <= 1000 ms"),
     ]
