@@ -1,6 +1,10 @@
-/* The replay hot path in C: the same fold as `projections.lead.record`, driven
- * over whole lists of records, plus the RFC 3339 time check it needs and the
- * routing of lines to replay processes.
+/* Replay's hot path in C (projections.projector.CompactProjector, streams.parallel):
+ *   - LeadTable: lead states packed one struct per lead, folded as
+ *     `projections.lead.record` folds them, over whole lists of records, and
+ *     their views and aggregates as `projections.lead.view` and
+ *     `projections.report.aggregate` compute them;
+ *   - the RFC 3339 check of schemas.events.parse_time;
+ *   - route: the lines of a chunk that belong to one replay process.
  *
  * It is an optional accelerator. The pure Python code stays the reference and
  * runs wherever this module is not built; property tests check that both give
