@@ -117,38 +117,9 @@ def _count_day(rows: dict[int, list[int]], day: int, steps: range, width: int, s
 
 
 def aggregate(leads: Iterable[LeadView], defs: Definitions) -> Aggregates:
-    """`Aggregates.add` of every lead, in one pass: the end of every replay, so it keeps its
-    rows in locals and sorts the pending leads once rather than inserting them one by one."""
     totals = Aggregates.empty(defs)
-    pipeline, standing, funnel = totals.pipeline, totals.standing, totals.funnel
-    funnel_daily, cohorts_daily, width = totals.funnel_daily, totals.cohorts_daily, totals.steps
-    pending: list[tuple[int, str]] = []
-    count = 0
     for lead in leads:
-        count += 1
-        if lead.stage != NO_INDEX:
-            pipeline[lead.stage] += 1
-        if lead.stale_from is None:
-            standing[lead.standing] += 1
-        else:
-            pending.append((lead.stale_from, lead.lead_id))
-        reach_at = lead.reach_at
-        if not reach_at:
-            continue
-        cohort_day = reach_at[0] // DAY_MICROS
-        cohort = cohorts_daily.get(cohort_day)
-        if cohort is None:
-            cohort = cohorts_daily[cohort_day] = [0] * width
-        for step, at in enumerate(reach_at):
-            funnel[step] += 1
-            cohort[step] += 1
-            day = at // DAY_MICROS
-            row = funnel_daily.get(day)
-            if row is None:
-                row = funnel_daily[day] = [0] * width
-            row[step] += 1
-    totals.leads = count
-    totals.pending.update(pending)
+        totals.add(lead)
     return totals
 
 

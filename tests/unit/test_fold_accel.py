@@ -16,11 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections import Definitions, Projector, default_definitions, parse_definitions, view
+from projections import Definitions, Projector, default_definitions, parse_definitions
 from projections.definitions import DEFAULT_YAML
 from projections.projector import ACCELERATED, CompactProjector, _fold
 from schemas.decode import Event
-from projections.report import Aggregates, aggregate
 from schemas.events import EVENT_TYPES, parse_time
 from streams import sources
 from streams.parallel import _mine, lead_of
@@ -224,15 +223,3 @@ class TestTextChunks:
         assert b"".join(chunks) == content
         assert all(chunk.endswith(b"\n") for chunk in chunks[:-1])
         assert all(chunk for chunk in chunks)
-
-
-# ---- the one-pass aggregate ----
-
-def test_aggregate_equals_adding_each_lead(golden_log: list[bytes]) -> None:
-    defs = default_definitions()
-    projector = folded(golden_log, False)
-    views = [view(lead, state, defs) for lead, state in projector.leads.items()]
-    one_by_one = Aggregates.empty(defs)
-    for lead in views:
-        one_by_one.add(lead)
-    assert aggregate(views, defs) == one_by_one
