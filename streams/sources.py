@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
 from streams.errors import UserError
 
 CHUNK_BYTES = 8 * 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,38 @@ def jsonl_records(stream: BinaryIO) -> Iterator[bytes]:
 
 def jsonl_chunks(stream: BinaryIO) -> Iterator[list[bytes]]:
     """The records of `jsonl_records`, a list per chunk read: for loops that take them in bulk."""
-    rest = b""
-    while chunk := stream.read(CHUNK_BYTES):
-        lines, rest = _records(rest + chunk)
+    for chunk in line_chunks(stream):
+        lines, _ = _records(bytes(chunk) + b"\n")  # the last chunk may lack its line ending
         yield lines
-    lines, _ = _records(rest + b"\n")
-    yield lines
+
+
+def line_chunks(stream: BinaryIO) -> Iterator[memoryview]:
+    """A stream in large chunks of whole lines (the last one may lack its line ending).
+
+    Each chunk is a view of one reused buffer, valid until the next one is
+    asked for: reading into the same memory spares a page fault per page.
+    """
+    buffer = bytearray(CHUNK_BYTES)
+    view = memoryview(buffer)
+    kept = 0  # bytes of an unfinished line, moved to the front of the buffer
+    while True:
+        if kept == len(buffer):  # a line longer than the buffer: a bigger one
+            buffer = bytearray(2 * len(buffer))
+            buffer[:kept] = view
+            view = memoryview(buffer)
+        read = stream.readinto(view[kept:])
+        if not read:
+            if kept:
+                yield view[:kept]
+            return
+        filled = kept + read
+        end = buffer.rfind(b"\n", 0, filled) + 1
+        if end == 0:
+            kept = filled
+            continue
+        yield view[:end]
+        buffer[: filled - end] = bytes(view[end:filled])  # a copy: the two may overlap
+        kept = filled - end
 
 
 def _records(data: bytes) -> tuple[list[bytes], bytes]:
@@ -64,42 +91,18 @@ def _records(data: bytes) -> tuple[list[bytes], bytes]:
 
 def record_chunks(path: Path) -> Iterator[list[bytes]]:
     """`jsonl_chunks` of a file, with a clear error when it cannot be read."""
-    try:
-        with path.open("rb") as stream:
-            yield from jsonl_chunks(stream)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return _read(path, jsonl_chunks)
 
 
 def text_chunks(path: Path) -> Iterator[memoryview]:
-    """A file in large chunks of whole lines (the last one may lack its line ending).
+    """`line_chunks` of a file, with a clear error when it cannot be read."""
+    return _read(path, line_chunks)
 
-    Each chunk is a view of one reused buffer, valid until the next one is
-    asked for: reading into the same memory spares a page fault per page.
-    """
-    buffer = bytearray(CHUNK_BYTES)
-    view = memoryview(buffer)
+
+def _read(path: Path, chunks: Callable[[BinaryIO], Iterator[T]]) -> Iterator[T]:
     try:
         with path.open("rb") as stream:
-            kept = 0  # bytes of an unfinished line, moved to the front of the buffer
-            while True:
-                if kept == len(buffer):  # a line longer than the buffer: a bigger one
-                    buffer = bytearray(2 * len(buffer))
-                    buffer[:kept] = view
-                    view = memoryview(buffer)
-                read = stream.readinto(view[kept:])
-                if not read:
-                    if kept:
-                        yield view[:kept]
-                    return
-                filled = kept + read
-                end = buffer.rfind(b"\n", 0, filled) + 1
-                if end == 0:
-                    kept = filled
-                    continue
-                yield view[:end]
-                buffer[: filled - end] = bytes(view[end:filled])  # a copy: the two may overlap
-                kept = filled - end
+            yield from chunks(stream)
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
