@@ -1,11 +1,12 @@
 """Replay on every core: the log is partitioned by lead, as Kafka partitions it.
 
 Each process reads the whole file, keeps the lines whose lead falls in its
-partition and folds them with the same projector as a single-process
-replay (`replay_projector`: the C lead table where it is built). A lead lives in one partition, so lead states, duplicate detection
-and aggregates are exactly those of a single fold; aggregates of disjoint
-leads merge by addition, and only the watermark is shared (it settles
-qualification, lead records and the comparison at the end).
+partition and folds them with the same projector as a single-process replay
+(`replay_projector`: the C lead table where it is built). A lead lives in one
+partition, so lead states, duplicate detection and aggregates are exactly
+those of a single fold; aggregates of disjoint leads merge by addition, and
+only the watermark is shared (it settles qualification, lead records and the
+comparison at the end).
 """
 
 from __future__ import annotations
