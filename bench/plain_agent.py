@@ -19,15 +19,15 @@ import faust
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams import topics  # noqa: E402
-from streams.app import Profile, _shorten_fetch_wait  # noqa: E402
+from streams import tansu, topics  # noqa: E402
+from streams.app import Profile  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 
 def main() -> None:
     url, expected, data_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     settings = Settings(broker=url)
-    _shorten_fetch_wait()
+    tansu.shorten_fetch_wait()
     app = faust.App(
         f"bench-plain-agent-{os.getpid()}",
         broker=settings.broker,

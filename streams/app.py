@@ -15,11 +15,10 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 from faust.streams import _current_event  # see _as_current
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP, EventT
 
 from projections import Definitions
-from streams import metrics, topics
+from streams import metrics, tansu, topics
 from streams.gaps import GapGuard
 from streams.tables import AcknowledgedTable
 from schemas import Rejection
@@ -40,9 +39,6 @@ class Profile:
         if not self.embedded:
             return {}
         return {
-            # Tansu's end offsets count record batches, not records; Faust's table
-            # recovery trusts them, so every record goes in a batch of its own.
-            "producer_max_batch_size": 1,
             # Tansu completes a group join only after half the session timeout
             # (measured: 60 s -> 30 s, 10 s -> 5 s, 6 s -> 3 s), whatever the rebalance timeout.
             "broker_session_timeout": 8,
@@ -51,33 +47,13 @@ class Profile:
         }
 
 
-EMBEDDED_FETCH_WAIT_MS = 50
-
-
-def _shorten_fetch_wait() -> None:
-    """Tansu holds every fetch for the full fetch_max_wait_ms, however much data it has
-    (measured: median 450 ms of latency at Faust's fixed 1500 ms, 3 ms at 100 ms).
-    Faust offers no setting for it, so the embedded profile lowers it on the consumer
-    Faust creates. Against Kafka this is never called."""
-    create = AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "journey_embedded", False):
-        return
-
-    def create_with_short_wait(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = EMBEDDED_FETCH_WAIT_MS  # read when the consumer starts
-        return consumer
-
-    create_with_short_wait.journey_embedded = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create_with_short_wait  # type: ignore[method-assign]
-
-
 class JourneyApp:
     """The Faust app and what its agent, views and background tasks share."""
 
     def __init__(self, settings: Settings, defs: Definitions, profile: Profile) -> None:
         if profile.embedded:
-            _shorten_fetch_wait()
+            tansu.shorten_fetch_wait()
+            tansu.correct_faust_end_offsets(settings.bootstrap)  # the producer batches: see streams/tansu.py
         self.settings = settings
         self.defs = defs
         self.profile = profile

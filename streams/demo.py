@@ -56,7 +56,7 @@ def synthetic_stream(leads_per_round: int) -> Iterator[bytes]:
 
 
 async def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subprocess.Popen[bytes]) -> None:
-    client = producer(settings, embedded=True)
+    client = producer(settings)
     await client.start()
     try:
         records = synthetic_stream(leads_per_round)

@@ -2,9 +2,8 @@
 
 No group, no committed offsets: a replay never disturbs the live workers.
 The end is the end offset read at the start. The embedded broker reports a
-partition's end as its last record batch's first offset + 1, which is right
-only when every record is a batch of its own, as journey's producers send
-them there (README: the embedded broker).
+partition's end as its last record batch's first offset + 1, so there the
+ends are corrected first (streams/tansu.py; README: the embedded broker).
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from streams import tansu, topics
 from streams.errors import UserError
 from streams.sources import KafkaSource
 
@@ -47,11 +47,11 @@ def kafka_messages(source: KafkaSource) -> Iterator[ConsumerRecord]:
 
 async def _consume(source: KafkaSource, out: queue.Queue[object]) -> None:
     try:
-        partition_ids = await _partitions(source)
+        partition_ids, embedded = await _partitions(source)
         consumer = AIOKafkaConsumer(bootstrap_servers=source.bootstrap, group_id=None, enable_auto_commit=False, fetch_max_bytes=16 * 2**20)
         await consumer.start()
         try:
-            await _read(consumer, source.topic, partition_ids, out)
+            await _read(consumer, source, partition_ids, embedded, out)
         finally:
             await consumer.stop()
     except KafkaError as exc:
@@ -62,9 +62,9 @@ async def _consume(source: KafkaSource, out: queue.Queue[object]) -> None:
         out.put(_DONE)
 
 
-async def _partitions(source: KafkaSource) -> list[int]:
-    """The topic's partitions; an unknown topic is refused. Only listed topics are described:
-    Tansu creates any topic asked about."""
+async def _partitions(source: KafkaSource) -> tuple[list[int], bool]:
+    """The topic's partitions, and whether the broker is the embedded one; an unknown topic is
+    refused. Only listed topics are described: Tansu creates any topic asked about."""
     admin = AIOKafkaAdminClient(bootstrap_servers=source.bootstrap, request_timeout_ms=10_000)
     try:
         await admin.start()
@@ -73,19 +73,22 @@ async def _partitions(source: KafkaSource) -> list[int]:
     try:
         if source.topic not in await admin.list_topics():
             raise UserError(f"kafka://{source.bootstrap}/{source.topic}: no such topic")
+        embedded = topics.is_embedded((await admin.describe_cluster())["cluster_id"])
         for _ in range(PARTITION_ATTEMPTS):
             (described,) = await admin.describe_topics([source.topic])
             if described["partitions"]:
-                return sorted(p["partition"] for p in described["partitions"])
+                return sorted(p["partition"] for p in described["partitions"]), embedded
             await asyncio.sleep(0.2)  # a broker busy creating or moving the topic can list none for a moment
         raise UserError(f"kafka://{source.bootstrap}/{source.topic}: the broker lists no partitions for it")
     finally:
         await admin.close()
 
 
-async def _read(consumer: AIOKafkaConsumer, topic: str, partition_ids: list[int], out: queue.Queue[object]) -> None:
-    partitions = [TopicPartition(topic, p) for p in partition_ids]
+async def _read(consumer: AIOKafkaConsumer, source: KafkaSource, partition_ids: list[int], embedded: bool, out: queue.Queue[object]) -> None:
+    partitions = [TopicPartition(source.topic, p) for p in partition_ids]
     ends = await consumer.end_offsets(partitions)  # before assign(), as the end "as it was at the start"
+    if embedded:
+        ends = await tansu.corrected_end_offsets(source.bootstrap, ends)
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
     open_tps = {tp for tp in partitions if ends[tp] > 0}

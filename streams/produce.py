@@ -33,16 +33,14 @@ async def prepare(settings: Settings) -> bool:
     return settings.broker_profile == "embedded" or (settings.broker_profile == "auto" and topics.is_embedded(cluster_id))
 
 
-def producer(settings: Settings, embedded: bool) -> AIOKafkaProducer:
-    if embedded:
-        # One record per batch: the embedded broker's end offsets count batches (README).
-        return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, max_batch_size=1, acks="all")
+def producer(settings: Settings) -> AIOKafkaProducer:
+    """Batches as against Kafka, on the embedded broker too: readers correct its end offsets (streams/tansu.py)."""
     return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all")
 
 
 async def publish(settings: Settings, records: Iterable[bytes], topic: str = topics.EVENTS) -> int:
-    embedded = await prepare(settings)
-    client = producer(settings, embedded)
+    await prepare(settings)
+    client = producer(settings)
     try:
         await client.start()
     except KafkaError as exc:
