@@ -63,6 +63,20 @@ class TestKafkaReplay:
         reported, corrected = asyncio.run(end_offsets(bootstrap))
         assert reported < len(golden_log) == corrected
 
+    def test_the_correction_leaves_empty_partitions_and_right_answers_alone(self, broker) -> None:
+        bootstrap = broker.url.removeprefix("kafka://")
+
+        async def scenario() -> dict[TopicPartition, int]:
+            await prepare(Settings(broker=broker.url))
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1)  # one record per batch
+            await producer.start()
+            for i in range(5):
+                await producer.send_and_wait(topics.EVENTS, b"%d" % i, partition=1)
+            await producer.stop()
+            return await tansu.corrected_end_offsets(bootstrap, {EVENT_PARTITIONS[0]: 0, EVENT_PARTITIONS[1]: 5})
+
+        assert asyncio.run(scenario()) == {EVENT_PARTITIONS[0]: 0, EVENT_PARTITIONS[1]: 5}
+
     def test_a_topic_written_in_batches_replays_whole_from_the_embedded_broker(self, broker, golden_log, expected_report) -> None:
         asyncio.run(batched_produce(broker.url.removeprefix("kafka://"), golden_log))
         result = replay(f"{broker.url}/journey.events")
