@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import tansu
 from streams.broker import EmbeddedBroker, free_port
 
 JOURNEY = str(Path(sys.executable).with_name("journey"))
@@ -85,6 +88,22 @@ class Worker:
 def produce(broker: EmbeddedBroker, records: list[bytes]) -> None:
     done = subprocess.run([JOURNEY, "produce", "-", "--broker", broker.url], input=b"\n".join(records) + b"\n", capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def end_offset_sums(broker: EmbeddedBroker, topic: str, partitions: int) -> tuple[int, int]:
+    """The sums of a topic's end offsets: as the embedded broker reports them, and corrected (streams/tansu.py)."""
+    bootstrap = broker.url.removeprefix("kafka://")
+
+    async def ends() -> tuple[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            reported = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        finally:
+            await consumer.stop()
+        return sum(reported.values()), sum((await tansu.corrected_end_offsets(bootstrap, reported)).values())
+
+    return asyncio.run(ends())
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition") -> Any:

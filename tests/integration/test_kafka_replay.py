@@ -7,23 +7,20 @@ import json
 import subprocess
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import tansu, topics
 from streams.produce import lead_key, prepare
 from streams.settings import Settings
 from tests.helpers import same_instants
-from tests.integration.conftest import JOURNEY, produce, wait_for
+from tests.integration.conftest import JOURNEY, end_offset_sums, produce, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def replay(url: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([JOURNEY, "replay", "--input", url, "--format", "json"], capture_output=True, timeout=60)
-
-
-EVENT_PARTITIONS = [TopicPartition(topics.EVENTS, p) for p in range(8)]
 
 
 async def batched_produce(bootstrap: str, records: list[bytes]) -> None:
@@ -35,22 +32,11 @@ async def batched_produce(bootstrap: str, records: list[bytes]) -> None:
     await producer.stop()
 
 
-async def end_offsets(bootstrap: str) -> tuple[int, int]:
-    """The sums of journey.events' end offsets: as the broker reports them, and corrected."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        reported = await consumer.end_offsets(EVENT_PARTITIONS)
-    finally:
-        await consumer.stop()
-    return sum(reported.values()), sum((await tansu.corrected_end_offsets(bootstrap, reported)).values())
-
-
 class TestKafkaReplay:
     def test_replaying_the_live_topic_equals_the_expected_report(self, broker, golden_log, expected_report) -> None:
         produce(broker, golden_log)
         # Replay reads to the end the broker has when it starts; wait until that end covers the log.
-        wait_for(lambda: asyncio.run(end_offsets(broker.url.removeprefix("kafka://")))[1] == len(golden_log), 30, "the broker to hold every record")
+        wait_for(lambda: end_offset_sums(broker, topics.EVENTS, 8)[1] == len(golden_log), 30, "the broker to hold every record")
         result = replay(f"{broker.url}/journey.events")
         assert result.returncode == 0, result.stderr
         assert same_instants(json.loads(result.stdout), expected_report)
@@ -58,9 +44,8 @@ class TestKafkaReplay:
     def test_the_embedded_broker_misreports_end_offsets_of_batched_records_and_journey_corrects_them(self, broker, golden_log) -> None:
         """The bug the embedded profile works around: an ordinary batching producer's records end up
         past the end offsets the broker reports, so anything that trusted them would stop short."""
-        bootstrap = broker.url.removeprefix("kafka://")
-        asyncio.run(batched_produce(bootstrap, golden_log))
-        reported, corrected = asyncio.run(end_offsets(bootstrap))
+        asyncio.run(batched_produce(broker.url.removeprefix("kafka://"), golden_log))
+        reported, corrected = end_offset_sums(broker, topics.EVENTS, 8)
         assert reported < len(golden_log) == corrected
 
     def test_the_correction_leaves_empty_partitions_and_right_answers_alone(self, broker) -> None:
@@ -73,9 +58,10 @@ class TestKafkaReplay:
             for i in range(5):
                 await producer.send_and_wait(topics.EVENTS, b"%d" % i, partition=1)
             await producer.stop()
-            return await tansu.corrected_end_offsets(bootstrap, {EVENT_PARTITIONS[0]: 0, EVENT_PARTITIONS[1]: 5})
+            return await tansu.corrected_end_offsets(bootstrap, {empty: 0, exact: 5})
 
-        assert asyncio.run(scenario()) == {EVENT_PARTITIONS[0]: 0, EVENT_PARTITIONS[1]: 5}
+        empty, exact = TopicPartition(topics.EVENTS, 0), TopicPartition(topics.EVENTS, 1)
+        assert asyncio.run(scenario()) == {empty: 0, exact: 5}
 
     def test_a_topic_written_in_batches_replays_whole_from_the_embedded_broker(self, broker, golden_log, expected_report) -> None:
         asyncio.run(batched_produce(broker.url.removeprefix("kafka://"), golden_log))

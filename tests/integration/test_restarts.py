@@ -8,14 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import tansu, topics
+from streams import topics
 from streams.settings import Settings
 from streams.tables import CLEAN_STOP
 from tests.helpers import same_instants
-from tests.integration.conftest import JOURNEY, produce, report_when_counted
+from tests.integration.conftest import JOURNEY, end_offset_sums, produce, report_when_counted
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,22 +31,6 @@ def configs_of(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
             await admin.close()
 
     return asyncio.run(describe())
-
-
-def changelog_ends(bootstrap: str) -> tuple[int, int]:
-    """The sums of the lead table changelog's end offsets: as the embedded broker reports them, and corrected."""
-
-    async def ends() -> tuple[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-        await consumer.start()
-        try:
-            name = topics.changelog_topic(Settings().app_id, topics.LEADS_TABLE)
-            reported = await consumer.end_offsets([TopicPartition(name, p) for p in range(Settings().partitions)])
-        finally:
-            await consumer.stop()
-        return sum(reported.values()), sum((await tansu.corrected_end_offsets(bootstrap, reported)).values())
-
-    return asyncio.run(ends())
 
 
 class TestRestarts:
@@ -69,7 +52,8 @@ class TestRestarts:
         worker = start_worker("3", data_dir=data)
         assert REBUILT in worker.tail()
         assert same_instants(report_when_counted(worker, len(golden_log)), expected_report)
-        reported, corrected = changelog_ends(broker.url.removeprefix("kafka://"))
+        settings = Settings()
+        reported, corrected = end_offset_sums(broker, topics.changelog_topic(settings.app_id, topics.LEADS_TABLE), settings.partitions)
         assert reported < corrected, "the changelog went out in batches, so recovery needed its ends corrected"
 
 
