@@ -19,7 +19,7 @@ from faust.types import TP, EventT
 
 from projections import Definitions
 from streams import metrics, tansu, topics
-from streams.gaps import GapGuard
+from streams.gaps import RESEEK_SECONDS, GapGuard
 from streams.tables import AcknowledgedTable
 from schemas import Rejection
 from streams.live import BatchResult, Invalid, LeadChange, LiveProjection, Record
@@ -105,6 +105,7 @@ class JourneyApp:
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.task(self._follow_watermarks)
+        app.timer(RESEEK_SECONDS)(self._reseek_waiting)
 
         from streams import web
 
@@ -160,6 +161,14 @@ class JourneyApp:
         except Exception:  # noqa: BLE001 - not fetched yet, or the consumer is rebalancing
             return None
 
+    async def _reseek_waiting(self) -> None:
+        if not self.ready.is_set():  # not while tables recover: the partitions may be changing hands
+            return
+        try:
+            await self.gaps.reseek_waiting()
+        except Exception as exc:  # noqa: BLE001 - a rebalance under way; the next tick tries again
+            log.warning("seeking back to a gap failed (%s: %s); trying again", type(exc).__name__, exc)
+
     async def _seek(self, partition: int, offset: int) -> None:
         await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
 
@@ -187,6 +196,7 @@ class JourneyApp:
         for tp in revoked:
             if tp.topic == topics.EVENTS:
                 self.projection.partitions.pop(tp.partition, None)
+                self.gaps.forget(tp.partition)
 
     async def _on_assigned(self, app: faust.App, assigned: Any, **kwargs: Any) -> None:
         if not any(tp.topic == topics.EVENTS for tp in assigned):

@@ -14,6 +14,9 @@ after which it drops the re-read records as already seen. So while later
 records keep arriving for a partition with a hole, the guard asks the broker
 again and seeks again, at most every RESEEK_SECONDS (each Faust seek resets
 its read offset), until the records arrive or the broker shows none exist.
+When the overtaking records were the partition's last ones, nothing arrives
+any more to trigger that, so the worker also calls `reseek_waiting` on a
+timer: a hole not filled RESEEK_SECONDS after its seek is sought again.
 """
 
 from __future__ import annotations
@@ -76,6 +79,21 @@ class GapGuard:
             await self._seek(partition, expected)
             return i
         return len(offsets)
+
+    async def reseek_waiting(self) -> None:
+        """Seek again to every hole not filled within reseek_after of its last seek."""
+        now = time.monotonic()
+        for partition, hole in list(self._holes.items()):
+            if now - hole.sought_at < self._reseek_after:
+                continue
+            log.info("partition %d: offset %d has not arrived since the seek; seeking to it again", partition, hole.start)
+            hole.sought_at = now
+            self.seeks += 1
+            await self._seek(partition, hole.start)
+
+    def forget(self, partition: int) -> None:
+        """The partition went to another worker, which guards its own offsets."""
+        self._holes.pop(partition, None)
 
     async def _first_offset_from(self, partition: int, offset: int) -> int | None:
         """The first offset the broker holds at or after `offset`; None when it does not say in time.
