@@ -74,9 +74,7 @@ class GapGuard:
                 log.info("partition %d: records past offset %d still arrive; seeking to it again", partition, expected)
             else:
                 log.warning("partition %d: offsets %d..%d were skipped; reading them again", partition, expected, offset - 1)
-            hole = self._holes[partition] = _Hole(expected, time.monotonic())
-            self.seeks += 1
-            await self._seek(partition, expected)
+            await self._seek_back(partition, expected)
             return i
         return len(offsets)
 
@@ -87,9 +85,13 @@ class GapGuard:
             if now - hole.sought_at < self._reseek_after:
                 continue
             log.info("partition %d: offset %d has not arrived since the seek; seeking to it again", partition, hole.start)
-            hole.sought_at = now
-            self.seeks += 1
-            await self._seek(partition, hole.start)
+            await self._seek_back(partition, hole.start)
+
+    async def _seek_back(self, partition: int, start: int) -> None:
+        """Send the consumer back to the first missing offset, and remember when."""
+        self._holes[partition] = _Hole(start, time.monotonic())
+        self.seeks += 1
+        await self._seek(partition, start)
 
     def forget(self, partition: int) -> None:
         """The partition went to another worker, which guards its own offsets."""
