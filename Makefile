@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/journey demo
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis projections/*.so

@@ -1,6 +1,6 @@
 """Latency benchmark: at a steady 1,000 events/s, the delay from produce to /api/leads/{id}.
 
-    python bench/latency.py [--rate 1000] [--seconds 20]
+    python -m bench.latency [--rate 1000] [--seconds 20]
 
 Every event is a new lead; one in `--sample` is watched: its lead is polled
 every 10 ms until the worker answers 200.
@@ -22,13 +22,13 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.results_io import publish
+from streams.kafka.produce import prepare, producer
+from streams.net import free_port
+from streams.settings import Settings
+from streams.tools.broker import EmbeddedBroker
 
-from bench.results_io import publish  # noqa: E402
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.produce import prepare, producer  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 JOURNEY = str(Path(sys.executable).with_name("journey"))
 

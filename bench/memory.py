@@ -1,6 +1,6 @@
 """Memory benchmark: resident memory of replay and of a worker, by number of leads.
 
-    python bench/memory.py [--leads 100000 1000000] [--worker-leads 100000]
+    python -m bench.memory [--leads 100000 1000000] [--worker-leads 100000]
 
 Replay memory must grow with leads, not events: the log of N leads has about
 3.8 N events. Memory per lead is (peak RSS - RSS of an empty replay) / leads.
@@ -18,11 +18,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.replay import timed_child
+from streams.net import free_port
+from streams.tools.broker import EmbeddedBroker
 
-from bench.replay import timed_child  # noqa: E402
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 JOURNEY = str(Path(sys.executable).with_name("journey"))
 
@@ -36,7 +36,7 @@ def replay_memory(leads: int, scratch: Path) -> dict[str, float]:
     empty = scratch / "empty.jsonl"
     empty.write_bytes(b"")
     _, idle, _ = timed_child(JOURNEY, "replay", "--input", str(empty), "--format", "json", "--partitions", "1")
-    seconds, peak, out = timed_child(JOURNEY, "replay", "--input", str(log), "--format", "json", "--partitions", "1")
+    _, peak, out = timed_child(JOURNEY, "replay", "--input", str(log), "--format", "json", "--partitions", "1")
     report = json.loads(out)
     return {"leads": report["leads"], "events": sum(report["events"].values()), "peak_rss_mib": round(peak / 2**20, 1), "bytes_per_lead": round((peak - idle) / report["leads"])}
 

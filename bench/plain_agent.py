@@ -1,6 +1,6 @@
 """The ceiling of any Faust agent on this broker: one that only counts the events it is given.
 
-    python bench/plain_agent.py BROKER_URL EVENTS DATA_DIR
+    python -m bench.plain_agent BROKER_URL EVENTS DATA_DIR
 
 bench/live.py runs it on the same topic, broker and embedded-profile settings
 as journey's worker, with journey's batch size. It prints its events/s (from
@@ -13,21 +13,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import faust
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from streams import tansu, topics  # noqa: E402
-from streams.app import Profile  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from streams.kafka import topics
+from streams.live.embedded import Profile, shorten_fetch_wait
+from streams.settings import Settings
 
 
 def main() -> None:
     url, expected, data_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     settings = Settings(broker=url)
-    tansu.shorten_fetch_wait()
+    shorten_fetch_wait()
     app = faust.App(
         f"bench-plain-agent-{os.getpid()}",
         broker=settings.broker,

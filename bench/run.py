@@ -1,8 +1,8 @@
 """`make bench`: every benchmark, each figure beside its baseline from the same run, as a table and JSON.
 
-    python bench/run.py [--events 1000000] [--live-events 200000] [--memory-leads 100000 1000000]
+    python -m bench.run [--events 1000000] [--live-events 200000] [--memory-leads 100000 1000000]
 
-Pieces run alone too: bench/replay.py, bench/live.py, bench/latency.py, bench/memory.py.
+Pieces run alone too: python -m bench.replay (or bench.live, bench.latency, bench.memory).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ RESULTS = HERE / "results"
 
 
 def run(script: str, *args: str, output: str) -> dict:
-    subprocess.run([sys.executable, str(HERE / script), *args, "--json", str(RESULTS / output)], check=True)
+    module = "bench." + script.removesuffix(".py")
+    subprocess.run([sys.executable, "-m", module, *args, "--json", str(RESULTS / output)], check=True, cwd=HERE.parent)
     return json.loads((RESULTS / output).read_text())
 
 
@@ -47,7 +48,7 @@ def main() -> None:
     rows += [(f"worker memory, {m['leads']:,} leads", f"{m['rss_mib']} MiB", "", f"{m['bytes_per_lead']} B/lead", "") for m in memory["worker"]]
     widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
     (RESULTS / "summary.json").write_text(json.dumps({"replay": replay, "live_1": live1, "live_2": live2, "latency": latency, "memory": memory}, indent=2) + "\n")
 
 

@@ -4,7 +4,8 @@
  *     their views and aggregates as `projections.lead.view` and
  *     `projections.report.aggregate` compute them;
  *   - the RFC 3339 check of schemas.events.parse_time;
- *   - route: the lines of a chunk that belong to one replay process.
+ *   - route: the lines of a chunk that belong to one replay process, placed as Kafka's
+ *     default partitioner places a record keyed by its lead id (projections.routing).
  *
  * It is an optional accelerator. The pure Python code stays the reference and
  * runs wherever this module is not built; property tests check that both give
@@ -659,13 +660,35 @@ static PyTypeObject LeadTableType = {
 
 /* ---- routing lines to replay processes ---- */
 
-static uint64_t fnv1a(const char *s, Py_ssize_t n) {
-    uint64_t h = 14695981039346656037ULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+/* Kafka's default partitioner: (murmur2(key) & 0x7fffffff) % partitions, murmur2 as the Java
+ * client's Utils.murmur2. projections.routing is the Python reference; tests hold the two
+ * together and to aiokafka's DefaultPartitioner. */
+static uint32_t murmur2(const char *s, Py_ssize_t n) {
+    const uint32_t m = 0x5bd1e995;
+    const unsigned char *data = (const unsigned char *)s;
+    uint32_t h = 0x9747b28cU ^ (uint32_t)n;
+    Py_ssize_t whole = n - n % 4;
+    for (Py_ssize_t i = 0; i < whole; i += 4) {
+        uint32_t k = (uint32_t)data[i] | ((uint32_t)data[i + 1] << 8) | ((uint32_t)data[i + 2] << 16) | ((uint32_t)data[i + 3] << 24);
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
     }
+    switch (n % 4) {
+    case 3: h ^= (uint32_t)data[whole + 2] << 16; /* fall through */
+    case 2: h ^= (uint32_t)data[whole + 1] << 8; /* fall through */
+    case 1: h ^= (uint32_t)data[whole]; h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
     return h;
+}
+
+static Py_ssize_t kafka_partition(const char *key, Py_ssize_t n, Py_ssize_t partitions) {
+    return (Py_ssize_t)((murmur2(key, n) & 0x7fffffffU) % (uint32_t)partitions);
 }
 
 static int blank(const char *s, Py_ssize_t n) {
@@ -739,7 +762,7 @@ static PyObject *route(PyObject *module, PyObject *args) {
             Py_ssize_t part = 0;
             PyObject *line = NULL;
             if (lead_bytes(p, n, &lead, &lead_n)) {
-                part = (Py_ssize_t)(fnv1a(lead, lead_n) % (uint64_t)partitions);
+                part = kafka_partition(lead, lead_n, partitions);
             } else {
                 line = PyBytes_FromStringAndSize(p, n);
                 if (line == NULL) goto fail;
@@ -755,7 +778,7 @@ static PyObject *route(PyObject *module, PyObject *args) {
                         Py_DECREF(line);
                         goto fail;
                     }
-                    part = (Py_ssize_t)(fnv1a(PyBytes_AS_STRING(utf8), PyBytes_GET_SIZE(utf8)) % (uint64_t)partitions);
+                    part = kafka_partition(PyBytes_AS_STRING(utf8), PyBytes_GET_SIZE(utf8), partitions);
                     Py_DECREF(utf8);
                 }
                 Py_DECREF(found);
@@ -779,9 +802,57 @@ fail:
     return NULL;
 }
 
+static PyObject *partition_of_key(PyObject *module, PyObject *args) {
+    Py_buffer key;
+    Py_ssize_t partitions;
+    if (!PyArg_ParseTuple(args, "y*n:partition", &key, &partitions)) return NULL;
+    if (partitions < 1) {
+        PyBuffer_Release(&key);
+        PyErr_SetString(PyExc_ValueError, "partition: partitions must be at least 1");
+        return NULL;
+    }
+    Py_ssize_t part = kafka_partition(key.buf, key.len, partitions);
+    PyBuffer_Release(&key);
+    return PyLong_FromSsize_t(part);
+}
+
+/* The constants this file hard-codes, for tests/unit/test_fold_accel.py to hold to schemas and projections. */
+static int add_constants(PyObject *module) {
+    static const char *type_names[N_TYPES] = {"ad_seen", "content_read", "contact_made", "negotiation", "purchase", "upsell"};
+    static const char *level_names[N_LEVELS] = {"lead", "mql", "sal", "sql", "customer"};
+    PyObject *types = PyTuple_New(N_TYPES), *levels = PyTuple_New(N_LEVELS);
+    if (types == NULL || levels == NULL) goto fail;
+    for (int i = 0; i < N_TYPES; i++) {
+        PyObject *name = PyUnicode_FromString(type_names[i]);
+        if (name == NULL) goto fail;
+        PyTuple_SET_ITEM(types, i, name);
+    }
+    for (int i = 0; i < N_LEVELS; i++) {
+        PyObject *name = PyUnicode_FromString(level_names[i]);
+        if (name == NULL) goto fail;
+        PyTuple_SET_ITEM(levels, i, name);
+    }
+    if (PyModule_AddObject(module, "EVENT_TYPES", types) < 0) goto fail;
+    types = NULL;
+    if (PyModule_AddObject(module, "QUALIFICATIONS", levels) < 0) goto fail;
+    levels = NULL;
+    if (PyModule_AddIntConstant(module, "CONTENT_READ", CONTENT_READ) < 0 || PyModule_AddIntConstant(module, "CONTACT_MADE", CONTACT_MADE) < 0 ||
+        PyModule_AddIntConstant(module, "NEGOTIATION", NEGOTIATION) < 0 || PyModule_AddIntConstant(module, "PURCHASE", PURCHASE) < 0 ||
+        PyModule_AddIntConstant(module, "UPSELL", UPSELL) < 0 || PyModule_AddIntConstant(module, "INBOUND_CONTACT", INBOUND) < 0 ||
+        PyModule_AddIntConstant(module, "OUTBOUND_CONTACT", OUTBOUND) < 0 || PyModule_AddIntConstant(module, "NO_INDEX", NO_INDEX) < 0 ||
+        PyModule_AddObject(module, "DAY_MICROS", PyLong_FromLongLong(DAY_MICROS)) < 0)
+        return -1;
+    return 0;
+fail:
+    Py_XDECREF(types);
+    Py_XDECREF(levels);
+    return -1;
+}
+
 static PyMethodDef methods[] = {
     {"parse_time", parse_time, METH_O, "parse_time(text) -> microseconds since the epoch; ValueError unless RFC 3339 with offset"},
     {"route", route, METH_VARARGS, "The lines of a chunk that belong to one replay partition"},
+    {"partition", partition_of_key, METH_VARARGS, "partition(key, partitions) -> the partition Kafka's default partitioner gives the key"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -802,6 +873,10 @@ PyMODINIT_FUNC PyInit__fold(void) {
     if (PyType_Ready(&LeadTableType) < 0) return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
+    if (add_constants(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
     Py_INCREF(&LeadTableType);
     if (PyModule_AddObject(module, "LeadTable", (PyObject *)&LeadTableType) < 0) {
         Py_DECREF(&LeadTableType);

@@ -31,7 +31,7 @@ qualification:
   sal_stale_after_days: 14
 """
 
-_DAY_MICROS = 86_400_000_000
+DAY_MICROS = 86_400_000_000
 _KEY_ERRORS = ("extra_forbidden", "invalid_key")  # invalid_key: a YAML key that is not a string
 NO_INDEX = -1
 
@@ -121,7 +121,7 @@ def parse_definitions(text: str, origin: str) -> Definitions:
         stage_of_type=stage_of_type,
         step_of_type=step_of_type,
         mql_min_content_reads=parsed.qualification.mql_min_content_reads,
-        sal_stale_after_micros=round(parsed.qualification.sal_stale_after_days * _DAY_MICROS),
+        sal_stale_after_micros=round(parsed.qualification.sal_stale_after_days * DAY_MICROS),
     )
 
 
@@ -132,12 +132,12 @@ def _index_types(origin: str, lines: _Lines, section: str, key: str, noun: str, 
         place = (section, key, i)
         if group.name in names:
             raise DefinitionsError(
-                f"{origin}: {lines.where(place + ('name',))}: {noun} name {group.name!r} is used twice "
+                f"{origin}: {lines.where((*place, 'name'))}: {noun} name {group.name!r} is used twice "
                 f"(also {key}[{names[group.name]}]); give each {noun} its own name"
             )
         names[group.name] = i
         for j, event_type in enumerate(group.events):
-            spot = lines.where(place + ("events", j))
+            spot = lines.where((*place, "events", j))
             if event_type not in EVENT_TYPES:
                 raise DefinitionsError(
                     f"{origin}: {spot}: unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"

@@ -28,7 +28,7 @@ _SIGNED = 1 << 63  # array("q") holds signed 64-bit integers
 
 
 class LeadState:
-    __slots__ = ("first_at", "last_at", "events", "content_reads", "contacts", "seen")
+    __slots__ = ("contacts", "content_reads", "events", "first_at", "last_at", "seen")
 
     def __init__(self) -> None:
         self.first_at: list[int | None] = [None] * _NTYPES
@@ -112,7 +112,7 @@ def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
         group = stage_of_type[kind]
         if group > stage:
             stage, stage_entered_at = group, at
-        elif group == stage and group != NO_INDEX and at < stage_entered_at:  # type: ignore[operator]
+        elif group == stage and stage_entered_at is not None and at < stage_entered_at:
             stage_entered_at = at
         step = step_of_type[kind]
         if step != NO_INDEX:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 from array import array
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
 from xxhash import xxh3_64_intdigest
@@ -117,7 +117,7 @@ class CompactProjector(Projector):
         self.counts = EventCounts()
         self.watermark: int | None = None
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override]  # Projector's attribute, computed here from the C table on demand
     def leads(self) -> dict[str, LeadState]:
         if self._states is None:
             self._states = self._table.states(_lead_state)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Iterable
+from typing import Any
 
-from projections.definitions import NO_INDEX, Definitions
 from sortedcontainers import SortedList
 
+from projections.definitions import DAY_MICROS, NO_INDEX, Definitions
 from projections.lead import MQL, QUALIFICATIONS, SAL, LeadView
 from schemas.events import format_time
 
-DAY_MICROS = 86_400_000_000
 _EPOCH_DAY = date(1970, 1, 1)
 
 
@@ -128,9 +128,9 @@ def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, 
         "events": counts.as_dict(),
         "watermark": None if watermark is None else format_time(watermark),
         "leads": totals.leads,
-        "pipeline": dict(zip(defs.stages, totals.pipeline)),
-        "qualification": dict(zip(QUALIFICATIONS, totals.qualification_at(watermark))),
-        "funnel": dict(zip(defs.steps, totals.funnel)),
+        "pipeline": dict(zip(defs.stages, totals.pipeline, strict=True)),
+        "qualification": dict(zip(QUALIFICATIONS, totals.qualification_at(watermark), strict=True)),
+        "funnel": dict(zip(defs.steps, totals.funnel, strict=True)),
         "funnel_daily": _by_day(totals.funnel_daily, defs.steps),
         "cohorts_daily": _by_day(totals.cohorts_daily, defs.steps),
     }
@@ -188,7 +188,7 @@ def day_name(day: int) -> str:
 
 
 def _by_day(rows: dict[int, list[int]], steps: tuple[str, ...]) -> dict[str, dict[str, int]]:
-    return {day_name(day): dict(zip(steps, rows[day])) for day in sorted(rows)}
+    return {day_name(day): dict(zip(steps, rows[day], strict=True)) for day in sorted(rows)}
 
 
 def _add_into(target: list[int], source: list[int]) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAdapter
 
@@ -31,7 +31,7 @@ CURRENT_SCHEMA_VERSION = 1
 RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_time(text: str) -> int:
@@ -114,7 +114,7 @@ class Upsell(_JourneyEvent):
 
 
 JourneyEvent = Annotated[
-    Union[AdSeen, ContentRead, ContactMade, Negotiation, Purchase, Upsell],
+    AdSeen | ContentRead | ContactMade | Negotiation | Purchase | Upsell,
     Field(discriminator="type"),
 ]
 JOURNEY_EVENT = TypeAdapter(JourneyEvent)

@@ -1,12 +1,21 @@
-"""The `journey` command (SPEC §6). Every user mistake ends as one line on stderr."""
+"""The `journey` command (SPEC §6). Every user mistake ends as one line on stderr.
+
+The one module that may import every folder of `streams`; it imports each
+command's folder only when that command runs, so `journey replay` never loads
+Faust and `journey --help` loads nothing.
+
+May import: schemas, projections, streams
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 import orjson
@@ -15,14 +24,36 @@ from pydantic import ValidationError
 from projections import DefinitionsError, default_definitions, load_definitions
 from projections.definitions import DEFAULT_YAML, Definitions
 from schemas import json_schema
-from streams.errors import UserError
+from streams.errors import JourneyError
 
+# `journey --help` lists the commands by the folder of streams/ that does the work.
+SECTIONS = {
+    "Replay (streams/replay)": ["replay", "definitions", "schema"],
+    "Live worker (streams/live)": ["worker"],
+    "Kafka (streams/kafka)": ["topics", "produce", "dlq"],
+    "Development tools (streams/tools)": ["demo", "broker", "generate"],
+}
 EXIT_USAGE = 2
+
+
+class UserError(JourneyError):
+    """A command asked for something it cannot do (`produce` given a kafka:// URL)."""
+
+
+class SectionedGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for names in SECTIONS.values() for name in names]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, names in SECTIONS.items():
+            rows = [(name, self.commands[name].get_short_help_str(limit=80)) for name in names if name in self.commands]
+            with formatter.section(title):
+                formatter.write_dl(rows)
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="journey", prog_name="journey")
 def cli() -> None:
     """Event-sourced projections of customer-journey events: pipeline stage, AIDA funnel, lead qualification."""
@@ -39,9 +70,10 @@ def cli() -> None:
 @click.option("--partitions", type=click.IntRange(min=1), help="Processes for a file (default: one per core for files over 4 MiB).")
 def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | None, leads_out: Path | None, partitions: int | None) -> None:
     """Replay a journey log and print its report (or a comparison of two definitions)."""
-    from streams.replay import ReplayRequest, replay as run_replay
-    from streams.sources import parse_source
-    from streams.text import render_comparison, render_report
+    from streams.replay.run import ReplayRequest
+    from streams.replay.run import replay as run_replay
+    from streams.replay.sources import parse_source
+    from streams.replay.text import render_comparison, render_report
 
     request = ReplayRequest(
         source=parse_source(input_),
@@ -66,11 +98,10 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
 @click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-08-01", show_default=True, help="First day (UTC).")
 def generate(leads: int, seed: int, days: int, start: Any) -> None:
     """Write a synthetic journey log (JSONL) to stdout."""
-    from datetime import timezone
 
-    from streams.synthetic import JourneyGenerator
+    from streams.tools.synthetic import JourneyGenerator
 
-    generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=timezone.utc))
+    generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=UTC))
     out = sys.stdout.buffer
     batch: list[bytes] = []
     for line in generator.records():
@@ -106,7 +137,7 @@ def definitions(check: Path | None) -> None:
 @click.option("--leads-per-round", type=click.IntRange(min=1), default=2000, show_default=True)
 def demo(web_port: int, rate: float, leads_per_round: int) -> None:
     """Embedded broker + worker + a steady stream of synthetic journeys; Ctrl-C stops all."""
-    from streams.demo import run_demo
+    from streams.tools.demo import run_demo
 
     run_demo(web_port, rate, leads_per_round)
 
@@ -120,7 +151,7 @@ def demo(web_port: int, rate: float, leads_per_round: int) -> None:
 @click.option("--store", type=click.Choice(["rocksdb", "memory"]), help="Table store (env JOURNEY_STORE; default rocksdb).")
 def worker(**flags: Any) -> None:
     """The stream processor: one Faust worker. Start more with the same settings for more throughput."""
-    from streams.worker import run_worker
+    from streams.live.worker import run_worker
 
     run_worker(_settings(flags))
 
@@ -129,14 +160,11 @@ def worker(**flags: Any) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True)
 def broker(port: int) -> None:
     """The embedded Kafka-compatible broker (Tansu, memory only), in the foreground. Not for production."""
-    from streams.broker import EmbeddedBroker
+    from streams.tools.broker import EmbeddedBroker
 
     embedded = EmbeddedBroker(port).start()
-    click.echo(f"journey broker: listening on kafka://127.0.0.1:{port} (memory only; Ctrl-C stops it)", err=True)
-    try:
-        embedded.wait()
-    finally:
-        embedded.stop()
+    click.echo(f"journey broker: listening on kafka://127.0.0.1:{port} (memory only; Ctrl-C or SIGTERM stops it)", err=True)
+    embedded.serve()
 
 
 @cli.command()
@@ -145,8 +173,8 @@ def topics(broker: str | None) -> None:
     """Create every topic journey uses, with its partition count (workers do it too, at start)."""
     import asyncio
 
-    from streams.produce import prepare
-    from streams.topics import TopicPlan
+    from streams.kafka.produce import prepare
+    from streams.kafka.topics import TopicPlan
 
     settings = _settings({"broker": broker})
     embedded = asyncio.run(prepare(settings))
@@ -162,8 +190,9 @@ def produce(log: str, broker: str | None) -> None:
     """Publish a JSONL log (or - for stdin) to journey.events as-is, key = lead id when readable."""
     import asyncio
 
-    from streams.produce import publish
-    from streams.sources import KafkaSource, open_records, parse_source
+    from streams.kafka.address import KafkaSource
+    from streams.kafka.produce import publish
+    from streams.replay.sources import open_records, parse_source
 
     source = parse_source(log)
     if isinstance(source, KafkaSource):
@@ -179,10 +208,10 @@ def produce(log: str, broker: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def dlq(broker: str | None, samples: int, fmt: str) -> None:
     """What is in the dead-letter topic: counts by reason class, with samples."""
-    from streams import topics
-    from streams.dlq import render, summarize
-    from streams.kafka_source import kafka_messages
-    from streams.sources import KafkaSource
+    from streams.kafka import topics
+    from streams.kafka.address import KafkaSource
+    from streams.kafka.deadletters import render, summarize
+    from streams.kafka.reader import kafka_messages
 
     settings = _settings({"broker": broker})
     summary = summarize(kafka_messages(KafkaSource(settings.bootstrap, topics.DLQ)), samples)
@@ -223,7 +252,7 @@ def _run(command: Callable[[], Any]) -> int:
     except click.ClickException as exc:
         _error(f"journey: {exc.format_message()}")
         return exc.exit_code
-    except (UserError, DefinitionsError) as exc:
+    except (JourneyError, DefinitionsError) as exc:
         _error(f"journey: {exc}")
         return 1
     except ValidationError as exc:
@@ -237,7 +266,7 @@ def _run(command: Callable[[], Any]) -> int:
     except BrokenPipeError:
         _quiet_stdout()  # the reader (head, less) went away: not an error
         return 0
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+    except Exception as exc:
         if os.environ.get("JOURNEY_DEBUG"):
             raise
         _error(f"journey: internal error: {type(exc).__name__}: {exc} (set JOURNEY_DEBUG=1 for the traceback)")

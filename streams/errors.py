@@ -1,7 +1,11 @@
-"""Errors a user can cause: each becomes one line on stderr and a non-zero exit."""
+"""The one error type the command line turns into a single line on stderr."""
 
 
-class UserError(Exception):
-    """A problem with what the user asked for (a missing file, an unreachable broker)."""
+class JourneyError(Exception):
+    """A problem the person running journey can fix: a missing file, an unreachable broker, a busy port.
+
+    Each folder raises its own subclass, named for what went wrong; the CLI
+    prints any of them as `journey: <message>` and exits 1.
+    """
 
     exit_code = 1

@@ -10,6 +10,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from projections import Definitions, default_definitions, load_definitions
+from streams.errors import JourneyError
+
+
+class SettingsError(JourneyError):
+    """A setting that names something unusable (an unreadable or empty token file)."""
 
 
 class Settings(BaseSettings):
@@ -57,9 +62,9 @@ class Settings(BaseSettings):
             try:
                 token = self.ingest_token_file.read_text().strip()
             except OSError as exc:
-                raise ValueError(f"ingest token file {self.ingest_token_file}: {exc.strerror or exc}") from None
+                raise SettingsError(f"ingest token file {self.ingest_token_file}: {exc.strerror or exc}") from None
             if not token:
-                raise ValueError(f"ingest token file {self.ingest_token_file} is empty")
+                raise SettingsError(f"ingest token file {self.ingest_token_file} is empty")
             return token
         return None
 

@@ -57,7 +57,7 @@ class TestCompose:
 
     def test_the_topics_step_runs_before_the_workers(self) -> None:
         assert COMPOSE["services"]["topics"]["command"] == ["topics"]
-        for name, service in journey_services().items():
+        for service in journey_services().values():
             if service["command"] == ["worker"]:
                 assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.net import free_port
+from streams.tools.broker import EmbeddedBroker
 from tests.integration.conftest import Worker, produce, report_when_counted
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
+from streams.net import free_port
 from tests.e2e.conftest import JOURNEY
 
 pytestmark = pytest.mark.timeout(180)

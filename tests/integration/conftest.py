@@ -11,14 +11,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import tansu
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka import tansu
+from streams.net import free_port
+from streams.tools.broker import EmbeddedBroker
 
 JOURNEY = str(Path(sys.executable).with_name("journey"))
 READY_TIMEOUT = 60
@@ -91,7 +93,7 @@ def produce(broker: EmbeddedBroker, records: list[bytes]) -> None:
 
 
 def end_offset_sums(broker: EmbeddedBroker, topic: str, partitions: int) -> tuple[int, int]:
-    """The sums of a topic's end offsets: as the embedded broker reports them, and corrected (streams/tansu.py)."""
+    """The sums of a topic's end offsets: as the embedded broker reports them, and corrected (streams/kafka/tansu.py)."""
     bootstrap = broker.url.removeprefix("kafka://")
 
     async def ends() -> tuple[int, int]:

@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 
 from projections import Projector, default_definitions
-from streams import topics
-from streams.kafka_source import kafka_messages
-from streams.live import BatchResult, LiveProjection, Record, merge_partials, progress_partition
-from streams.sources import KafkaSource
-from streams.synthetic import JourneyGenerator
+from streams.kafka import topics
+from streams.kafka.address import KafkaSource
+from streams.kafka.reader import kafka_messages
+from streams.live.partial import merge
+from streams.live.projection import BatchResult, LiveProjection, Record
+from streams.live.state import progress_partition
+from streams.tools.synthetic import JourneyGenerator
 from tests.helpers import raw, same_instants
 from tests.integration.conftest import produce, report_when_counted
 
@@ -35,7 +37,8 @@ Log = dict[int, list[tuple[Any, Any]]]  # per partition, in offset order
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], Log, Log]:
     """A real worker's changelog, and the events it came from, once for the module."""
-    from streams.broker import EmbeddedBroker, free_port
+    from streams.net import free_port
+    from streams.tools.broker import EmbeddedBroker
     from tests.integration.conftest import Worker
 
     tmp = tmp_path_factory.mktemp("cuts")
@@ -85,7 +88,7 @@ def _recover(changelog: Log, cuts: dict[int, int], events: Log, rng: random.Rand
             projection.process(partition, pending[:size], access, result)
             projection.settle(result, before, access)
             pending = pending[size:]
-    return merge_partials(defs, [projection.partial(projection.cluster_watermark)])
+    return merge(defs, [projection.partial(projection.cluster_watermark)])
 
 
 class _Table:
@@ -134,7 +137,7 @@ class TestChangelogCuts:
             marks = [i for i, (key, _) in enumerate(rows) if progress_partition(key.decode()) is not None]
             last, previous = marks[-1], marks[-2]
             batch = rows[previous + 1 : last]  # the lead writes of the last batch
-            reordered[partition] = rows[: previous + 1] + [rows[last]] + batch
+            reordered[partition] = [*rows[: previous + 1], rows[last], *batch]
             cuts[partition] = previous + 2  # the progress arrived, its lead writes did not
         report = _recover(reordered, cuts, events, random.Random(0), again=0)
         assert sum(report["events"].values()) < len(records)

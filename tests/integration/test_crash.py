@@ -10,13 +10,13 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from projections import Projector, default_definitions
-from streams.synthetic import JourneyGenerator
+from streams.tools.synthetic import JourneyGenerator
 from tests.helpers import same_instants
 from tests.integration.conftest import Worker, produce, report_when_counted
 

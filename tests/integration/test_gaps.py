@@ -6,9 +6,9 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
-from streams import topics
-from streams.gaps import GapGuard
-from streams.produce import prepare
+from streams.kafka import topics
+from streams.kafka.produce import prepare
+from streams.live.gaps import GapGuard
 from streams.settings import Settings
 
 
@@ -93,4 +93,4 @@ class TestGapGuard:
         assert first == [(3, 3)]
         assert again == [(3, 3), (3, 3)]
         assert filled == again
-        assert given_away == again + [(3, 5)]
+        assert given_away == [*again, (3, 5)]

@@ -29,7 +29,8 @@ bodies = st.one_of(
 
 @pytest.fixture(scope="module")
 def hostile_worker(tmp_path_factory):
-    from streams.broker import EmbeddedBroker, free_port
+    from streams.net import free_port
+    from streams.tools.broker import EmbeddedBroker
     from tests.integration.conftest import Worker
 
     tmp = tmp_path_factory.mktemp("hostile")

@@ -10,8 +10,8 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams import tansu, topics
-from streams.produce import lead_key, prepare
+from streams.kafka import tansu, topics
+from streams.kafka.produce import lead_key, prepare
 from streams.settings import Settings
 from tests.helpers import same_instants
 from tests.integration.conftest import JOURNEY, end_offset_sums, produce, wait_for

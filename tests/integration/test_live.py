@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from streams.live import progress_key
+from streams.live.state import progress_key
 from tests.helpers import same_instants
 from tests.integration.conftest import produce, report_when_counted
 

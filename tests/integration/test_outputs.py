@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 
 import orjson
@@ -10,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import Rejection, decode
-from streams import topics
+from streams.kafka import topics
 from tests.integration.conftest import produce, report_when_counted
 
 pytestmark = pytest.mark.timeout(240)
@@ -64,7 +65,7 @@ class TestLeadChanges:
         for lead in expected_leads:
             chain = by_lead[lead["lead_id"]]
             assert chain[0]["old"] == {"stage": None, "qualification": None}
-            for before, after in zip(chain, chain[1:]):
+            for before, after in itertools.pairwise(chain):
                 assert after["old"] == before["new"]  # each change starts where the last one ended
             assert chain[-1]["new"] == {"stage": lead["stage"], "qualification": lead["qualification"]}, chain
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import topics
+from streams.kafka import topics
+from streams.live.tables import CLEAN_STOP
 from streams.settings import Settings
-from streams.tables import CLEAN_STOP
 from tests.helpers import same_instants
 from tests.integration.conftest import JOURNEY, end_offset_sums, produce, report_when_counted
 

@@ -90,5 +90,5 @@ class TestBadDefinitions:
         assert "must be a mapping" in refusal("- a\n- b\n")
 
     def test_a_missing_file_is_refused_naming_it(self, tmp_path: Path) -> None:
-        with pytest.raises(DefinitionsError, match="nope.yaml: cannot read"):
+        with pytest.raises(DefinitionsError, match=r"nope\.yaml: cannot read"):
             load_definitions(tmp_path / "nope.yaml")

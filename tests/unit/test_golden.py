@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ KINDS = {"python": Projector, "compact": CompactProjector}  # the reference fold
 
 class TestGoldenVectors:
     @pytest.fixture(params=sorted(KINDS))
-    def golden_projector(self, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    def golden_projector(self, request: pytest.FixtureRequest) -> Callable[[list[bytes]], Projector]:
         def folded(log: list[bytes]) -> Projector:
             projector = KINDS[request.param]()
             projector.feed_all(log)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from projections import Aggregates, LeadState, Projector, default_definitions, record, view
 from projections.codec import CorruptState, decode_state, encode_state
 from schemas import Event, decode
-from streams.synthetic import JourneyGenerator
+from streams.tools.synthetic import JourneyGenerator
 
 DEFAULTS = default_definitions()
 EVENTS = [e for e in map(decode, JourneyGenerator(60, seed=11, days=40).records()) if isinstance(e, Event)]

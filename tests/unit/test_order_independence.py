@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections import Projector, default_definitions
-from streams.synthetic import JourneyGenerator
+from streams.tools.synthetic import JourneyGenerator
 
 DEFAULTS = default_definitions()
 LOG = list(JourneyGenerator(40, seed=7, days=30).records())

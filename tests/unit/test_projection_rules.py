@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from projections import Projector, default_definitions, lead_record, parse_definitions
+from projections import Projector, default_definitions, parse_definitions
 from projections.definitions import DEFAULT_YAML
 from tests.helpers import raw
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import sources
+from streams.replay import sources
 
 lines = st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")) | st.sampled_from([b"", b"  ", b"\t"]), max_size=30)
 
@@ -17,7 +17,7 @@ class TestJsonLines:
     @settings(max_examples=300, deadline=None)
     @given(lines, st.lists(st.sampled_from([b"\n", b"\r\n"]), min_size=30, max_size=30), st.booleans())
     def test_each_non_blank_line_once_without_its_ending(self, body: list[bytes], endings: list[bytes], final: bool) -> None:
-        data = b"".join(line + end for line, end in zip(body, endings))
+        data = b"".join(line + end for line, end in zip(body, endings, strict=False))
         if not final and data:
             data = data[: -len(endings[len(body) - 1])]  # no line ending after the last line
         expected = [line for line in body if line and not line.isspace()]

@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from streams.errors import UserError
-from streams.tables import CLEAN_STOP, close_tables, open_tables
+from streams.live.tables import CLEAN_STOP, DataDirError, close_tables, open_tables
 
 
 def tables_in(data: Path) -> Path:
@@ -35,13 +34,13 @@ class TestCleanStop:
         assert open_tables(tmp_path / "new", tmp_path / "new" / "v1" / "tables") is False
 
     def test_the_mark_needs_every_changelog_write_acknowledged(self, tmp_path: Path) -> None:
-        assert close_tables(tmp_path, [SimpleNamespace(unacknowledged=2)]) is False  # type: ignore[list-item]
+        assert close_tables(tmp_path, [SimpleNamespace(unacknowledged=2)]) is False  # type: ignore[list-item]  # all close_tables reads
         assert not (tmp_path / CLEAN_STOP).exists()
-        assert close_tables(tmp_path, [SimpleNamespace(unacknowledged=0)]) is True  # type: ignore[list-item]
+        assert close_tables(tmp_path, [SimpleNamespace(unacknowledged=0)]) is True  # type: ignore[list-item]  # all close_tables reads
         assert (tmp_path / CLEAN_STOP).exists()
 
     def test_a_data_dir_that_cannot_be_prepared_is_a_clear_error(self, tmp_path: Path) -> None:
         blocker = tmp_path / "file"
         blocker.write_text("not a directory")
-        with pytest.raises(UserError, match="cannot prepare the tables"):
+        with pytest.raises(DataDirError, match="cannot prepare the tables"):
             open_tables(blocker, blocker / "v1" / "tables")

@@ -33,7 +33,7 @@ def definitions(draw: st.DrawFn) -> Definitions:
     def groups(prefix: str) -> str:
         types = draw(st.lists(st.sampled_from(EVENT_TYPES), min_size=1, unique=True))
         where = draw(st.lists(st.integers(0, len(types) - 1), min_size=len(types), max_size=len(types)))
-        named = [[t for t, w in zip(types, where) if w == g] for g in range(len(types))]
+        named = [[t for t, w in zip(types, where, strict=True) if w == g] for g in range(len(types))]
         return "\n".join(f"    - name: {prefix}{i}\n      events: [{', '.join(g)}]" for i, g in enumerate(n for n in named if n))
 
     text = f"pipeline:\n  stages:\n{groups('s')}\nfunnel:\n  steps:\n{groups('f')}\nqualification:\n  mql_min_content_reads: 2\n  sal_stale_after_days: 3\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.worker import _backpressure_is_debug
+from streams.live.worker import _backpressure_is_debug
 
 
 def record(level: int, message: str) -> logging.LogRecord:

@@ -10,74 +10,18 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import struct
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
-from projections import Aggregates, Definitions, LeadState, LeadView, lead_record, record, view
-from projections.codec import decode_state, encode_state
-from projections.lead import QUALIFICATIONS
-from projections.report import EventCounts, build_report
-from schemas import EVENT_TYPES, Event, Rejection, decode, format_time
-from schemas.events import MAX_ID_CHARS
-
-_LEAD_HEAD = struct.Struct("<Hqq")  # partition, applied through offset, duplicates
-_PROGRESS = struct.Struct("<qq")  # applied through offset, invalid records
-
-
-@dataclass(slots=True)
-class StoredLead:
-    partition: int
-    through: int
-    duplicates: int
-    state: LeadState
-
-    def encode(self) -> bytes:
-        return _LEAD_HEAD.pack(self.partition, self.through, self.duplicates) + encode_state(self.state)
-
-    @classmethod
-    def decode(cls, data: bytes) -> StoredLead:
-        partition, through, duplicates = _LEAD_HEAD.unpack_from(data)
-        return cls(partition, through, duplicates, decode_state(data[_LEAD_HEAD.size :]))
-
-
-@dataclass(slots=True)
-class Progress:
-    """Per partition: the offset applied through, and the invalid records up to it."""
-
-    through: int = -1
-    invalid: int = 0
-
-    def encode(self) -> bytes:
-        return _PROGRESS.pack(self.through, self.invalid)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Progress:
-        return cls(*_PROGRESS.unpack(data))
-
-
-_PROGRESS_PREFIX = "\x00journey:progress:"
-
-
-def progress_key(partition: int) -> str:
-    """Where a partition's Progress lives in the lead table: longer than any lead id can be.
-
-    It shares the table, and so the changelog partition, with the leads it
-    vouches for, and is written after them: a changelog cut anywhere (a worker
-    killed before the producer sent everything) holds no progress past a lead
-    write it lacks. In a table of its own it could land first and vouch for
-    lead writes that never arrived."""
-    return f"{_PROGRESS_PREFIX}{partition}:".ljust(MAX_ID_CHARS + 1, "\x00")
-
-
-def progress_partition(key: str) -> int | None:
-    """The partition of a progress key; None for a lead id."""
-    if len(key) <= MAX_ID_CHARS or not key.startswith(_PROGRESS_PREFIX):
-        return None
-    return int(key[len(_PROGRESS_PREFIX) :].split(":", 1)[0])
+from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, lead_record, record, view
+from schemas import EVENT_TYPES, Event, Rejection, decode
+from streams.live.changes import Cause, LeadChange
+from streams.live.partial import Partial
+from streams.live.state import Progress, StoredLead, progress_key, progress_partition
 
 
 class Record(NamedTuple):
@@ -90,28 +34,6 @@ class Invalid(NamedTuple):
     offset: int
     reason: str
     value: bytes
-
-
-class LeadChange(NamedTuple):
-    lead_id: str
-    old_stage: str | None
-    old_qualification: str | None
-    new_stage: str | None
-    new_qualification: str
-    cause: Event | None  # None: the watermark moved past the lead's stale time
-    occurred_at: int
-    events: int
-
-    def as_json(self) -> dict[str, Any]:
-        cause = None if self.cause is None else {"event_id": self.cause.event_id, "type": EVENT_TYPES[self.cause.type]}
-        return {
-            "lead_id": self.lead_id,
-            "old": {"stage": self.old_stage, "qualification": self.old_qualification},
-            "new": {"stage": self.new_stage, "qualification": self.new_qualification},
-            "cause": cause or {"watermark": True},
-            "occurred_at": format_time(self.occurred_at),
-            "events": self.events,
-        }
 
 
 @dataclass
@@ -268,7 +190,7 @@ class LiveProjection:
         new_stage, new_level = _stage(new, defs), QUALIFICATIONS[new.qualification(mark)]
         if old is not None and old_stage == new_stage and old_level == new_level:
             return None
-        return LeadChange(new.lead_id, old_stage, old_level, new_stage, new_level, cause, cause.occurred_at, new.events)
+        return LeadChange(new.lead_id, old_stage, old_level, new_stage, new_level, Cause(cause.event_id, EVENT_TYPES[cause.type]), cause.occurred_at, new.events)
 
     def _stale_changes(self, before: int | None, exclude: dict[str, Any], table: LeadTable) -> list[LeadChange]:
         mark = self.cluster_watermark
@@ -291,24 +213,19 @@ class LiveProjection:
         marks = [p.watermark for p in self.partitions.values() if p.watermark is not None]
         return max(marks) if marks else None
 
-    def partial(self, watermark: int | None) -> dict[str, Any]:
-        """This worker's share of the report, qualification settled at the cluster's watermark."""
+    def totals(self) -> tuple[Aggregates, EventCounts]:
+        """The aggregates and event counts of every partition this worker owns."""
         totals = Aggregates.empty(self.defs)
         counts = EventCounts()
         for part in self.partitions.values():
             totals.merge(part.aggregates)
             counts.merge(part.counts)
-        return {
-            "partitions": sorted(self.partitions),
-            "counts": counts.as_dict(),
-            "watermark": self.local_watermark(),
-            "leads": totals.leads,
-            "pipeline": totals.pipeline,
-            "qualification": totals.qualification_at(watermark),
-            "funnel": totals.funnel,
-            "funnel_daily": {str(day): row for day, row in totals.funnel_daily.items()},
-            "cohorts_daily": {str(day): row for day, row in totals.cohorts_daily.items()},
-        }
+        return totals, counts
+
+    def partial(self, watermark: int | None) -> Partial:
+        """This worker's share of the report, qualification settled at the cluster's watermark."""
+        totals, counts = self.totals()
+        return Partial(sorted(self.partitions), counts, self.local_watermark(), totals, totals.qualification_at(watermark))
 
     def stage_counts(self, watermark: int | None) -> list[dict[str, int]]:
         """Per stage: its leads, and those in it for at least sal_stale_after_days at the watermark."""
@@ -328,25 +245,6 @@ class LiveProjection:
     def lead(self, lead_id: str, data: bytes, watermark: int) -> dict[str, Any]:
         stored = StoredLead.decode(data)
         return lead_record(view(lead_id, stored.state, self.defs), self.defs, watermark)
-
-
-def merge_partials(defs: Definitions, partials: list[dict[str, Any]]) -> dict[str, Any]:
-    """The report of SPEC §5 from every worker's partial (see LiveProjection.partial)."""
-    totals = Aggregates.empty(defs)
-    counts = EventCounts()
-    qualification = [0] * len(QUALIFICATIONS)
-    marks = [p["watermark"] for p in partials if p["watermark"] is not None]
-    for p in partials:
-        counts.merge(EventCounts(**p["counts"]))
-        other = Aggregates.empty(defs)
-        other.leads, other.pipeline, other.funnel = p["leads"], p["pipeline"], p["funnel"]
-        other.funnel_daily = {int(day): row for day, row in p["funnel_daily"].items()}
-        other.cohorts_daily = {int(day): row for day, row in p["cohorts_daily"].items()}
-        totals.merge(other)
-        qualification = [a + b for a, b in zip(qualification, p["qualification"])]
-    totals.standing = qualification  # already settled at the cluster watermark by each worker
-    watermark = max(marks) if marks else None
-    return build_report(defs, counts, watermark, totals)
 
 
 def _stage(lead: LeadView, defs: Definitions) -> str | None:

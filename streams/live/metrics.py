@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from projections.lead import QUALIFICATIONS
-from projections.report import Aggregates, EventCounts
+from projections import QUALIFICATIONS
+from streams.live.projection import LiveProjection
 
-if TYPE_CHECKING:
-    from streams.app import JourneyApp
+Highwater = Callable[[int], "int | None"]  # a journey.events partition's end offset as the consumer last saw it
 
 
 class WorkerMetrics:
-    def __init__(self, japp: JourneyApp) -> None:
+    def __init__(self, projection: LiveProjection, gap_seeks: Callable[[], int], highwater: Highwater) -> None:
         self.registry = CollectorRegistry()
         self.records = Counter("journey_records_processed", "Records this worker processed, by result", ["result"], registry=self.registry)
         self.invalid = Counter(
@@ -27,7 +26,7 @@ class WorkerMetrics:
             "journey_batch_processing_seconds", "Time to project one batch of records",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
         )
-        self.registry.register(_ProjectionCollector(japp))
+        self.registry.register(_ProjectionCollector(projection, gap_seeks, highwater))
 
     def count(self, records: int, invalid: list[str]) -> None:
         """Records of one partition's batch, and the reason classes of those that were invalid."""
@@ -43,29 +42,27 @@ class WorkerMetrics:
 class _ProjectionCollector:
     """Reads the projection of this worker's partitions at scrape time, so processing pays nothing."""
 
-    def __init__(self, japp: JourneyApp) -> None:
-        self.japp = japp
+    def __init__(self, projection: LiveProjection, gap_seeks: Callable[[], int], highwater: Highwater) -> None:
+        self.projection = projection
+        self.gap_seeks = gap_seeks
+        self.highwater = highwater
 
     def collect(self) -> Iterator[Metric]:
-        projection = self.japp.projection
+        projection = self.projection
         defs = projection.defs
-        totals = Aggregates.empty(defs)
-        counts = EventCounts()
-        for part in projection.partitions.values():
-            totals.merge(part.aggregates)
-            counts.merge(part.counts)
+        totals, counts = projection.totals()
         yield _gauge("journey_events", "Events in this worker's partitions, by result", "result", counts.as_dict())
-        yield _gauge("journey_leads_by_stage", "Leads per pipeline stage (this worker's partitions)", "stage", dict(zip(defs.stages, totals.pipeline)))
+        yield _gauge("journey_leads_by_stage", "Leads per pipeline stage (this worker's partitions)", "stage", dict(zip(defs.stages, totals.pipeline, strict=True)))
         mark = projection.cluster_watermark
-        levels = dict(zip(QUALIFICATIONS, totals.qualification_at(mark)))
+        levels = dict(zip(QUALIFICATIONS, totals.qualification_at(mark), strict=True))
         yield _gauge("journey_leads_by_qualification", "Leads per qualification level (this worker's partitions)", "level", levels)
-        yield _gauge("journey_funnel_reached", "Leads that reached each AIDA step (this worker's partitions)", "step", dict(zip(defs.steps, totals.funnel)))
+        yield _gauge("journey_funnel_reached", "Leads that reached each AIDA step (this worker's partitions)", "step", dict(zip(defs.steps, totals.funnel, strict=True)))
         seeks = CounterMetricFamily("journey_offset_gaps_reread", "Times skipped offsets were detected and read again")
-        seeks.add_metric([], self.japp.gaps.seeks)
+        seeks.add_metric([], self.gap_seeks())
         yield seeks
         lag = GaugeMetricFamily("journey_consumer_lag", "Records of journey.events not yet applied, per owned partition", labels=["partition"])
         for partition, part in sorted(projection.partitions.items()):
-            highwater = self.japp.highwater(partition)
+            highwater = self.highwater(partition)
             if highwater is not None:
                 lag.add_metric([str(partition)], max(0, highwater - part.progress.through - 1))
         yield lag

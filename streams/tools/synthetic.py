@@ -11,13 +11,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 
 HOUR = 3600.0
-DEFAULT_START = datetime(2026, 8, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 8, 1, tzinfo=UTC)
 SOURCES = ("hubspot", "marketo", "site")
 CHANNELS = ("social", "search", "display", "email", "webinar", "referral")
 CONTACT_METHODS = ("mailing", "phone", "email", "form", "chat")

@@ -15,6 +15,7 @@ forever: it is the event log that replays and recoveries read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from dataclasses import dataclass
 
@@ -22,15 +23,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.broker import CLUSTER_ID
-from streams.errors import UserError
+from streams.kafka.errors import BrokerError
 
 EVENTS = "journey.events"
 DLQ = "journey.events.dlq"
 LEAD_CHANGES = "journey.lead-changes"
 WATERMARKS = "journey.watermarks"
 LEADS_TABLE = "leads"
-TANSU_CLUSTER_IDS = (CLUSTER_ID, "tansu_cluster")
 COMPACTED = {"cleanup.policy": "compact"}
 KEPT = {"retention.ms": "-1", "retention.bytes": "-1"}
 
@@ -50,7 +49,6 @@ class TopicPlan:
             changelog_topic(self.app_id, LEADS_TABLE): n,
             f"{self.app_id}-__assignor-__leader": 1,
         }
-
 
     def configs(self) -> dict[str, dict[str, str]]:
         """Topic settings journey creates topics with; those in `COMPACTED` it also checks."""
@@ -73,17 +71,15 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [NewTopic(name, n, replication_factor, topic_configs=configs.get(name, {})) for name, n in topics.items() if name not in existing]
         for topic in missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it first
                 await admin.create_topics([topic])
-            except TopicAlreadyExistsError:
-                pass  # another worker created it first
         present = [name for name in topics if name in existing]
         if present:
             _check_partitions(await admin.describe_topics(present), topics)
             await _check_compaction(admin, [name for name in present if configs.get(name) == COMPACTED])
         return cluster_id
     except KafkaError as exc:
-        raise UserError(f"broker {bootstrap}: {type(exc).__name__}: {exc}") from None
+        raise BrokerError(f"broker {bootstrap}: {type(exc).__name__}: {exc}") from None
     finally:
         await admin.close()
 
@@ -95,7 +91,7 @@ async def _start(admin: AIOKafkaAdminClient, bootstrap: str, attempts: int = 10)
             return
         except KafkaError:
             if attempt == attempts - 1:
-                raise UserError(f"cannot reach the broker at {bootstrap}; is it running?") from None
+                raise BrokerError(f"cannot reach the broker at {bootstrap}; is it running?") from None
             await asyncio.sleep(0.5)
 
 
@@ -103,7 +99,7 @@ def _check_partitions(described: list[dict], wanted: dict[str, int]) -> None:
     for topic in described:
         have, need = len(topic["partitions"]), wanted[topic["topic"]]
         if have != need:
-            raise UserError(
+            raise BrokerError(
                 f"topic {topic['topic']} has {have} partitions but journey is set to {need}; "
                 f"set JOURNEY_PARTITIONS={have} or recreate the topic"
             )
@@ -132,7 +128,3 @@ async def _check_compaction(admin: AIOKafkaAdminClient, names: list[str]) -> Non
                 file=sys.stderr,
                 flush=True,
             )
-
-
-def is_embedded(cluster_id: str | None) -> bool:
-    return cluster_id in TANSU_CLUSTER_IDS

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import faust
 
-from streams.app import JourneyApp, Profile
-from streams.broker import port_open
-from streams.errors import UserError
-from streams.produce import prepare
+from streams.errors import JourneyError
+from streams.kafka.produce import prepare
+from streams.live.app import JourneyApp
+from streams.live.embedded import Profile
+from streams.live.tables import close_tables, open_tables
+from streams.net import port_open
 from streams.settings import Settings
-from streams.tables import close_tables, open_tables
+
+
+class PortInUse(JourneyError):
+    """The worker's web port is taken."""
 
 
 def _backpressure_is_debug(record: logging.LogRecord) -> bool:
@@ -30,13 +35,14 @@ def _backpressure_is_debug(record: logging.LogRecord) -> bool:
 def run_worker(settings: Settings) -> None:
     bind = settings.web_bind or settings.web_host
     if port_open("127.0.0.1" if bind == "0.0.0.0" else bind, settings.web_port):
-        raise UserError(f"web port {settings.web_port} is already in use; choose another with --web-port")
+        raise PortInUse(f"web port {settings.web_port} is already in use; choose another with --web-port")
     defs = settings.load_definitions()
+    ingest_token = settings.ingest_secret()
     embedded = asyncio.run(prepare(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
     logging.getLogger("faust.transport.producer").addFilter(_backpressure_is_debug)
-    japp = JourneyApp(settings, defs, Profile(embedded))
+    japp = JourneyApp(settings, defs, Profile(embedded), ingest_token)
     profile = "embedded broker profile" if embedded else "Kafka profile"
     print(
         f"journey worker: {settings.broker} ({profile}), http://{settings.web_host}:{settings.web_port}/api/report, "

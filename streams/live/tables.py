@@ -20,9 +20,13 @@ from typing import Any
 
 import faust
 
-from streams.errors import UserError
+from streams.errors import JourneyError
 
 CLEAN_STOP = "journey-clean-stop"
+
+
+class DataDirError(JourneyError):
+    """The worker's data dir cannot be prepared (permissions, a full disk)."""
 
 
 class AcknowledgedTable(faust.Table):
@@ -50,7 +54,7 @@ def open_tables(data_dir: Path, table_dir: Path) -> bool:
             return False
         shutil.rmtree(table_dir)
     except OSError as exc:
-        raise UserError(f"data dir {data_dir}: cannot prepare the tables: {exc.strerror or exc}") from None
+        raise DataDirError(f"data dir {data_dir}: cannot prepare the tables: {exc.strerror or exc}") from None
     return True
 
 

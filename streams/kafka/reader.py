@@ -3,7 +3,7 @@
 No group, no committed offsets: a replay never disturbs the live workers.
 The end is the end offset read at the start. The embedded broker reports a
 partition's end as its last record batch's first offset + 1, so there the
-ends are corrected first (streams/tansu.py; README: the embedded broker).
+ends are corrected first (streams/kafka/tansu.py; README: the embedded broker).
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
-from typing import Iterator
+from collections.abc import Iterator
+from typing import cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from streams import tansu, topics
-from streams.errors import UserError
-from streams.sources import KafkaSource
+from streams.kafka import tansu
+from streams.kafka.address import KafkaSource
+from streams.kafka.errors import BrokerError
 
 _DONE = object()
 IDLE_POLLS = 6  # empty polls of 500 ms before the position may close a partition
@@ -41,7 +41,7 @@ def kafka_messages(source: KafkaSource) -> Iterator[ConsumerRecord]:
     while (item := found.get()) is not _DONE:
         if isinstance(item, BaseException):
             raise item
-        yield from item  # type: ignore[misc]
+        yield from cast(list[ConsumerRecord], item)
     thread.join()
 
 
@@ -55,7 +55,7 @@ async def _consume(source: KafkaSource, out: queue.Queue[object]) -> None:
         finally:
             await consumer.stop()
     except KafkaError as exc:
-        out.put(UserError(f"kafka://{source.bootstrap}/{source.topic}: {type(exc).__name__}: {exc}"))
+        out.put(BrokerError(f"kafka://{source.bootstrap}/{source.topic}: {type(exc).__name__}: {exc}"))
     except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
         out.put(exc)
     finally:
@@ -69,17 +69,17 @@ async def _partitions(source: KafkaSource) -> tuple[list[int], bool]:
     try:
         await admin.start()
     except KafkaError:
-        raise UserError(f"cannot reach the broker at {source.bootstrap}; is it running?") from None
+        raise BrokerError(f"cannot reach the broker at {source.bootstrap}; is it running?") from None
     try:
         if source.topic not in await admin.list_topics():
-            raise UserError(f"kafka://{source.bootstrap}/{source.topic}: no such topic")
-        embedded = topics.is_embedded((await admin.describe_cluster())["cluster_id"])
+            raise BrokerError(f"kafka://{source.bootstrap}/{source.topic}: no such topic")
+        embedded = tansu.is_embedded((await admin.describe_cluster())["cluster_id"])
         for _ in range(PARTITION_ATTEMPTS):
             (described,) = await admin.describe_topics([source.topic])
             if described["partitions"]:
                 return sorted(p["partition"] for p in described["partitions"]), embedded
             await asyncio.sleep(0.2)  # a broker busy creating or moving the topic can list none for a moment
-        raise UserError(f"kafka://{source.bootstrap}/{source.topic}: the broker lists no partitions for it")
+        raise BrokerError(f"kafka://{source.bootstrap}/{source.topic}: the broker lists no partitions for it")
     finally:
         await admin.close()
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from faust.web import Request, Response, View
+from faust.web import Request
 
 from schemas import Rejection, decode
-
-if TYPE_CHECKING:
-    from streams.app import JourneyApp
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENTS = 1000
@@ -38,26 +37,40 @@ def bearer_ok(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-async def ingest(japp: JourneyApp, web: View, request: Request) -> Response:
-    try:
-        _authorize(japp, request)
-        records = _records(await _body(request), request.content_type)
-        results, accepted = _judge(records)
-        await _publish(japp, accepted)
-    except IngestError as error:
-        headers = {"WWW-Authenticate": 'Bearer realm="journey"'} if error.status == 401 else None
-        return web.json(error.body, status=error.status, headers=headers)
-    return web.json({"accepted": len(accepted), "rejected": len(results) - len(accepted), "results": results})
+Publish = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]  # (key, value) records, acknowledged on return
+Answer = tuple[int, dict[str, Any], dict[str, str] | None]  # status, JSON body, extra headers
 
 
-def _authorize(japp: JourneyApp, request: Request) -> None:
-    token = japp.ingest_token
-    if token is None:
-        if japp.settings.demo:
-            return
-        raise IngestError(403, "ingest is off: start the worker with JOURNEY_INGEST_TOKEN or JOURNEY_INGEST_TOKEN_FILE")
-    if not bearer_ok(request, token):
-        raise IngestError(401, "a valid 'Authorization: Bearer <token>' header is required")
+@dataclass(frozen=True)
+class Ingest:
+    token: str | None  # None: ingest is off, unless `open_without_token` (demo mode)
+    open_without_token: bool
+    publish: Publish
+
+    async def handle(self, request: Request) -> Answer:
+        try:
+            self._authorize(request)
+            records = _records(await _body(request), request.content_type)
+            results, accepted = _judge(records)
+            await self._publish(accepted)
+        except IngestError as error:
+            headers = {"WWW-Authenticate": 'Bearer realm="journey"'} if error.status == 401 else None
+            return error.status, error.body, headers
+        return 200, {"accepted": len(accepted), "rejected": len(results) - len(accepted), "results": results}, None
+
+    def _authorize(self, request: Request) -> None:
+        if self.token is None:
+            if self.open_without_token:
+                return
+            raise IngestError(403, "ingest is off: start the worker with JOURNEY_INGEST_TOKEN or JOURNEY_INGEST_TOKEN_FILE")
+        if not bearer_ok(request, self.token):
+            raise IngestError(401, "a valid 'Authorization: Bearer <token>' header is required")
+
+    async def _publish(self, accepted: list[tuple[bytes, bytes]]) -> None:
+        try:
+            await asyncio.wait_for(self.publish(accepted), timeout=30)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not acknowledged, tell the client to retry
+            raise IngestError(503, f"the events were not acknowledged by the broker ({type(exc).__name__}); send them again") from None
 
 
 async def _body(request: Request) -> bytes:
@@ -103,11 +116,3 @@ def _judge(records: list[bytes]) -> tuple[list[dict[str, Any]], list[tuple[bytes
             results.append({"index": index, "status": "accepted", "event_id": decoded.event_id})
             accepted.append((decoded.lead_id.encode(), record))
     return results, accepted
-
-
-async def _publish(japp: JourneyApp, accepted: list[tuple[bytes, bytes]]) -> None:
-    try:
-        pending = [await japp.events.send(key=key, value=value) for key, value in accepted]
-        await asyncio.wait_for(asyncio.gather(*pending), timeout=30)
-    except Exception as exc:  # noqa: BLE001 - any failure means: not acknowledged, tell the client to retry
-        raise IngestError(503, f"the events were not acknowledged by the broker ({type(exc).__name__}); send them again") from None

@@ -13,14 +13,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
-from streams.broker import EmbeddedBroker, free_port, port_open
-from streams.produce import lead_key, prepare, producer
+from streams.kafka.produce import lead_key, prepare, producer
+from streams.kafka.topics import EVENTS
+from streams.net import free_port, port_open
 from streams.settings import Settings
-from streams.synthetic import JourneyGenerator
+from streams.tools.broker import EmbeddedBroker
+from streams.tools.synthetic import JourneyGenerator
 
 JOURNEY = [sys.executable, "-m", "streams"]
 
@@ -51,7 +53,7 @@ def run_demo(web_port: int, rate: float, leads_per_round: int) -> None:
 def synthetic_stream(leads_per_round: int) -> Iterator[bytes]:
     """Round after round of journeys of new leads, ending about now."""
     for round_no in itertools.count():
-        start = datetime.now(timezone.utc) - timedelta(days=30)
+        start = datetime.now(UTC) - timedelta(days=30)
         yield from JourneyGenerator(leads_per_round, seed=round_no, days=30, start=start, prefix=f"D{round_no}").records()
 
 
@@ -64,7 +66,7 @@ async def _stream(settings: Settings, rate: float, leads_per_round: int, worker:
         per_tick = max(1, int(rate * tick))
         while worker.poll() is None:
             began = time.monotonic()
-            sends = [await client.send("journey.events", record, key=lead_key(record)) for record in itertools.islice(records, per_tick)]
+            sends = [await client.send(EVENTS, record, key=lead_key(record)) for record in itertools.islice(records, per_tick)]
             await asyncio.gather(*sends)
             await asyncio.sleep(max(0.0, tick - (time.monotonic() - began)))
         print(f"journey demo: the worker exited (code {worker.returncode})", file=sys.stderr, flush=True)

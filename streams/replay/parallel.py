@@ -1,4 +1,5 @@
-"""Replay on every core: the log is partitioned by lead, as Kafka partitions it.
+"""Replay on every core: the log is partitioned by lead exactly as Kafka's default partitioner
+places records keyed by lead id (`projections.routing`).
 
 Each process reads the whole file, keeps the lines whose lead falls in its
 partition and folds them with the same projector as a single-process replay
@@ -16,18 +17,19 @@ import heapq
 import multiprocessing
 import os
 import tempfile
-import zlib
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 import orjson
 
-from projections import Aggregates, Changes, Definitions, Projector
+from projections import Aggregates, Changes, Definitions
 from projections.projector import ACCELERATED, _fold, replay_projector
 from projections.report import EventCounts, build_comparison, build_report
-from streams.sources import record_chunks, text_chunks
+from projections.routing import kafka_partition
+from streams.replay.sources import record_chunks, text_chunks
 
 MIN_PARALLEL_BYTES = 4 * 1024 * 1024
 
@@ -56,9 +58,11 @@ def lead_of(line: bytes) -> Any:
 
 def partition_of(line: bytes, partitions: int) -> int:
     """The partition of a record's lead id; a record with no string lead id (invalid whatever
-    else it holds) goes to partition 0. The pure Python routing; `_fold.route` is the C one."""
+    else it holds) goes to partition 0. The pure Python routing; `_fold.route` is the C one,
+    which routes every record with a lead id the same way, and may count an invalid record
+    in another partition than 0 (it reads bytes, not JSON): it is counted once either way."""
     lead = lead_of(line)
-    return zlib.crc32(lead.encode("utf-8", "surrogatepass")) % partitions if type(lead) is str else 0
+    return kafka_partition(lead.encode("utf-8", "surrogatepass"), partitions) if type(lead) is str else 0
 
 
 def replay_parallel(path: Path, defs: Definitions, baseline: Definitions | None, leads_out: Path | None, partitions: int) -> dict[str, Any]:
@@ -76,7 +80,7 @@ def replay_parallel(path: Path, defs: Definitions, baseline: Definitions | None,
         watermark = max(marks) if marks else None
         with tempfile.TemporaryDirectory(prefix="journey-replay-") as scratch:
             parts = [Path(scratch) / f"leads-{i}.jsonl" for i in range(partitions)] if leads_out else [None] * partitions
-            for pipe, part in zip(pipes, parts):
+            for pipe, part in zip(pipes, parts, strict=True):
                 pipe.send((watermark, part))
             finished = [_receive(pipe) for pipe in pipes]
             if leads_out is not None:

@@ -3,65 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 from weakref import ref
 
 import faust
-import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.streams import _current_event  # see _as_current
 from faust.types import TP, EventT
 
 from projections import Definitions
-from streams import metrics, tansu, topics
-from streams.gaps import RESEEK_SECONDS, GapGuard
-from streams.tables import AcknowledgedTable
 from schemas import Rejection
-from streams.live import BatchResult, Invalid, LeadChange, LiveProjection, Record
-from streams.errors import UserError
+from streams.kafka import topics
+from streams.kafka.deadletters import DeadLetter
+from streams.live.changes import LeadChange
+from streams.live.cluster import Cluster, Peers
+from streams.live.embedded import Profile
+from streams.live.gaps import RESEEK_SECONDS, GapGuard
+from streams.live.ingest import Ingest
+from streams.live.metrics import WorkerMetrics
+from streams.live.projection import BatchResult, LiveProjection, Record
+from streams.live.tables import AcknowledgedTable
+from streams.live.web import Api, register
 from streams.settings import Settings
 
 log = logging.getLogger("journey.worker")
 
 
-@dataclass(frozen=True)
-class Profile:
-    """Broker-specific settings. `embedded` is for Tansu and nothing else (README: embedded broker)."""
-
-    embedded: bool
-
-    def faust_settings(self) -> dict[str, Any]:
-        if not self.embedded:
-            return {}
-        return {
-            # Tansu completes a group join only after half the session timeout
-            # (measured: 60 s -> 30 s, 10 s -> 5 s, 6 s -> 3 s), whatever the rebalance timeout.
-            "broker_session_timeout": 8,
-            "broker_heartbeat_interval": 2,
-            "broker_rebalance_timeout": 8,
-        }
-
-
 class JourneyApp:
-    """The Faust app and what its agent, views and background tasks share."""
+    """The Faust app, its agent and background tasks, and the parts its views get."""
 
-    def __init__(self, settings: Settings, defs: Definitions, profile: Profile) -> None:
-        if profile.embedded:
-            tansu.shorten_fetch_wait()
-            tansu.correct_faust_end_offsets(settings.bootstrap)  # the producer batches: see streams/tansu.py
+    def __init__(self, settings: Settings, defs: Definitions, profile: Profile, ingest_token: str | None) -> None:
+        profile.patch_faust(settings.bootstrap)
         self.settings = settings
         self.defs = defs
         self.profile = profile
         self.projection = LiveProjection(defs)
-        try:
-            self.ingest_token = settings.ingest_secret()
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
         self.ready = asyncio.Event()
         self.app = faust.App(
             settings.app_id,
@@ -90,11 +70,11 @@ class JourneyApp:
         self.leads = self.app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
         self._announced: int | None = None
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
-        self.metrics = metrics.WorkerMetrics(self)
-        self._wire()
+        self.metrics = WorkerMetrics(self.projection, lambda: self.gaps.seeks, self.highwater)
+        self._wire(ingest_token)
 
-    def _wire(self) -> None:
-        app = self.app
+    def _wire(self, ingest_token: str | None) -> None:
+        app, settings = self.app, self.settings
 
         @app.agent(self.events, name="journey-project")
         async def project(stream: faust.StreamT) -> None:
@@ -107,9 +87,25 @@ class JourneyApp:
         app.task(self._follow_watermarks)
         app.timer(RESEEK_SECONDS)(self._reseek_waiting)
 
-        from streams import web
+        read_token = None if settings.read_token is None else settings.read_token.get_secret_value()
+        peers = Peers(
+            own_url=self._own_url,
+            urls=lambda: {str(url) for url in app.assignor.tables_metadata()},
+            http=lambda: app.http_client,
+            read_token=read_token,
+            ready=self.ready,
+        )
+        api = Api(
+            cluster=Cluster(self.projection, peers, settings.partitions),
+            leads=self.leads,
+            ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events),
+            metrics=self.metrics.render,
+            read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
+        )
+        register(app, api)
 
-        web.register(self)
+    def _own_url(self) -> str:
+        return self.app.conf.canonical_url.human_repr()
 
     # -- the agent -------------------------------------------------------------------------
 
@@ -148,7 +144,7 @@ class JourneyApp:
         """Hand dead letters and lead changes to the producer. Not awaiting the broker's acks is
         safe: Faust flushes the producer before it commits offsets (at-least-once)."""
         for bad in result.invalid:
-            value, headers = dead_letter(bad)
+            value, headers = DeadLetter.of(bad.reason, topics.EVENTS, bad.partition, bad.offset, bad.value).encode()
             await self.dlq.send(value=value, headers=headers)
         for change in result.changes:
             await self._send_change(change)
@@ -173,14 +169,20 @@ class JourneyApp:
         await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
 
     async def _send_change(self, change: LeadChange) -> Any:
-        return await self.changes.send(key=change.lead_id.encode(), value=orjson.dumps(change.as_json()))
+        key, value = change.encode()
+        return await self.changes.send(key=key, value=value)
+
+    async def _publish_events(self, records: list[tuple[bytes, bytes]]) -> None:
+        """HTTP ingest: publish to journey.events and wait until the broker has acknowledged each."""
+        pending = [await self.events.send(key=key, value=value) for key, value in records]
+        await asyncio.gather(*pending)
 
     async def _announce_watermark(self) -> None:
         mark = self.projection.local_watermark()
         if mark is None or (self._announced is not None and mark <= self._announced):
             return
         self._announced = mark
-        await self.watermarks.send(key=self.app.conf.canonical_url.human_repr().encode(), value=b"%d" % mark)
+        await self.watermarks.send(key=self._own_url().encode(), value=b"%d" % mark)
 
     # -- rebalancing -----------------------------------------------------------------------
 
@@ -209,8 +211,6 @@ class JourneyApp:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
-            from aiokafka import TopicPartition
-
             tp = TopicPartition(topics.WATERMARKS, 0)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
@@ -248,26 +248,3 @@ def _as_current(event: EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
-
-
-DLQ_MAX_VALUE = 128 * 1024
-
-
-def dead_letter(bad: Invalid) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The DLQ record of an invalid record: its bytes (a truncated copy when too large) and why."""
-    headers = [
-        ("reason", bad.reason.encode()),
-        ("reason-class", Rejection(bad.reason).kind.encode()),
-        ("source-topic", topics.EVENTS.encode()),
-        ("source-partition", str(bad.partition).encode()),
-        ("source-offset", str(bad.offset).encode()),
-    ]
-    value = bad.value
-    if len(value) > DLQ_MAX_VALUE:
-        headers += [
-            ("truncated", b"true"),
-            ("original-size", str(len(value)).encode()),
-            ("original-sha256", hashlib.sha256(value).hexdigest().encode()),
-        ]
-        value = value[:DLQ_MAX_VALUE]
-    return value, headers

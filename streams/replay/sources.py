@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, TypeVar
+from typing import BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
-from streams.errors import UserError
+from streams.errors import JourneyError
+from streams.kafka.address import KafkaSource
 
 CHUNK_BYTES = 8 * 1024 * 1024
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class KafkaSource:
-    bootstrap: str
-    topic: str
+class InputError(JourneyError):
+    """A log or output file that cannot be read or written, or an --input that names nothing."""
 
 
 Source = Path | KafkaSource | None  # None is stdin
@@ -30,11 +29,11 @@ def parse_source(text: str) -> Source:
         parts = urlsplit(text)
         topic = parts.path.strip("/")
         if not parts.hostname or not parts.port or not topic:
-            raise UserError(f"--input {text}: expected kafka://HOST:PORT/TOPIC")
+            raise InputError(f"--input {text}: expected kafka://HOST:PORT/TOPIC")
         return KafkaSource(f"{parts.hostname}:{parts.port}", topic)
     path = Path(text)
     if not path.is_file():
-        raise UserError(f"--input {text}: no such file")
+        raise InputError(f"--input {text}: no such file")
     return path
 
 
@@ -104,7 +103,7 @@ def _read(path: Path, chunks: Callable[[BinaryIO], Iterator[T]]) -> Iterator[T]:
         with path.open("rb") as stream:
             yield from chunks(stream)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def open_records(source: Path | None) -> Iterator[bytes]:

@@ -1,0 +1,139 @@
+"""The cluster protocol: an answer that spans workers asks every worker for its share.
+
+Each worker answers for the partitions it owns (`*_share`, over HTTP to its
+peers and directly to itself). An answer is given only when the shares cover
+every partition exactly once; otherwise the cluster is rebalancing or
+recovering, and the caller hears `Unavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from projections.definitions import DAY_MICROS
+from schemas import format_time
+from streams.live.partial import Partial, merge
+from streams.live.projection import LiveProjection
+
+PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
+MAX_PAGE_END = 100_000
+
+
+class Unavailable(Exception):
+    """The cluster cannot answer right now (rebalancing, recovering, a peer down)."""
+
+
+@dataclass(frozen=True)
+class Peers:
+    """What the protocol needs of the worker's group: who the others are and how to reach them."""
+
+    own_url: Callable[[], str]
+    urls: Callable[[], set[str]]  # every worker of the group, this one included
+    http: Callable[[], aiohttp.ClientSession]
+    read_token: str | None  # passed on to peers when reads are protected
+    ready: asyncio.Event  # set once this worker's tables are recovered and its projection rebuilt
+
+
+class Cluster:
+    def __init__(self, projection: LiveProjection, peers: Peers, partitions: int) -> None:
+        self.projection = projection
+        self.defs = projection.defs
+        self.peers = peers
+        self.partitions = partitions
+
+    # -- answers that span the cluster ------------------------------------------------------
+
+    async def watermark(self) -> int | None:
+        answers = await self._ask_all("/internal/watermark", self.watermark_share)
+        marks = [a["watermark"] for a in answers if a["watermark"] is not None]
+        return max(marks) if marks else None
+
+    async def report(self) -> dict[str, Any]:
+        mark = await self.watermark()
+        answers = await self._ask_all(f"/internal/partial{_at(mark)}", lambda: self.partial_share(mark))
+        self._check_coverage(answers)
+        return merge(self.defs, [Partial.decode(self.defs, a) for a in answers])
+
+    async def stages(self) -> dict[str, Any]:
+        return await self.stages_at(await self.watermark())
+
+    async def stages_at(self, mark: int | None) -> dict[str, Any]:
+        answers = await self._ask_all(f"/internal/stages{_at(mark)}", lambda: self.stages_share(mark))
+        self._check_coverage(answers)
+        rows = [{"stage": name, "leads": 0, "stale": 0} for name in self.defs.stages]
+        for answer in answers:
+            for row, counts in zip(rows, answer["stages"], strict=True):
+                row["leads"] += counts["leads"]
+                row["stale"] += counts["stale"]
+        days = self.defs.sal_stale_after_micros / DAY_MICROS
+        return {"watermark": None if mark is None else format_time(mark), "stale_after_days": days, "stages": rows}
+
+    async def stage_leads(self, stage: str, offset: int, limit: int) -> dict[str, Any]:
+        index = self.defs.stages.index(stage)
+        mark = await self.watermark()
+        upto = offset + limit
+        answers = await self._ask_all(f"/internal/stage-leads?stage={index}&upto={upto}", lambda: self.stage_leads_share(index, upto))
+        self._check_coverage(answers)
+        merged = list(heapq.merge(*([tuple(item) for item in a["leads"]] for a in answers)))[offset:upto]
+        total = (await self.stages_at(mark))["stages"][index]["leads"]  # the same watermark, not asked twice
+        leads = [
+            {"lead_id": lead_id, "stage_entered_at": format_time(entered), "days_in_stage": None if mark is None else round((mark - entered) / DAY_MICROS, 1)}
+            for entered, lead_id in merged
+        ]
+        return {"stage": stage, "total": total, "offset": offset, "limit": limit, "leads": leads}
+
+    # -- this worker's shares ---------------------------------------------------------------
+
+    def watermark_share(self) -> dict[str, Any]:
+        return {"watermark": self.projection.local_watermark(), "partitions": sorted(self.projection.partitions)}
+
+    def partial_share(self, mark: int | None) -> dict[str, Any]:
+        return self.projection.partial(mark).encode()
+
+    def stages_share(self, mark: int | None) -> dict[str, Any]:
+        return {"partitions": sorted(self.projection.partitions), "stages": self.projection.stage_counts(mark)}
+
+    def stage_leads_share(self, stage: int, upto: int) -> dict[str, Any]:
+        return {"partitions": sorted(self.projection.partitions), "leads": self.projection.stage_leads(stage, min(upto, MAX_PAGE_END))}
+
+    # -- asking -----------------------------------------------------------------------------
+
+    def _check_coverage(self, answers: list[dict[str, Any]]) -> None:
+        owned = sorted(p for answer in answers for p in answer["partitions"])
+        if owned != list(range(self.partitions)):
+            raise Unavailable(f"partitions owned {owned} do not cover 0..{self.partitions - 1} once each")
+
+    async def _ask_all(self, path: str, local: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.peers.ready.is_set():
+            raise Unavailable("this worker is recovering its tables")
+        own = self.peers.own_url().rstrip("/")
+        others = {url.rstrip("/") for url in self.peers.urls()} - {own}
+        answers = await asyncio.gather(*(self._ask(peer + path) for peer in sorted(others)))
+        return [local(), *answers]
+
+    async def _ask(self, url: str) -> dict[str, Any]:
+        token = self.peers.read_token
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        try:
+            async with self.peers.http().get(url, timeout=PEER_TIMEOUT, headers=headers) as response:
+                if response.status != 200:
+                    raise Unavailable(f"{url} answered {response.status}")
+                return await response.json()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise Unavailable(f"{url}: {type(exc).__name__}") from None
+
+
+def _at(mark: int | None) -> str:
+    """The query that passes the cluster's watermark to a peer (read back by `watermark_param`)."""
+    return "" if mark is None else f"?watermark={mark}"
+
+
+def watermark_param(query: Any) -> int | None:
+    mark = query.get("watermark", "")
+    return int(mark) if mark.lstrip("-").isdigit() else None

@@ -1,0 +1,58 @@
+"""A worker's share of the report (`/internal/partial`): one home for that wire format, both ways.
+
+Every worker answers for the partitions it owns, with qualification already
+settled at the cluster's watermark; `merge` adds the shares into the report of
+SPEC §5. Aggregates of disjoint partitions merge by adding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, build_report
+
+
+@dataclass
+class Partial:
+    partitions: list[int]
+    counts: EventCounts
+    watermark: int | None  # the latest event time in these partitions
+    aggregates: Aggregates  # `pending` is not sent: qualification below is settled already
+    qualification: list[int]  # per level, at the cluster's watermark
+
+    def encode(self) -> dict[str, Any]:
+        totals = self.aggregates
+        return {
+            "partitions": self.partitions,
+            "counts": self.counts.as_dict(),
+            "watermark": self.watermark,
+            "leads": totals.leads,
+            "pipeline": totals.pipeline,
+            "qualification": self.qualification,
+            "funnel": totals.funnel,
+            "funnel_daily": {str(day): row for day, row in totals.funnel_daily.items()},
+            "cohorts_daily": {str(day): row for day, row in totals.cohorts_daily.items()},
+        }
+
+    @classmethod
+    def decode(cls, defs: Definitions, data: dict[str, Any]) -> Partial:
+        totals = Aggregates.empty(defs)
+        totals.leads, totals.pipeline, totals.funnel = data["leads"], data["pipeline"], data["funnel"]
+        totals.funnel_daily = {int(day): row for day, row in data["funnel_daily"].items()}
+        totals.cohorts_daily = {int(day): row for day, row in data["cohorts_daily"].items()}
+        return cls(data["partitions"], EventCounts(**data["counts"]), data["watermark"], totals, data["qualification"])
+
+
+def merge(defs: Definitions, partials: list[Partial]) -> dict[str, Any]:
+    """The report of SPEC §5 from every worker's share."""
+    totals = Aggregates.empty(defs)
+    counts = EventCounts()
+    qualification = [0] * len(QUALIFICATIONS)
+    for part in partials:
+        counts.merge(part.counts)
+        totals.merge(part.aggregates)
+        qualification = [a + b for a, b in zip(qualification, part.qualification, strict=True)]
+    totals.standing = qualification  # already settled at the cluster watermark by each worker
+    marks = [p.watermark for p in partials if p.watermark is not None]
+    return build_report(defs, counts, max(marks) if marks else None, totals)

@@ -1,0 +1,214 @@
+"""The HTTP API (SPEC §5) and the dashboard, on Faust's web server.
+
+It gets what it serves (`Api`), not the app: the cluster protocol, the lead
+table, HTTP ingest and the metrics.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import faust
+from faust.web import Request, Response, View
+
+from streams.live.cluster import MAX_PAGE_END, Cluster, Unavailable, watermark_param
+from streams.live.ingest import Ingest, bearer_ok
+from streams.live.state import progress_partition
+
+DASHBOARD = Path(__file__).with_name("dashboard")
+DASHBOARD_ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
+log = logging.getLogger("journey.web")
+
+
+class BadRequest(ValueError):
+    """A query parameter a reader got wrong."""
+
+
+@dataclass(frozen=True)
+class Api:
+    cluster: Cluster
+    leads: faust.Table  # for the route to a lead's owner, and the lead itself
+    ingest: Ingest
+    metrics: Callable[[], tuple[bytes, str]]  # the Prometheus text and its content type
+    read_token: str | None  # None: reads are open
+
+
+def register(app: faust.App, api: Api) -> None:
+    cluster, projection = api.cluster, api.cluster.projection
+    defs = projection.defs
+    ready = cluster.peers.ready
+
+    def reader(handler: Any) -> Any:
+        """A read view: the read token when one is set; 503 while the cluster cannot answer, 400 for bad input."""
+
+        @functools.wraps(handler)
+        async def view(web: View, request: Request, **kwargs: Any) -> Response:
+            if (denied := _read_denied(api.read_token, web, request)) is not None:
+                return denied
+            try:
+                return await handler(web, request, **kwargs)
+            except Unavailable as exc:
+                return _unavailable(web, exc)
+            except BadRequest as exc:
+                return web.json({"error": str(exc)}, status=400)
+
+        return view
+
+    def share(handler: Callable[[Request], dict[str, Any]]) -> Callable[[View, Request], Awaitable[Response]]:
+        """An internal view: this worker's share, once its tables are recovered."""
+
+        async def view(web: View, request: Request) -> Response:
+            if not ready.is_set():
+                return web.json({"error": "recovering"}, status=503)
+            return web.json(handler(request))
+
+        return view
+
+    app.web.web_app.middlewares.append(_json_errors)
+
+    @app.page("/")
+    async def dashboard(web: View, request: Request) -> Response:
+        return web.html((DASHBOARD / "index.html").read_text())
+
+    @app.page("/dashboard/{name}")
+    async def dashboard_asset(web: View, request: Request, name: str) -> Response:
+        if name not in DASHBOARD_ASSETS:
+            return web.json({"error": "no such file"}, status=404)
+        return web.bytes((DASHBOARD / name).read_bytes(), content_type=DASHBOARD_ASSETS[name])
+
+    @app.page("/api/events")
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            status, body, headers = await api.ingest.handle(request)
+            return self.json(body, status=status, headers=headers)
+
+    @app.page("/api/report")
+    @reader
+    async def report(web: View, request: Request) -> Response:
+        return web.json(await cluster.report())
+
+    @app.page("/api/leads/{lead_id}")
+    @app.table_route(table=api.leads, match_info="lead_id")
+    @reader
+    async def lead(web: View, request: Request, lead_id: str) -> Response:
+        data = None if progress_partition(lead_id) is not None else api.leads.get(lead_id.encode())
+        if data is None:
+            return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
+        return web.json(projection.lead(lead_id, data, await cluster.watermark() or 0))
+
+    @app.page("/api/stages")
+    @reader
+    async def stages(web: View, request: Request) -> Response:
+        return web.json(await cluster.stages())
+
+    @app.page("/api/stages/{stage}/leads")
+    @reader
+    async def stage_leads(web: View, request: Request, stage: str) -> Response:
+        if stage not in defs.stages:
+            return web.json({"error": "unknown stage", "stage": stage, "stages": list(defs.stages)}, status=404)
+        offset, limit = _paging(request)
+        return web.json(await cluster.stage_leads(stage, offset, limit))
+
+    @app.page("/api/funnel")
+    @reader
+    async def funnel(web: View, request: Request) -> Response:
+        first, last = _day(request.query.get("from")), _day(request.query.get("to"))
+        return web.json(funnel_between(defs.steps, await cluster.report(), first, last))
+
+    @app.page("/internal/watermark")
+    @reader
+    @share
+    def watermark(request: Request) -> dict[str, Any]:
+        return cluster.watermark_share()
+
+    @app.page("/internal/partial")
+    @reader
+    @share
+    def partial(request: Request) -> dict[str, Any]:
+        return cluster.partial_share(watermark_param(request.query))
+
+    @app.page("/internal/stages")
+    @reader
+    @share
+    def internal_stages(request: Request) -> dict[str, Any]:
+        return cluster.stages_share(watermark_param(request.query))
+
+    @app.page("/internal/stage-leads")
+    @reader
+    async def internal_stage_leads(web: View, request: Request) -> Response:
+        stage, upto = request.query.get("stage", ""), request.query.get("upto", "")
+        if not (stage.isdigit() and upto.isdigit()):
+            return web.json({"error": "stage and upto must be numbers"}, status=400)
+        return web.json(cluster.stage_leads_share(int(stage), int(upto)))
+
+    @app.page("/healthz")
+    async def healthz(web: View, request: Request) -> Response:
+        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions)})
+
+    @app.page("/metrics")
+    async def metrics(web: View, request: Request) -> Response:
+        body, content_type = api.metrics()
+        return web.bytes(body, content_type=content_type.replace("; charset=utf-8", ""))
+
+
+def funnel_between(steps: tuple[str, ...], report: dict[str, Any], first: str | None, last: str | None) -> dict[str, Any]:
+    """The daily funnel summed over [first, last] (UTC days, inclusive), with conversion per step and overall."""
+    days = [day for day in report["funnel_daily"] if (first is None or day >= first) and (last is None or day <= last)]
+    totals = {step: sum(report["funnel_daily"][day][step] for day in days) for step in steps}
+    counts = list(totals.values())
+    conversion = {step: (None if i == 0 or not counts[i - 1] else round(counts[i] / counts[i - 1], 4)) for i, step in enumerate(steps)}
+    overall = round(counts[-1] / counts[0], 4) if counts and counts[0] else None
+    return {"from": first, "to": last, "days": len(days), "funnel": totals, "conversion": conversion, "overall": overall}
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    offset, limit = request.query.get("offset", "0"), request.query.get("limit", "50")
+    if not (offset.isdigit() and limit.isdigit()) or not 1 <= int(limit) <= 500 or int(offset) + int(limit) > MAX_PAGE_END:
+        raise BadRequest(f"offset and limit must be whole numbers, limit 1 to 500, offset + limit at most {MAX_PAGE_END}")
+    return int(offset), int(limit)
+
+
+def _day(text: str | None) -> str | None:
+    if text is None or text == "":
+        return None
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise BadRequest(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _read_denied(token: str | None, web: View, request: Request) -> Response | None:
+    if token is None or bearer_ok(request, token):
+        return None
+    return web.json(
+        {"error": "a valid 'Authorization: Bearer <token>' header is required (JOURNEY_READ_TOKEN)"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="journey"'},
+    )
+
+
+@aiohttp.web.middleware
+async def _json_errors(request: aiohttp.web.Request, handler: Any) -> aiohttp.web.StreamResponse:
+    """Every error answer is JSON, including aiohttp's own (no such route, bad method) and crashes."""
+    try:
+        response = await handler(request)
+    except aiohttp.web.HTTPException as exc:
+        response = exc
+    except Exception:
+        log.exception("error answering %s %s", request.method, request.path.split("/api/leads/")[0])
+        return aiohttp.web.json_response({"error": "internal error"}, status=500)
+    if response.status >= 400 and response.content_type != "application/json":
+        allow = {"Allow": response.headers.get("Allow", "")} if response.status == 405 else None
+        return aiohttp.web.json_response({"error": response.reason or "error"}, status=response.status, headers=allow)
+    return response
+
+
+def _unavailable(web: View, exc: Exception) -> Response:
+    return web.json({"error": "unavailable, try again shortly", "detail": str(exc)}, status=503, headers={"Retry-After": "1"})
