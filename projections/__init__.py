@@ -1,4 +1,10 @@
-"""The pure core: lead states, definitions and the projections of SPEC §4. No I/O frameworks here."""
+"""The pure core: lead states, definitions and the projections of SPEC §4.
+
+No I/O frameworks (Faust, Kafka clients, aiohttp): replay and the live worker
+both call into here, so they cannot disagree.
+
+May import: schemas, projections
+"""
 
 from projections.definitions import Definitions, DefinitionsError, default_definitions, load_definitions, parse_definitions
 from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view

@@ -162,9 +162,10 @@ def broker(port: int) -> None:
     """The embedded Kafka-compatible broker (Tansu, memory only), in the foreground. Not for production."""
     from streams.tools.broker import EmbeddedBroker
 
-    embedded = EmbeddedBroker(port).start()
-    click.echo(f"journey broker: listening on kafka://127.0.0.1:{port} (memory only; Ctrl-C or SIGTERM stops it)", err=True)
-    embedded.serve()
+    def started() -> None:
+        click.echo(f"journey broker: listening on kafka://127.0.0.1:{port} (memory only; Ctrl-C or SIGTERM stops it)", err=True)
+
+    EmbeddedBroker(port).serve(started)
 
 
 @cli.command()

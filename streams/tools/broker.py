@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -78,11 +79,14 @@ class EmbeddedBroker:
         assert self._process is not None
         return self._process.wait()
 
-    def serve(self) -> int:
-        """Run until Tansu exits or this process is asked to stop (Ctrl-C, or SIGTERM as a
-        supervisor, `docker stop` or Kubernetes sends it); Tansu is stopped either way."""
+    def serve(self, started: Callable[[], None] = lambda: None) -> int:
+        """Start, call `started`, and run until Tansu exits or this process is asked to stop
+        (Ctrl-C, or SIGTERM as a supervisor, `docker stop` or Kubernetes sends it). Tansu is
+        stopped either way, also when the signal arrives while it is still starting."""
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
+            self.start()
+            started()
             return self.wait()
         except KeyboardInterrupt:
             return 0

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections import Aggregates, LeadState, Projector, default_definitions, record, view
-from projections.codec import CorruptState, decode_state, encode_state
+from projections.codec import VERSION, CorruptState, decode_state, encode_state
+from projections.lead import INBOUND_CONTACT, event_digest
 from schemas import Event, decode
 from streams.tools.synthetic import JourneyGenerator
 
@@ -29,10 +30,28 @@ class TestStateCodec:
     def test_an_empty_state_survives_encoding(self) -> None:
         assert decode_state(encode_state(LeadState())) == LeadState()
 
-    @pytest.mark.parametrize("data", [b"", b"\x02" + bytes(60), b"\x01abc"])
+    @pytest.mark.parametrize("data", [b"", b"\x00" + bytes(60), b"\x01abc"])
     def test_bytes_that_are_not_a_state_are_refused(self, data: bytes) -> None:
         with pytest.raises(CorruptState):
             decode_state(data)
+
+    def test_a_version_1_record_reads_as_the_state_it_was_written_from(self) -> None:
+        # Written by journey 0.1 (stored layout version 1) for ad_seen, content_read and an inbound
+        # contact_made on three days: frozen here so that every later layout still reads it.
+        v1 = bytes.fromhex(
+            "0100c854fb685a060000282c197d5a060000880337915a060000000000000000800000000000000080000000000000008000"
+            "880337915a060003000000010000000103000000a07203fd72379f45efea503b02247e9fb4973ad4fb586611"
+        )
+        state = decode_state(v1)
+        day = 86_400_000_000
+        first = 1_788_256_800_000_000
+        assert state.first_at == [first, first + day, first + 2 * day, None, None, None]
+        assert (state.last_at, state.events, state.content_reads, state.contacts) == (first + 2 * day, 3, 1, INBOUND_CONTACT)
+        assert sorted(state.seen) == sorted(event_digest(f"e{i}") for i in range(3))
+
+    def test_a_version_newer_than_this_journey_is_refused_saying_so(self) -> None:
+        with pytest.raises(CorruptState, match="newer journey"):
+            decode_state(bytes([VERSION + 1]) + bytes(80))
 
 
 class TestIncrementalAggregates:
