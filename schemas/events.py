@@ -69,7 +69,8 @@ EventTime = Annotated[
     Field(pattern=RFC3339.pattern, json_schema_extra={"format": "date-time"}),
     AfterValidator(_check_time),
 ]
-Amount = Annotated[float, Field(ge=0), AfterValidator(_check_finite)]
+MAX_AMOUNT = 10**12  # SPEC §2: 0 <= amount <= 10^12, so hundredths of any sum of a few stay exact integers
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT), AfterValidator(_check_finite)]
 
 
 class _JourneyEvent(BaseModel):

@@ -13,10 +13,10 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
-from schemas.events import EVENT_TYPES, MAX_ID_CHARS
+from schemas.events import EVENT_TYPES, MAX_AMOUNT, MAX_ID_CHARS
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
-_Amount = Annotated[float, msgspec.Meta(ge=0)]  # msgspec refuses 1e400 itself
+_Amount = Annotated[float, msgspec.Meta(ge=0, le=MAX_AMOUNT)]  # msgspec refuses 1e400 itself
 
 
 class FastEvent(msgspec.Struct, tag_field="type", frozen=True, gc=False):

@@ -54,5 +54,6 @@ def merge(defs: Definitions, partials: list[Partial]) -> dict[str, Any]:
         totals.merge(part.aggregates)
         qualification = [a + b for a, b in zip(qualification, part.qualification, strict=True)]
     totals.standing = qualification  # already settled at the cluster watermark by each worker
+    totals.pending.clear()  # and so counted in `standing` already: a partial made in process still holds them
     marks = [p.watermark for p in partials if p.watermark is not None]
     return build_report(defs, counts, max(marks) if marks else None, totals)

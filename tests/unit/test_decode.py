@@ -127,6 +127,15 @@ class TestInvalidRecords:
     def test_amount_must_be_a_number_at_least_zero(self, value: object) -> None:
         assert rejected(orjson.dumps(event(kind="purchase", amount=value))).startswith("amount")
 
+    @pytest.mark.parametrize("value", [10**12 + 1, 1e12 + 0.01, 2**63 - 1, 1e300])
+    def test_an_amount_over_10_to_the_12_is_invalid_and_the_reason_says_so(self, value: float) -> None:
+        reason = rejected(orjson.dumps(event(kind="purchase", amount=value)))
+        assert reason.startswith("amount") and "1000000000000" in reason, reason
+
+    @pytest.mark.parametrize("value", [10**12, 1e12, 999_999_999_999.99])
+    def test_an_amount_of_at_most_10_to_the_12_is_valid(self, value: float) -> None:
+        assert isinstance(decode(orjson.dumps(event(kind="purchase", amount=value))), Event)
+
     def test_an_amount_too_large_for_a_double_is_invalid(self) -> None:
         assert rejected(b'{"event_id":"e","lead_id":"l","type":"purchase","occurred_at":"2026-09-01T10:00:00Z","amount":1e400}')
 

@@ -31,7 +31,7 @@ valid_events = st.fixed_dictionaries(
         "channel": st.text(max_size=5),
         "currency": st.text(max_size=5),
         "inbound": st.booleans(),
-        "amount": st.floats(min_value=0, allow_infinity=False) | st.integers(min_value=0, max_value=2**63 - 1),
+        "amount": st.floats(min_value=0, allow_infinity=False) | st.integers(min_value=0, max_value=2**63 - 1) | st.sampled_from([10**12, 10**12 + 1, 1e12, 1e12 + 0.0001]),
         "properties": st.dictionaries(st.text(max_size=3), json_scalars, max_size=2),
         "schema_version": st.sampled_from([1, 2, 0]),
         "extra": json_values,

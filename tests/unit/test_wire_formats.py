@@ -86,8 +86,11 @@ class TestPartials:
         for lead_id, state in states.items():
             totals.add(view(lead_id, state, DEFAULTS))
         mark = max(state.last_at for state in states.values())
+        assert totals.pending, "some leads wait to go stale: the case a merge must not count twice"
         partial = Partial([0, 1], counts, mark, totals, totals.qualification_at(mark))
         wire = orjson.loads(orjson.dumps(partial.encode()))
         back = Partial.decode(DEFAULTS, wire)
         assert back.encode() == partial.encode()
-        assert merge(DEFAULTS, [back]) == build_report(DEFAULTS, counts, mark, totals)
+        expected = build_report(DEFAULTS, counts, mark, totals)
+        assert merge(DEFAULTS, [back]) == expected
+        assert merge(DEFAULTS, [partial]) == expected  # as made, before the wire: the same report
