@@ -16,6 +16,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -121,6 +122,11 @@ enum { LEAD = 0, MQL = 1, SAL = 2, SQL = 3, CUSTOMER = 4, N_LEVELS = 5 };
 #define DAY_MICROS 86400000000LL
 
 typedef struct {
+    PyObject *currency; /* interned in the table */
+    int64_t hundredths;
+} Revenue;
+
+typedef struct {
     PyObject *key; /* the lead id, a str */
     Py_hash_t hash;
     int64_t first_at[N_TYPES]; /* NONE_AT: no event of that type */
@@ -128,6 +134,12 @@ typedef struct {
     uint32_t events, content_reads, n_seen, capacity;
     int64_t *heap_seen; /* NULL while the digests fit inline */
     int64_t inline_seen[INLINE_SEEN];
+    /* The first touch (projections.lead.LeadState.touch*): NULL until one. `touch` is the
+     * (source, channel, campaign) tuple, interned in the table: touches repeat across leads. */
+    int64_t touch_at;
+    PyObject *touch_id, *touch;
+    Revenue *revenue; /* per currency, in hundredths; NULL until one */
+    uint8_t n_revenue, revenue_capacity;
     uint8_t contacts;
 } Lead;
 
@@ -137,9 +149,11 @@ typedef struct {
     Py_ssize_t n, allocated;
     uint32_t *index; /* lead position + 1, or 0 for an empty slot */
     size_t mask;
+    PyObject *interned; /* touches and currencies, each kept once */
 } LeadTable;
 
 static PyObject *s_event_id, *s_lead_id, *s_occurred_at, *s_inbound, *s_schema_version, *s_index;
+static PyObject *s_source, *s_channel, *s_campaign, *s_currency, *s_amount, *s_no_currency;
 
 static int table_grow_index(LeadTable *t) {
     size_t size = t->index ? (t->mask + 1) * 2 : 1024;
@@ -243,6 +257,69 @@ static int lead_record(Lead *lead, int64_t digest, long kind, int64_t at, int in
     return 1;
 }
 
+/* `value`, or the equal object the table already keeps (a new reference); NULL on error. */
+static PyObject *table_intern(LeadTable *t, PyObject *value) {
+    if (t->interned == NULL && (t->interned = PyDict_New()) == NULL) return NULL;
+    PyObject *kept = PyDict_SetDefault(t->interned, value, value);
+    return kept == NULL ? NULL : Py_NewRef(kept);
+}
+
+/* What `record` does with an applied event's attribution fields (projections.lead.record). */
+static int lead_attribute(LeadTable *t, Lead *lead, PyObject *event_id, int64_t at, long kind, PyObject *source, PyObject *channel,
+                          PyObject *campaign, PyObject *currency, PyObject *amount) {
+    if (source != Py_None || channel != Py_None || campaign != Py_None) {
+        int earlier = lead->touch == NULL || at < lead->touch_at;
+        if (!earlier && at == lead->touch_at) {
+            int order = PyUnicode_Compare(event_id, lead->touch_id); /* by code point, as Python compares str */
+            if (order == -1 && PyErr_Occurred()) return -1;
+            earlier = order < 0;
+        }
+        if (earlier) {
+            PyObject *fresh = PyTuple_Pack(3, source, channel, campaign);
+            if (fresh == NULL) return -1;
+            PyObject *touch = table_intern(t, fresh);
+            Py_DECREF(fresh);
+            if (touch == NULL) return -1;
+            Py_XSETREF(lead->touch, touch);
+            Py_XSETREF(lead->touch_id, Py_NewRef(event_id));
+            lead->touch_at = at;
+        }
+    }
+    if (amount == Py_None || (kind != PURCHASE && kind != UPSELL)) return 0;
+    double value = PyFloat_AsDouble(amount);
+    if (value == -1.0 && PyErr_Occurred()) return -1;
+    int64_t hundredths = (int64_t)nearbyint(value * 100.0); /* round half even, as Python's round() of a float */
+    PyObject *name = table_intern(t, currency == Py_None ? s_no_currency : currency);
+    if (name == NULL) return -1;
+    for (uint8_t i = 0; i < lead->n_revenue; i++) {
+        if (lead->revenue[i].currency == name) {
+            lead->revenue[i].hundredths += hundredths;
+            Py_DECREF(name);
+            return 0;
+        }
+    }
+    if (lead->n_revenue == UINT8_MAX) {
+        Py_DECREF(name);
+        PyErr_SetString(PyExc_OverflowError, "a lead with revenue in more than 255 currencies");
+        return -1;
+    }
+    if (lead->n_revenue == lead->revenue_capacity) {
+        uint8_t capacity = lead->revenue_capacity ? (uint8_t)(lead->revenue_capacity > 127 ? 255 : lead->revenue_capacity * 2) : 1;
+        Revenue *grown = PyMem_Realloc(lead->revenue, capacity * sizeof(Revenue));
+        if (grown == NULL) {
+            Py_DECREF(name);
+            PyErr_NoMemory();
+            return -1;
+        }
+        lead->revenue = grown;
+        lead->revenue_capacity = capacity;
+    }
+    lead->revenue[lead->n_revenue].currency = name; /* the table's reference, owned by the lead */
+    lead->revenue[lead->n_revenue].hundredths = hundredths;
+    lead->n_revenue++;
+    return 0;
+}
+
 typedef struct {
     LeadTable *table;
     PyObject *digest_of; /* xxhash.xxh3_64_intdigest */
@@ -251,8 +328,13 @@ typedef struct {
     Py_ssize_t valid, duplicates, invalid;
 } Fold;
 
+/* The attribution fields of an event: source, channel, campaign, currency, amount (None: absent). */
+typedef struct {
+    PyObject *fields[5];
+} Touches;
+
 /* One valid event; -1 on error. */
-static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind, int64_t at, PyObject *inbound) {
+static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind, int64_t at, PyObject *inbound, Touches *extra) {
     if (kind < 0 || kind >= N_TYPES) {
         PyErr_Format(PyExc_ValueError, "event type index %ld out of range", kind);
         return -1;
@@ -283,6 +365,8 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind,
         f->duplicates++;
         return 0;
     }
+    PyObject **x = extra->fields;
+    if (lead_attribute(f->table, lead, event_id, at, kind, x[0], x[1], x[2], x[3], x[4]) < 0) return -1;
     f->valid++;
     if (!f->has_mark || at > f->mark) {
         f->mark = at;
@@ -298,16 +382,18 @@ static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *
     int rc = 0;
     if (Py_TYPE(event) != (PyTypeObject *)event_type) {
         f->invalid++;
-    } else if (PyTuple_GET_SIZE(event) != 5) {
-        PyErr_SetString(PyExc_TypeError, "an Event has five fields");
+    } else if (PyTuple_GET_SIZE(event) != 10) {
+        PyErr_SetString(PyExc_TypeError, "an Event has ten fields");
         rc = -1;
-    } else { /* Event(lead_id, event_id, type, occurred_at, inbound) */
+    } else { /* Event(lead_id, event_id, type, occurred_at, inbound, source, channel, campaign, currency, amount) */
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 2));
         long long at = PyLong_AsLongLong(PyTuple_GET_ITEM(event, 3));
+        Touches extra;
+        for (int i = 0; i < 5; i++) extra.fields[i] = PyTuple_GET_ITEM(event, 5 + i);
         if ((kind == -1 || at == -1) && PyErr_Occurred())
             rc = -1;
         else
-            rc = fold_event(f, PyTuple_GET_ITEM(event, 0), PyTuple_GET_ITEM(event, 1), kind, at, PyTuple_GET_ITEM(event, 4));
+            rc = fold_event(f, PyTuple_GET_ITEM(event, 0), PyTuple_GET_ITEM(event, 1), kind, at, PyTuple_GET_ITEM(event, 4), &extra);
     }
     Py_DECREF(event);
     return rc;
@@ -325,6 +411,7 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
     }
     int rc = -1;
     PyObject *lead_id = NULL, *event_id = NULL, *inbound = NULL;
+    Touches extra = {{NULL, NULL, NULL, NULL, NULL}};
     PyObject *schema_version = PyObject_GetAttr(fast, s_schema_version);
     if (schema_version == NULL) goto done;
     int other_version = 0;
@@ -354,11 +441,15 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
     lead_id = PyObject_GetAttr(fast, s_lead_id);
     event_id = PyObject_GetAttr(fast, s_event_id);
     inbound = PyObject_GetAttr(fast, s_inbound);
-    if (lead_id != NULL && event_id != NULL && inbound != NULL) rc = fold_event(f, lead_id, event_id, kind, at, inbound);
+    PyObject *names[5] = {s_source, s_channel, s_campaign, s_currency, s_amount};
+    int complete = lead_id != NULL && event_id != NULL && inbound != NULL;
+    for (int i = 0; i < 5 && complete; i++) complete = (extra.fields[i] = PyObject_GetAttr(fast, names[i])) != NULL;
+    if (complete) rc = fold_event(f, lead_id, event_id, kind, at, inbound, &extra);
 done:
     Py_XDECREF(lead_id);
     Py_XDECREF(event_id);
     Py_XDECREF(inbound);
+    for (int i = 0; i < 5; i++) Py_XDECREF(extra.fields[i]);
     Py_DECREF(fast);
     return rc;
 }
@@ -393,7 +484,25 @@ static PyObject *table_fold(LeadTable *self, PyObject *args) {
     return Py_BuildValue("nnnN", f.valid, f.duplicates, f.invalid, mark);
 }
 
-/* states(make) -> {lead id: make(first_at, last_at, events, content_reads, contacts, seen_bytes)}, in first-seen order */
+/* A lead's revenue as {currency: hundredths}, or None when it has none (a new reference). */
+static PyObject *lead_revenue(Lead *lead) {
+    if (lead->n_revenue == 0) return Py_NewRef(Py_None);
+    PyObject *revenue = PyDict_New();
+    if (revenue == NULL) return NULL;
+    for (uint8_t i = 0; i < lead->n_revenue; i++) {
+        PyObject *amount = PyLong_FromLongLong(lead->revenue[i].hundredths);
+        int rc = amount == NULL ? -1 : PyDict_SetItem(revenue, lead->revenue[i].currency, amount);
+        Py_XDECREF(amount);
+        if (rc < 0) {
+            Py_DECREF(revenue);
+            return NULL;
+        }
+    }
+    return revenue;
+}
+
+/* states(make) -> {lead id: make(first_at, last_at, events, content_reads, contacts, seen_bytes,
+ *                              touch_at, touch_id, touch, revenue)}, in first-seen order */
 static PyObject *table_states(LeadTable *self, PyObject *make) {
     PyObject *states = PyDict_New();
     if (states == NULL) return NULL;
@@ -409,9 +518,21 @@ static PyObject *table_states(LeadTable *self, PyObject *make) {
             }
             PyList_SET_ITEM(first_at, k, at);
         }
-        PyObject *state = PyObject_CallFunction(make, "NLIIIy#", first_at, (long long)lead->last_at, lead->events,
+        PyObject *revenue = lead_revenue(lead);
+        if (revenue == NULL) {
+            Py_DECREF(first_at);
+            goto fail;
+        }
+        PyObject *touch_at = lead->touch == NULL ? Py_NewRef(Py_None) : PyLong_FromLongLong(lead->touch_at);
+        if (touch_at == NULL) {
+            Py_DECREF(first_at);
+            Py_DECREF(revenue);
+            goto fail;
+        }
+        PyObject *state = PyObject_CallFunction(make, "NLIIIy#NOON", first_at, (long long)lead->last_at, lead->events,
                                                 lead->content_reads, (unsigned int)lead->contacts, (const char *)lead_seen(lead),
-                                                (Py_ssize_t)(lead->n_seen * sizeof(int64_t)));
+                                                (Py_ssize_t)(lead->n_seen * sizeof(int64_t)), touch_at,
+                                                lead->touch_id ? lead->touch_id : Py_None, lead->touch ? lead->touch : Py_None, revenue);
         if (state == NULL) goto fail;
         int rc = PyDict_SetItem(states, lead->key, state);
         Py_DECREF(state);
@@ -526,9 +647,65 @@ static int read_groups(PyObject *seq, int *out, const char *what) {
     return 0;
 }
 
+/* groups[key] += increment, for an int counter. */
+static int count_in(PyObject *groups, PyObject *key, long long increment) {
+    PyObject *have = PyDict_GetItemWithError(groups, key);
+    if (have == NULL && PyErr_Occurred()) return -1;
+    long long now = increment;
+    if (have != NULL) {
+        now += PyLong_AsLongLong(have);
+        if (now == -1 && PyErr_Occurred()) return -1;
+    }
+    PyObject *value = PyLong_FromLongLong(now);
+    if (value == NULL) return -1;
+    int rc = PyDict_SetItem(groups, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/* One lead into the attribution groups of table_aggregate. */
+static int attribute(PyObject *groups, PyObject *revenues, Lead *lead, int funnel_step, int customer) {
+    PyObject *touch = lead->touch ? lead->touch : Py_None;
+    PyObject *key = Py_BuildValue("(OiO)", touch, funnel_step, customer ? Py_True : Py_False);
+    if (key == NULL) return -1;
+    int rc = count_in(groups, key, 1);
+    Py_DECREF(key);
+    for (uint8_t i = 0; rc == 0 && i < lead->n_revenue; i++) {
+        key = PyTuple_Pack(2, touch, lead->revenue[i].currency);
+        if (key == NULL) return -1;
+        PyObject *sums = PyDict_GetItemWithError(revenues, key);
+        if (sums == NULL && !PyErr_Occurred()) {
+            sums = Py_BuildValue("[LL]", 0LL, 0LL);
+            if (sums != NULL && PyDict_SetItem(revenues, key, sums) < 0) Py_CLEAR(sums);
+            Py_XDECREF(sums); /* the dict holds it now */
+        }
+        if (sums == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
+        for (int j = 0; j < 2 && rc == 0; j++) {
+            long long have = PyLong_AsLongLong(PyList_GET_ITEM(sums, j));
+            if (have == -1 && PyErr_Occurred()) {
+                rc = -1;
+                break;
+            }
+            PyObject *now = PyLong_FromLongLong(have + (j == 0 ? lead->revenue[i].hundredths : 1));
+            if (now == NULL) {
+                rc = -1;
+                break;
+            }
+            PyList_SetItem(sums, j, now); /* steals `now` */
+        }
+        Py_DECREF(key);
+    }
+    return rc;
+}
+
 /* aggregate(stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros)
- *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily): the fields of
- *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, lead id). */
+ *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues): the fields of
+ *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, lead id); for attribution,
+ *   `groups` counts leads by (first touch or None, funnel step, customer?) and `revenues` sums
+ *   [hundredths, leads] by (first touch or None, currency). */
 static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
     PyObject *stage_seq, *step_seq;
     int n_stages, n_steps;
@@ -551,8 +728,8 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
     int64_t pipeline[N_TYPES] = {0}, standing[N_LEVELS] = {0}, funnel[N_TYPES] = {0};
     Days funnel_daily = {NULL, 0, 0, n_steps}, cohorts_daily = {NULL, 0, 0, n_steps};
     size_t funnel_hint = 0, cohort_hint = 0;
-    PyObject *pending = PyList_New(0), *result = NULL;
-    if (pending == NULL) return NULL;
+    PyObject *pending = PyList_New(0), *groups = PyDict_New(), *revenues = PyDict_New(), *result = NULL;
+    if (pending == NULL || groups == NULL || revenues == NULL) goto done;
     for (Py_ssize_t i = 0; i < self->n; i++) {
         Lead *lead = &self->leads[i];
         int stage = NO_INDEX, funnel_step = NO_INDEX;
@@ -585,6 +762,7 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
         else
             level = (lead->contacts & OUTBOUND) ? SAL : MQL;
         if (stage != NO_INDEX) pipeline[stage]++;
+        if (attribute(groups, revenues, lead, funnel_step, level == CUSTOMER) < 0) goto done;
         if (level == MQL && stage != NO_INDEX) {
             PyObject *item = Py_BuildValue("(LO)", (long long)(entered + stale_after), lead->key);
             if (item == NULL || PyList_Append(pending, item) < 0) {
@@ -617,10 +795,12 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
             row[s]++;
         }
     }
-    result = Py_BuildValue("nNNONNN", self->n, counts_list(pipeline, n_stages), counts_list(standing, N_LEVELS), pending,
-                           counts_list(funnel, n_steps), days_dict(&funnel_daily), days_dict(&cohorts_daily));
+    result = Py_BuildValue("nNNONNNOO", self->n, counts_list(pipeline, n_stages), counts_list(standing, N_LEVELS), pending,
+                           counts_list(funnel, n_steps), days_dict(&funnel_daily), days_dict(&cohorts_daily), groups, revenues);
 done:
-    Py_DECREF(pending);
+    Py_XDECREF(pending);
+    Py_XDECREF(groups);
+    Py_XDECREF(revenues);
     days_free(&funnel_daily);
     days_free(&cohorts_daily);
     return result;
@@ -630,9 +810,15 @@ static Py_ssize_t table_length(LeadTable *self) { return self->n; }
 
 static void table_dealloc(LeadTable *self) {
     for (Py_ssize_t i = 0; i < self->n; i++) {
-        Py_DECREF(self->leads[i].key);
-        PyMem_Free(self->leads[i].heap_seen);
+        Lead *lead = &self->leads[i];
+        Py_DECREF(lead->key);
+        PyMem_Free(lead->heap_seen);
+        Py_XDECREF(lead->touch_id);
+        Py_XDECREF(lead->touch);
+        for (uint8_t j = 0; j < lead->n_revenue; j++) Py_DECREF(lead->revenue[j].currency);
+        PyMem_Free(lead->revenue);
     }
+    Py_XDECREF(self->interned);
     PyMem_Free(self->leads);
     PyMem_Free(self->index);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -865,6 +1051,8 @@ PyMODINIT_FUNC PyInit__fold(void) {
     } names[] = {
         {&s_event_id, "event_id"}, {&s_lead_id, "lead_id"}, {&s_occurred_at, "occurred_at"},
         {&s_inbound, "inbound"}, {&s_schema_version, "schema_version"}, {&s_index, "index"},
+        {&s_source, "source"}, {&s_channel, "channel"}, {&s_campaign, "campaign"}, {&s_currency, "currency"},
+        {&s_amount, "amount"}, {&s_no_currency, "(none)"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);

@@ -17,10 +17,17 @@ from typing import Any
 
 from projections.lead import LeadState
 
-VERSION = 1
-_NONE = -(2**63)  # stands for "no event of this type" in first_at
+VERSION = 2
+_NONE = -(2**63)  # stands for "no event of this type" in first_at, and "no touch" in touch_at
 _HEAD_V1 = struct.Struct("<6qqIIBI")  # first_at x6, last_at, events, content_reads, contacts, seen count
 _VERSION = struct.Struct("<B")
+# Version 2 adds, after the seen digests: touch_at, then (when there is a touch) touch_id, source,
+# channel, campaign as strings; then the revenue: a count, and per currency its name and hundredths.
+_TOUCH_AT = struct.Struct("<q")
+_LENGTH = struct.Struct("<I")  # a string's UTF-8 length; _ABSENT for None
+_ABSENT = 0xFFFFFFFF
+_COUNT = struct.Struct("<H")
+_HUNDREDTHS = struct.Struct("<q")
 
 Fields = dict[str, Any]
 
@@ -32,7 +39,24 @@ class CorruptState(ValueError):
 def encode_state(state: LeadState) -> bytes:
     first = [_NONE if at is None else at for at in state.first_at]
     head = _HEAD_V1.pack(*first, state.last_at, state.events, state.content_reads, state.contacts, len(state.seen))
-    return _VERSION.pack(VERSION) + head + state.seen.tobytes()
+    parts = [_VERSION.pack(VERSION), head, state.seen.tobytes()]
+    if state.touch is None or state.touch_at is None:
+        parts.append(_TOUCH_AT.pack(_NONE))
+    else:
+        parts.append(_TOUCH_AT.pack(state.touch_at))
+        parts.extend(_string(text) for text in (state.touch_id, *state.touch))
+    revenue = state.revenue or {}
+    parts.append(_COUNT.pack(len(revenue)))
+    for currency, hundredths in revenue.items():
+        parts += [_string(currency), _HUNDREDTHS.pack(hundredths)]
+    return b"".join(parts)
+
+
+def _string(text: str | None) -> bytes:
+    if text is None:
+        return _LENGTH.pack(_ABSENT)
+    data = text.encode("utf-8", "surrogatepass")  # JSON escapes can make lone surrogates
+    return _LENGTH.pack(len(data)) + data
 
 
 def decode_state(data: bytes) -> LeadState:
@@ -50,13 +74,61 @@ def decode_state(data: bytes) -> LeadState:
 
 
 def _read_v1(data: bytes) -> Fields:
+    fields, end = _read_head(data, 1)
+    if end != len(data):
+        raise CorruptState(f"a version-1 lead state of {len(data)} bytes holds {len(data) - end} more than it lists")
+    return fields
+
+
+def _read_v2(data: bytes) -> Fields:
+    fields, at = _read_head(data, 2)
+    try:
+        (touch_at,), at = _TOUCH_AT.unpack_from(data, at), at + _TOUCH_AT.size
+        fields["touch_at"] = fields["touch_id"] = fields["touch"] = None
+        if touch_at != _NONE:
+            texts = []
+            for _ in range(4):
+                text, at = _read_string(data, at)
+                texts.append(text)
+            fields["touch_at"], fields["touch_id"], fields["touch"] = touch_at, texts[0], tuple(texts[1:])
+        (count,), at = _COUNT.unpack_from(data, at), at + _COUNT.size
+        revenue = {}
+        for _ in range(count):
+            currency, at = _read_string(data, at)
+            (revenue[currency],), at = _HUNDREDTHS.unpack_from(data, at), at + _HUNDREDTHS.size
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise CorruptState(f"a version-2 lead state that ends early or is not UTF-8 ({exc})") from None
+    if at != len(data):
+        raise CorruptState(f"a version-2 lead state of {len(data)} bytes holds {len(data) - at} more than it lists")
+    fields["revenue"] = revenue or None
+    return fields
+
+
+def _read_string(data: bytes, at: int) -> tuple[str | None, int]:
+    (length,), at = _LENGTH.unpack_from(data, at), at + _LENGTH.size
+    if length == _ABSENT:
+        return None, at
+    if at + length > len(data):
+        raise struct.error("a string past the end")
+    return data[at : at + length].decode("utf-8", "surrogatepass"), at + length
+
+
+def upcast_v1_v2(fields: Fields) -> Fields:
+    """Version 1 kept no touches and no revenue: a lead read from it has neither until newer
+    events bring them (README: upgrading to attribution)."""
+    return {**fields, "touch_at": None, "touch_id": None, "touch": None, "revenue": None}
+
+
+def _read_head(data: bytes, version: int) -> tuple[Fields, int]:
+    """The fields of version 1, which every later version starts with; and where they end."""
     if len(data) < 1 + _HEAD_V1.size:
-        raise CorruptState(f"not a version-1 lead state ({len(data)} bytes)")
+        raise CorruptState(f"not a version-{version} lead state ({len(data)} bytes)")
     *first, last_at, events, content_reads, contacts, n_seen = _HEAD_V1.unpack_from(data, 1)
+    end = 1 + _HEAD_V1.size + 8 * n_seen
+    if end > len(data):
+        raise CorruptState(f"lead state lists {n_seen} event ids but holds {(len(data) - 1 - _HEAD_V1.size) // 8}")
     seen = array("q")
-    seen.frombytes(data[1 + _HEAD_V1.size :])
-    if len(seen) != n_seen:
-        raise CorruptState(f"lead state lists {n_seen} event ids but holds {len(seen)}")
+    seen.frombytes(data[1 + _HEAD_V1.size : end])
     return {
         "first_at": [None if at == _NONE else at for at in first],
         "last_at": last_at,
@@ -64,7 +136,7 @@ def _read_v1(data: bytes) -> Fields:
         "content_reads": content_reads,
         "contacts": contacts,
         "seen": seen,
-    }
+    }, end
 
 
 def _state(fields: Fields) -> LeadState:
@@ -76,5 +148,5 @@ def _state(fields: Fields) -> LeadState:
 
 # The reader of each stored version, and the upcaster from version N to N + 1.
 # A new layout adds `N + 1: _read_vN1`, moves VERSION on, and adds `N: upcast_vN_vN1`.
-_READERS: dict[int, Callable[[bytes], Fields]] = {1: _read_v1}
-UPCASTERS: dict[int, Callable[[Fields], Fields]] = {}
+_READERS: dict[int, Callable[[bytes], Fields]] = {1: _read_v1, 2: _read_v2}
+UPCASTERS: dict[int, Callable[[Fields], Fields]] = {1: upcast_v1_v2}

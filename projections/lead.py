@@ -27,8 +27,13 @@ _NTYPES = len(EVENT_TYPES)
 _SIGNED = 1 << 63  # array("q") holds signed 64-bit integers
 
 
+Touch = tuple[str | None, str | None, str | None]  # (source, channel, campaign) of one event
+NO_CURRENCY = "(none)"  # SPEC §4: the currency of an amount without one
+TOUCH_FIELDS = ("source", "channel", "campaign")
+
+
 class LeadState:
-    __slots__ = ("contacts", "content_reads", "events", "first_at", "last_at", "seen")
+    __slots__ = ("contacts", "content_reads", "events", "first_at", "last_at", "revenue", "seen", "touch", "touch_at", "touch_id")
 
     def __init__(self) -> None:
         self.first_at: list[int | None] = [None] * _NTYPES
@@ -38,6 +43,12 @@ class LeadState:
         self.contacts = 0  # INBOUND_CONTACT | OUTBOUND_CONTACT flags
         # 64-bit digests of the event ids applied; a set would cost 200+ bytes per lead.
         self.seen = array("q")
+        # The first touch: the touch with the least (occurred_at, event_id); None until one.
+        self.touch_at: int | None = None
+        self.touch_id: str | None = None
+        self.touch: Touch | None = None
+        # Per currency, the exact sum of purchase and upsell amounts in hundredths; None until one.
+        self.revenue: dict[str, int] | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LeadState):
@@ -45,7 +56,8 @@ class LeadState:
         return self._key() == other._key()
 
     def _key(self) -> tuple[object, ...]:
-        return (self.first_at, self.last_at, self.events, self.content_reads, self.contacts, sorted(self.seen))
+        touch = (self.touch_at, self.touch_id, self.touch)
+        return (self.first_at, self.last_at, self.events, self.content_reads, self.contacts, sorted(self.seen), touch, self.revenue or {})
 
     def __repr__(self) -> str:
         return f"LeadState(events={self.events}, first_at={self.first_at}, last_at={self.last_at})"
@@ -74,7 +86,23 @@ def record(state: LeadState, event: Event) -> bool:
         state.content_reads += 1
     elif kind == CONTACT_MADE and event.inbound is not None:
         state.contacts |= INBOUND_CONTACT if event.inbound else OUTBOUND_CONTACT
+    if event.source is not None or event.channel is not None or event.campaign is not None:
+        touch_at, touch_id = state.touch_at, state.touch_id
+        if touch_at is None or touch_id is None or at < touch_at or (at == touch_at and event.event_id < touch_id):
+            state.touch_at, state.touch_id, state.touch = at, event.event_id, (event.source, event.channel, event.campaign)
+    if event.amount is not None and (kind in (PURCHASE, UPSELL)):
+        currency = NO_CURRENCY if event.currency is None else event.currency
+        revenue = state.revenue
+        if revenue is None:
+            revenue = state.revenue = {}
+        revenue[currency] = revenue.get(currency, 0) + hundredths(event.amount)
     return True
+
+
+def hundredths(amount: float) -> int:
+    """SPEC §4: round-half-even(amount × 100, computed as an IEEE-754 double). Python's round of a
+    float is exactly that: 2.675 × 100 is the double 267.5, so 268; 0.005 × 100 is 0.5, so 0."""
+    return round(float(amount) * 100)
 
 
 class LeadView(NamedTuple):
@@ -94,6 +122,8 @@ class LeadView(NamedTuple):
     stale_from: int | None
     events: int
     last_event_at: int
+    touch: Touch | None = None  # the first touch
+    revenue: tuple[tuple[str, int], ...] = ()  # (currency, hundredths), by currency
 
     def qualification(self, watermark: int) -> int:
         stale_from = self.stale_from
@@ -126,7 +156,8 @@ def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
     stale_from = None
     if standing == MQL and stage_entered_at is not None:
         stale_from = stage_entered_at + defs.sal_stale_after_micros
-    return LeadView(lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at)
+    revenue = () if state.revenue is None else tuple(sorted(state.revenue.items()))
+    return LeadView(lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at, state.touch, revenue)
 
 
 def _reach_times(step_first: list[int | None], funnel_step: int) -> tuple[int, ...]:

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator
 from sortedcontainers import SortedList
 from xxhash import xxh3_64_intdigest
 
+from projections.attribution import Attribution
 from projections.definitions import Definitions
-from projections.lead import LeadState, LeadView, record, view
+from projections.lead import LeadState, LeadView, Touch, record, view
 from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report, lead_record
 from schemas.decode import Event, Rejection, decode
 from schemas.events import CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES
@@ -139,17 +140,26 @@ class CompactProjector(Projector):
     def aggregate(self, defs: Definitions) -> Aggregates:
         if defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
             return super().aggregate(defs)
-        leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily = self._table.aggregate(
+        leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues = self._table.aggregate(
             defs.stage_of_type, defs.step_of_type, len(defs.stages), len(defs.steps),
             defs.mql_min_content_reads, defs.sal_stale_after_micros,
         )
-        return Aggregates(len(defs.steps), leads, pipeline, standing, SortedList(pending), funnel, funnel_daily, cohorts_daily)
+        attribution = Attribution(len(defs.steps))
+        for (touch, funnel_step, customer), count in groups.items():
+            attribution.add_leads(touch, funnel_step, customer, count)
+        for (touch, currency), (hundredths, count) in revenues.items():
+            attribution.add_revenue(touch, currency, hundredths, count)
+        return Aggregates(len(defs.steps), leads, pipeline, standing, SortedList(pending), funnel, funnel_daily, cohorts_daily, attribution)
 
 
-def _lead_state(first_at: list[int | None], last_at: int, events: int, content_reads: int, contacts: int, seen: bytes) -> LeadState:
+def _lead_state(
+    first_at: list[int | None], last_at: int, events: int, content_reads: int, contacts: int, seen: bytes,
+    touch_at: int | None, touch_id: str | None, touch: Touch | None, revenue: dict[str, int] | None,
+) -> LeadState:
     state = LeadState()
     state.first_at, state.last_at, state.events, state.content_reads, state.contacts = first_at, last_at, events, content_reads, contacts
     state.seen = array("q", seen)
+    state.touch_at, state.touch_id, state.touch, state.revenue = touch_at, touch_id, touch, revenue
     return state
 
 

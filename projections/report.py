@@ -10,8 +10,9 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
+from projections.attribution import Attribution
 from projections.definitions import DAY_MICROS, NO_INDEX, Definitions
-from projections.lead import MQL, QUALIFICATIONS, SAL, LeadView
+from projections.lead import CUSTOMER, MQL, QUALIFICATIONS, SAL, TOUCH_FIELDS, LeadView
 from schemas.events import format_time
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -50,15 +51,17 @@ class Aggregates:
     funnel: list[int] = field(default_factory=list)
     funnel_daily: dict[int, list[int]] = field(default_factory=dict)
     cohorts_daily: dict[int, list[int]] = field(default_factory=dict)
+    attribution: Attribution = field(default_factory=lambda: Attribution(0))
 
     @classmethod
     def empty(cls, defs: Definitions) -> Aggregates:
         n_steps = len(defs.steps)
-        return cls(n_steps, 0, [0] * len(defs.stages), [0] * len(QUALIFICATIONS), SortedList(), [0] * n_steps)
+        return cls(n_steps, 0, [0] * len(defs.stages), [0] * len(QUALIFICATIONS), SortedList(), [0] * n_steps, attribution=Attribution(n_steps))
 
     def add(self, lead: LeadView, sign: int = 1) -> None:
         """Count a lead in (sign 1) or, with its earlier view, out again (sign -1)."""
         self.leads += sign
+        self.attribution.add(lead.touch, lead.funnel_step, lead.standing == CUSTOMER, lead.revenue, sign)
         if lead.stage != NO_INDEX:
             self.pipeline[lead.stage] += sign
         if lead.stale_from is None:
@@ -98,6 +101,7 @@ class Aggregates:
         _add_into(self.standing, other.standing)
         self.pending.update(other.pending)
         _add_into(self.funnel, other.funnel)
+        self.attribution.merge(other.attribution)
         for mine, theirs in ((self.funnel_daily, other.funnel_daily), (self.cohorts_daily, other.cohorts_daily)):
             for day, row in theirs.items():
                 if day in mine:
@@ -133,6 +137,7 @@ def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, 
         "funnel": dict(zip(defs.steps, totals.funnel, strict=True)),
         "funnel_daily": _by_day(totals.funnel_daily, defs.steps),
         "cohorts_daily": _by_day(totals.cohorts_daily, defs.steps),
+        "attribution": totals.attribution.report(defs.steps),
     }
 
 
@@ -146,6 +151,8 @@ def lead_record(lead: LeadView, defs: Definitions, watermark: int) -> dict[str, 
         "funnel_step": None if lead.funnel_step == NO_INDEX else defs.steps[lead.funnel_step],
         "events": lead.events,
         "last_event_at": format_time(lead.last_event_at),
+        "first_touch": None if lead.touch is None else dict(zip(TOUCH_FIELDS, lead.touch, strict=True)),
+        "revenue": {currency: hundredths / 100 for currency, hundredths in lead.revenue},
     }
 
 

@@ -21,6 +21,12 @@ class Event(NamedTuple):
     type: int
     occurred_at: int  # microseconds since the epoch, UTC
     inbound: bool | None
+    # What attribution needs (SPEC §4); None is absent.
+    source: str | None = None
+    channel: str | None = None
+    campaign: str | None = None
+    currency: str | None = None
+    amount: float | None = None
 
 
 class Rejection(NamedTuple):
@@ -57,7 +63,9 @@ def decode(raw: bytes) -> Event | Rejection:
         micros = parse_time(fast.occurred_at)
     except ValueError:
         return _decode_slowly(raw)
-    return _new_event(Event, (fast.lead_id, fast.event_id, fast.index, micros, fast.inbound))
+    return _new_event(
+        Event, (fast.lead_id, fast.event_id, fast.index, micros, fast.inbound, fast.source, fast.channel, fast.campaign, fast.currency, fast.amount)
+    )
 
 
 _new_event = tuple.__new__  # Event(...) without the Python-level __new__ of a NamedTuple: the hot path
@@ -87,7 +95,11 @@ def _validated(obj: dict[str, Any]) -> Event | Rejection:
         model = JOURNEY_EVENT.validate_python(upcast)
     except ValidationError as exc:
         return Rejection(_reason(exc, upcast))
-    return Event(model.lead_id, model.event_id, TYPE_INDEX[model.type], parse_time(model.occurred_at), model.inbound)
+    amount = None if model.amount is None else float(model.amount)
+    return Event(
+        model.lead_id, model.event_id, TYPE_INDEX[model.type], parse_time(model.occurred_at), model.inbound,
+        model.source, model.channel, model.campaign, model.currency, amount,
+    )
 
 
 def _upcast(obj: dict[str, Any]) -> dict[str, Any] | Rejection:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, build_report
+from projections.attribution import Attribution
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Partial:
             "funnel": totals.funnel,
             "funnel_daily": {str(day): row for day, row in totals.funnel_daily.items()},
             "cohorts_daily": {str(day): row for day, row in totals.cohorts_daily.items()},
+            "attribution": totals.attribution.encode(),
         }
 
     @classmethod
@@ -41,6 +43,7 @@ class Partial:
         totals.leads, totals.pipeline, totals.funnel = data["leads"], data["pipeline"], data["funnel"]
         totals.funnel_daily = {int(day): row for day, row in data["funnel_daily"].items()}
         totals.cohorts_daily = {int(day): row for day, row in data["cohorts_daily"].items()}
+        totals.attribution = Attribution.decode(len(defs.steps), data["attribution"])
         return cls(data["partitions"], EventCounts(**data["counts"]), data["watermark"], totals, data["qualification"])
 
 

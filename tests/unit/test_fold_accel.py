@@ -113,7 +113,16 @@ pool_events = st.fixed_dictionaries(
             ["2026-09-01T10:00:00Z", "2026-09-02T10:00:00.5+02:00", "2026-08-01T00:00:00Z", "1969-12-31T23:59:59.5Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-09-01T10:00:00", "2026-02-30T00:00:00Z"]
         ),
     },
-    optional={"inbound": st.booleans() | st.none() | st.just(1), "schema_version": st.sampled_from([1, 2, None, "1"])},
+    optional={
+        "inbound": st.booleans() | st.none() | st.just(1),
+        "schema_version": st.sampled_from([1, 2, None, "1"]),
+        # attribution: touches that tie on time, null and empty values, and amounts at half-way cases
+        "source": st.sampled_from(["google", "", None, "é"]),
+        "channel": st.sampled_from(["email", "search", None]),
+        "campaign": st.sampled_from(["c1", "c2", None, 3]),
+        "currency": st.sampled_from(["EUR", "USD", None, ""]),
+        "amount": st.sampled_from([0, 0.005, 0.015, 2.675, 19.995, 0.125, 1.005, 10**12, 10**12 + 1, 1e12, -1, "5"]) | st.floats(0, 1e12) | st.integers(0, 10**12),
+    },
 ).map(orjson.dumps)
 junk = st.sampled_from([b"", b"not json", b"[]", b"{}", b"\xff\xfe", b"x" * (64 * 1024 + 1), b'{"lead_id":"L1"}'])
 records = st.lists(pool_events | raw_records() | junk, max_size=60)

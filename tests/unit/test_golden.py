@@ -34,6 +34,14 @@ class TestGoldenVectors:
         leads = list(golden_projector(golden_log).lead_records(defs))
         assert same_instants(leads, expected_leads)
 
+    def test_the_attribution_log_gives_the_expected_report_and_leads(self, golden_projector, golden: Path) -> None:
+        log = [line for line in (golden / "journey-rich.jsonl").read_bytes().split(b"\n") if line.strip()]
+        projector = golden_projector(log)
+        defs = default_definitions()
+        assert same_instants(projector.report(defs), json.loads((golden / "expected-rich-report.json").read_text()))
+        expected = [json.loads(line) for line in (golden / "expected-rich-leads.jsonl").read_text().splitlines() if line]
+        assert same_instants(list(projector.lead_records(defs)), expected)
+
     def test_comparison_with_alt_definitions_equals_expected(self, golden_projector, golden: Path, golden_log: list[bytes]) -> None:
         baseline = load_definitions(golden / "default-definitions.yaml")
         candidate = load_definitions(golden / "alt-definitions.yaml")

@@ -48,6 +48,7 @@ class TestStateCodec:
         assert state.first_at == [first, first + day, first + 2 * day, None, None, None]
         assert (state.last_at, state.events, state.content_reads, state.contacts) == (first + 2 * day, 3, 1, INBOUND_CONTACT)
         assert sorted(state.seen) == sorted(event_digest(f"e{i}") for i in range(3))
+        assert (state.touch, state.revenue) == (None, None)  # version 1 kept neither: upgraded to none
 
     def test_a_version_newer_than_this_journey_is_refused_saying_so(self) -> None:
         with pytest.raises(CorruptState, match="newer journey"):

@@ -197,5 +197,70 @@ class TestLeadRecord:
             "funnel_step": "interest",
             "events": 2,
             "last_event_at": "2026-09-02T10:00:00.000000Z",
+            "first_touch": None,
+            "revenue": {},
         }
         orjson.dumps(lead)
+
+
+class TestAttribution:
+    """SPEC §4 attribution: the first touch by (occurred_at, event_id), revenue exact in hundredths."""
+
+    def test_the_first_touch_is_the_earliest_event_carrying_a_touch_field(self) -> None:
+        lead = only_lead(
+            raw(eid="a", at=day(1)),  # no touch field: not a touch
+            raw(eid="b", at=day(3), source="google", channel="search", campaign="c1"),
+            raw(eid="c", at=day(2), channel="email"),
+        )
+        assert lead["first_touch"] == {"source": None, "channel": "email", "campaign": None}
+
+    def test_a_tie_on_time_goes_to_the_least_event_id_by_code_point(self) -> None:
+        lead = only_lead(raw(eid="b", at=day(2), source="late"), raw(eid="a", at=day(2), source="early"), raw(eid="B", at=day(2), source="upper"))
+        assert lead["first_touch"]["source"] == "upper"  # "B" < "a" < "b" by code point
+
+    def test_null_touch_fields_are_absent_and_an_empty_string_is_a_value(self) -> None:
+        assert only_lead(raw(eid="a", source=None, channel=None, campaign=None))["first_touch"] is None
+        assert only_lead(raw(eid="a", campaign=""))["first_touch"] == {"source": None, "channel": None, "campaign": ""}
+
+    def test_revenue_sums_purchases_and_upsells_per_currency_in_exact_hundredths(self) -> None:
+        lead = only_lead(
+            raw(eid="a", kind="purchase", amount=0.1, currency="EUR"),
+            raw(eid="b", kind="upsell", amount=0.2, currency="EUR"),
+            raw(eid="c", kind="purchase", amount=5),
+            raw(eid="d", kind="negotiation", amount=1000, currency="EUR"),  # not a purchase or upsell
+            raw(eid="e", kind="purchase", currency="USD"),  # no amount: adds nothing, names nothing
+        )
+        assert lead["revenue"] == {"EUR": 0.3, "(none)": 5.0}
+
+    def test_each_amount_is_rounded_half_even_as_a_double_times_100(self) -> None:
+        # As doubles: 0.005 * 100 = 0.5 -> 0; 2.675 * 100 = 267.5 -> 268; 19.995 * 100 = 1999.5 -> 2000;
+        # 0.125 * 100 = 12.5 -> 12; 0.135 * 100 = 13.5 -> 14. Half-way cases go to the even neighbour.
+        amounts = [0.005, 2.675, 19.995, 0.125, 0.135, 10**12]
+        lead = only_lead(*(raw(eid=f"e{i}", kind="purchase", amount=a, currency="EUR") for i, a in enumerate(amounts)))
+        assert lead["revenue"] == {"EUR": (0 + 268 + 2000 + 12 + 14 + 10**14) / 100}
+
+    def test_an_amount_of_zero_names_its_currency(self) -> None:
+        report, leads = project(raw(eid="a", kind="purchase", amount=0, currency="GBP", channel="x"))
+        assert leads["L1"]["revenue"] == {"GBP": 0.0}
+        assert report["attribution"]["channel"]["x"]["revenue"] == {"GBP": 0.0}
+
+    def test_the_breakdown_counts_leads_funnel_customers_and_revenue_per_first_touch_value(self) -> None:
+        report, _ = project(
+            raw(lead="A", eid="a1", at=day(1), channel="email", source="hubspot"),
+            raw(lead="A", eid="a2", at=day(2), kind="purchase", amount=10, currency="EUR", channel="search"),
+            raw(lead="B", eid="b1", at=day(1), kind="content_read", channel="email"),
+            raw(lead="C", eid="c1", at=day(1)),
+        )
+        channel = report["attribution"]["channel"]
+        assert channel == {
+            "(none)": {"leads": 1, "funnel": {"attention": 1, "interest": 0, "desire": 0, "action": 0}, "customers": 0, "revenue": {}},
+            "email": {"leads": 2, "funnel": {"attention": 2, "interest": 2, "desire": 1, "action": 1}, "customers": 1, "revenue": {"EUR": 10.0}},
+        }
+        assert set(report["attribution"]) == {"source", "channel", "campaign"}
+        assert report["attribution"]["source"]["(none)"]["leads"] == 2 and report["attribution"]["campaign"] == {
+            "(none)": {"leads": 3, "funnel": {"attention": 3, "interest": 2, "desire": 1, "action": 1}, "customers": 1, "revenue": {"EUR": 10.0}}
+        }
+
+    def test_an_empty_log_has_empty_dimensions(self) -> None:
+        report, _ = project()
+        assert report["attribution"] == {"source": {}, "channel": {}, "campaign": {}}
