@@ -18,6 +18,7 @@ import aiohttp.web
 import faust
 from faust.web import Request, Response, View
 
+from projections.attribution import DIMENSIONS
 from streams.live.cluster import MAX_PAGE_END, Cluster, Unavailable, watermark_param
 from streams.live.ingest import Ingest, bearer_ok
 from streams.live.state import progress_partition
@@ -122,6 +123,14 @@ def register(app: faust.App, api: Api) -> None:
         first, last = _day(request.query.get("from")), _day(request.query.get("to"))
         return web.json(funnel_between(defs.steps, await cluster.report(), first, last))
 
+    @app.page("/api/attribution")
+    @reader
+    async def attribution(web: View, request: Request) -> Response:
+        by = request.query.get("by", "channel")
+        if by not in DIMENSIONS:
+            raise BadRequest(f"by={by!r}: attribution is by one of {', '.join(DIMENSIONS)}")
+        return web.json(breakdown(defs.steps, await cluster.report(), by))
+
     @app.page("/internal/watermark")
     @reader
     @share
@@ -166,6 +175,15 @@ def funnel_between(steps: tuple[str, ...], report: dict[str, Any], first: str | 
     conversion = {step: (None if i == 0 or not counts[i - 1] else round(counts[i] / counts[i - 1], 4)) for i, step in enumerate(steps)}
     overall = round(counts[-1] / counts[0], 4) if counts and counts[0] else None
     return {"from": first, "to": last, "days": len(days), "funnel": totals, "conversion": conversion, "overall": overall}
+
+
+def breakdown(steps: tuple[str, ...], report: dict[str, Any], by: str) -> dict[str, Any]:
+    """One dimension of the report's attribution, with each value's conversion from the first step to the last."""
+    values = report["attribution"][by]
+    for row in values.values():
+        top, last = row["funnel"][steps[0]] if steps else 0, row["funnel"][steps[-1]] if steps else 0
+        row["conversion"] = round(last / top, 4) if top else None
+    return {"by": by, "watermark": report["watermark"], "steps": list(steps), "values": values}
 
 
 def _paging(request: Request) -> tuple[int, int]:

@@ -18,6 +18,8 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         _funnel(report["funnel"]),
     ]
+    for dimension, values in report.get("attribution", {}).items():
+        lines += ["", _attribution(dimension, values)]
     return "\n".join(lines) + "\n"
 
 
@@ -52,6 +54,23 @@ def _funnel(funnel: dict[str, int]) -> str:
     if len(funnel) > 1 and top is not None:
         rows.append(f"  overall conversion {_percent(previous or 0, top)}")
     return "\n".join(rows)
+
+
+def _attribution(dimension: str, values: dict[str, Any]) -> str:
+    """The funnel broken down by first touch: most leads first."""
+    title = f"Attribution by first-touch {dimension}"
+    if not values:
+        return f"{title}\n  no leads"
+    rows = [(value or '""', row) for value, row in sorted(values.items(), key=lambda item: (-item[1]["leads"], item[0]))]  # "" is a value too
+    width = max([len(value) for value, _ in rows] + [len(dimension)])
+    header = f"  {dimension:<{width}}  {'leads':>8}  {'action':>8}  {'conv':>6}  {'customers':>9}  revenue"
+    lines = [title, header]
+    for value, row in rows:
+        reached = list(row["funnel"].values())
+        action = reached[-1] if reached else 0
+        revenue = ", ".join(f"{currency} {amount:,.2f}" for currency, amount in row["revenue"].items()) or "-"
+        lines.append(f"  {value:<{width}}  {row['leads']:>8}  {action:>8}  {_percent(action, row['leads']):>6}  {row['customers']:>9}  {revenue}")
+    return "\n".join(lines)
 
 
 def _changes(title: str, changes: dict[str, int]) -> str:

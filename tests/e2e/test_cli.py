@@ -53,6 +53,17 @@ class TestReplay:
         for expected in ("Pipeline", "explore", "136", "Qualification", "Funnel (AIDA)", "65.5%", "overall conversion 18.8%"):
             assert expected in text
 
+    def test_text_format_breaks_the_funnel_down_by_first_touch(self, golden: Path) -> None:
+        result = run_journey("replay", "--input", str(golden / "journey-rich.jsonl"))
+        text = result.stdout.decode()
+        assert result.returncode == 0
+        for dimension in ("source", "channel", "campaign"):
+            assert f"Attribution by first-touch {dimension}" in text
+        referral = next(line for line in text.splitlines() if line.strip().startswith("referral"))
+        assert referral.split()[:5] == ["referral", "45", "11", "24.4%", "11"]
+        assert "EUR 35,227.50" in referral
+        assert any(line.strip().startswith('""') for line in text.splitlines())  # the empty campaign, shown
+
     def test_text_comparison_lists_the_changes(self, golden: Path) -> None:
         result = run_journey(
             "replay", "--input", str(golden / "journey-small.jsonl"),

@@ -29,6 +29,7 @@ class Cells(HTMLParser):
         super().__init__()
         self.cells: dict[tuple[str, str, str], str] = {}
         self.by_id: dict[str, str] = {}
+        self.text = ""  # all the page's text
         self._table = self._row = self._cell = self._id = None
         self._text: list[str] = []
 
@@ -45,6 +46,7 @@ class Cells(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self._text.append(data)
+        self.text += data
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "td" and self._row is not None and self._cell:
@@ -121,6 +123,31 @@ class TestDashboard:
         assert page.by_id["stage-name"] == "contact"
         assert page.by_id["lead-id"] == first
         assert re.match(r"1–25 of 76", page.by_id["page"])
+
+    @pytest.mark.parametrize("by", ["channel", "campaign"])
+    def test_the_attribution_breakdown_equals_the_report(self, golden_worker, tmp_path: Path, by: str) -> None:
+        report = golden_worker.get("/api/report")[1]
+        page = rendered(golden_worker.url + ("/" if by == "channel" else f"/#by={by}"), tmp_path / "chromium")
+        values = report["attribution"][by]
+        assert values, "the golden log has first touches"
+        shown = {row for table, row, _ in page.cells if table == "attribution"}
+        assert shown == set(values)
+        for value, row in values.items():
+            assert number(page.cells[("attribution", value, "count")]) == row["leads"]
+            assert number(page.cells[("attribution", value, "action")]) == row["funnel"]["action"]
+            assert number(page.cells[("attribution", value, "customers")]) == row["customers"]
+            assert page.cells[("attribution", value, "pct")] == (f"{100 * row['funnel']['action'] / row['leads']:.1f}%" if row["leads"] else "–")
+            for currency, amount in row["revenue"].items():
+                assert f"{currency} {amount:,.2f}" in page.cells[("attribution", value, "revenue")]
+
+    def test_a_lead_shows_its_first_touch_and_revenue(self, golden_worker, tmp_path: Path, expected_leads: list[dict]) -> None:
+        lead = next(lead for lead in expected_leads if lead["revenue"] and lead["first_touch"])
+        page = rendered(f"{golden_worker.url}/#lead={lead['lead_id']}", tmp_path / "chromium")
+        touch = lead["first_touch"]
+        assert page.by_id["lead-id"] == lead["lead_id"]
+        assert f"{touch['source'] or '–'} / {touch['channel'] or '–'} / {touch['campaign'] or '–'}" in page.text
+        currency, amount = next(iter(lead["revenue"].items()))
+        assert f"{currency} {amount:,.2f}" in page.text
 
     def test_the_assets_come_from_the_worker_not_a_cdn(self, golden_worker) -> None:
         html = golden_worker.text("/")

@@ -3,12 +3,17 @@
 const REFRESH_MS = 5000;
 const PAGE = 25;
 const link = new URLSearchParams(location.hash.slice(1));  // #stage=contact&lead=L-1: shareable views
-const state = { stage: link.get("stage"), lead: link.get("lead"), offset: 0, token: localStorage.getItem("journeyToken") };
+const DIMENSIONS = ["channel", "source", "campaign"];
+const state = {
+  stage: link.get("stage"), lead: link.get("lead"), offset: 0, token: localStorage.getItem("journeyToken"),
+  by: DIMENSIONS.includes(link.get("by")) ? link.get("by") : "channel",
+};
 
 function remember() {
   const parts = new URLSearchParams();
   if (state.stage) parts.set("stage", state.stage);
   if (state.lead) parts.set("lead", state.lead);
+  if (state.by !== "channel") parts.set("by", state.by);
   history.replaceState(null, "", "#" + parts.toString());
 }
 
@@ -80,6 +85,30 @@ function renderReport(report) {
   return report;
 }
 
+const money = (revenue) => Object.entries(revenue || {}).map(([currency, amount]) =>
+  `${currency} ${Number(amount).toLocaleString("en", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`).join(", ") || "–";
+
+// The funnel broken down by first touch: one dimension at a time, most leads first.
+function renderAttribution(report) {
+  const values = Object.entries((report.attribution || {})[state.by] || {});
+  values.sort((a, b) => b[1].leads - a[1].leads || (a[0] < b[0] ? -1 : 1));
+  const steps = Object.keys(report.funnel);
+  const last = steps[steps.length - 1];
+  $("#by").value = state.by;
+  $("#by-name").textContent = state.by;
+  fill($("#attribution tbody"), values.map(([value, r]) => {
+    const reached = last ? r.funnel[last] : 0;
+    return row([["name", value === "" ? '""' : value], ["count", fmt(r.leads)], ["action count", fmt(reached)], ["pct", pct(reached, r.leads)],
+      ["customers count", fmt(r.customers)], ["revenue", money(r.revenue)]], { "data-value": value });
+  }));
+}
+
+function leadValue(key, value) {
+  if (key === "first_touch") return value ? ["source", "channel", "campaign"].map((k) => value[k] ?? "–").join(" / ") : "no touch";
+  if (key === "revenue") return money(value);
+  return value ?? "–";
+}
+
 function renderStages(stages) {
   $("#stale-days").textContent = stages.stale_after_days;
   const total = stages.stages.reduce((sum, s) => sum + s.leads, 0);
@@ -115,7 +144,7 @@ async function showLead(leadId) {
   for (const [key, value] of Object.entries(lead)) {
     if (key === "lead_id") continue;
     const dt = document.createElement("dt"); dt.textContent = key.replaceAll("_", " ");
-    const dd = document.createElement("dd"); dd.textContent = value ?? "–"; dd.dataset.field = key;
+    const dd = document.createElement("dd"); dd.textContent = leadValue(key, value); dd.dataset.field = key;
     dl.append(dt, dd);
   }
 }
@@ -144,6 +173,7 @@ let lastReport = null;
 async function refresh() {
   try {
     lastReport = renderReport(await api("/api/report"));
+    renderAttribution(lastReport);
     renderStages(await api("/api/stages"));
     await renderRange(lastReport);
     if (state.stage) await showStage();
@@ -158,6 +188,7 @@ async function refresh() {
 $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); showStage(); });
 $("#next").addEventListener("click", () => { state.offset += PAGE; showStage(); });
 $("#range").addEventListener("change", () => lastReport && renderRange(lastReport));
+$("#by").addEventListener("change", () => { state.by = $("#by").value; remember(); if (lastReport) renderAttribution(lastReport); });
 for (const input of ["#from", "#to"]) $(input).addEventListener("change", () => { $("#range").value = "custom"; lastReport && renderRange(lastReport); });
 refresh();
 setInterval(refresh, REFRESH_MS);
