@@ -51,10 +51,11 @@ def run_demo(web_port: int, rate: float, leads_per_round: int) -> None:
 
 
 def synthetic_stream(leads_per_round: int) -> Iterator[bytes]:
-    """Round after round of journeys of new leads, ending about now."""
+    """Round after round of journeys of new leads, started in the last 30 days and cut at now:
+    a journey's later steps would otherwise be dated weeks ahead, and every lead would look stale."""
     for round_no in itertools.count():
-        start = datetime.now(UTC) - timedelta(days=30)
-        yield from JourneyGenerator(leads_per_round, seed=round_no, days=30, start=start, prefix=f"D{round_no}").records()
+        now = datetime.now(UTC)
+        yield from JourneyGenerator(leads_per_round, seed=round_no, days=30, start=now - timedelta(days=30), prefix=f"D{round_no}", until=now).records()
 
 
 async def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subprocess.Popen[bytes]) -> None:

@@ -37,14 +37,16 @@ BAD_RECORDS: tuple[bytes, ...] = (
 
 
 class JourneyGenerator:
-    """Events of `leads` leads whose journeys start within `days` days of `start`."""
+    """Events of `leads` leads whose journeys start within `days` days of `start`; with `until`, the
+    journeys are cut there (what has not happened yet is not sent: the demo's journeys end now)."""
 
-    def __init__(self, leads: int, seed: int, days: int = 90, start: datetime = DEFAULT_START, prefix: str = "L") -> None:
+    def __init__(self, leads: int, seed: int, days: int = 90, start: datetime = DEFAULT_START, prefix: str = "L", until: datetime | None = None) -> None:
         self.leads = leads
         self.days = days
         self.start = start
         self.prefix = prefix
         self.rng = random.Random(seed)
+        self.until = None if until is None else (until - start).total_seconds()
 
     def records(self) -> Iterator[bytes]:
         """The whole log in the order it reaches Kafka, as JSONL lines without newlines.
@@ -69,6 +71,8 @@ class JourneyGenerator:
         rng = self.rng
         lead_id = f"{self.prefix}-{lead:06d}"
         for seq, (kind, at, extra) in enumerate(self._journey(start)):
+            if self.until is not None and at > self.until:
+                return
             event = self._event(lead_id, seq, kind, at, extra)
             line = orjson.dumps(event)
             arrives = at + (rng.uniform(1, 120) * HOUR if rng.random() < 0.05 else 0.0)  # reported late

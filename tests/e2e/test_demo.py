@@ -73,3 +73,17 @@ class TestDemo:
         time.sleep(1)
         assert [pid for pid in family if alive(pid)] == []
         assert "stopped" in (tmp_path / "demo.log").read_text()
+
+
+class TestDemoJourneys:
+    def test_the_demo_sends_nothing_dated_after_now(self) -> None:
+        import itertools
+        from datetime import UTC, datetime
+
+        from schemas import Event, decode
+        from streams.tools.demo import synthetic_stream
+
+        before = datetime.now(UTC).timestamp() * 1e6
+        events = [e for e in map(decode, itertools.islice(synthetic_stream(300), 3000)) if isinstance(e, Event)]
+        assert events and max(e.occurred_at for e in events) <= datetime.now(UTC).timestamp() * 1e6
+        assert min(e.occurred_at for e in events) < before - 20 * 86_400e6  # journeys still start weeks ago
