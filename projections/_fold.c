@@ -16,6 +16,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -375,6 +376,52 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind,
     return 0;
 }
 
+/* ---- fields of a decoded schemas.fast.FastEvent ----
+ *
+ * msgspec keeps a struct's fields in slots (member descriptors at fixed offsets).
+ * Through the generic attribute lookup each read cost about 140 ns, a sixth of a
+ * replay once attribution read five more fields; `use_struct` resolves the offsets
+ * once, and `field` reads the slot, for instances of that class and its subclasses
+ * (the tagged event types add no fields). Anything else goes through getattr.
+ */
+enum { F_EVENT_ID, F_LEAD_ID, F_OCCURRED_AT, F_INBOUND, F_SCHEMA_VERSION, F_SOURCE, F_CHANNEL, F_CAMPAIGN, F_CURRENCY, F_AMOUNT, N_FIELDS };
+static PyObject **const field_names[N_FIELDS] = {&s_event_id, &s_lead_id, &s_occurred_at, &s_inbound, &s_schema_version,
+                                                 &s_source, &s_channel, &s_campaign, &s_currency, &s_amount};
+static PyTypeObject *fast_type = NULL;
+static Py_ssize_t field_offset[N_FIELDS];
+
+/* use_struct(cls): read the fields of instances of `cls` straight from their slots. */
+static PyObject *use_struct(PyObject *module, PyObject *cls) {
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "use_struct takes a class");
+        return NULL;
+    }
+    Py_ssize_t offsets[N_FIELDS];
+    for (int i = 0; i < N_FIELDS; i++) {
+        PyObject *descr = PyObject_GetAttr(cls, *field_names[i]);
+        if (descr == NULL) return NULL;
+        int slot = Py_TYPE(descr) == &PyMemberDescr_Type && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (slot) offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!slot) {
+            PyErr_Format(PyExc_TypeError, "use_struct: field %R is not an object slot", *field_names[i]);
+            return NULL;
+        }
+    }
+    memcpy(field_offset, offsets, sizeof(offsets));
+    Py_XSETREF(fast_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+/* A field of a decoded event (a new reference), or NULL with an exception set. */
+static PyObject *field(PyObject *obj, int i) {
+    if (fast_type != NULL && PyObject_TypeCheck(obj, fast_type)) {
+        PyObject *value = *(PyObject **)((char *)obj + field_offset[i]);
+        if (value != NULL) return Py_NewRef(value);
+    }
+    return PyObject_GetAttr(obj, *field_names[i]);
+}
+
 /* A record the fast path left alone: `slow` (schemas.decode.decode) gives an Event or a Rejection. */
 static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *raw) {
     PyObject *event = PyObject_CallOneArg(slow, raw);
@@ -412,7 +459,7 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
     int rc = -1;
     PyObject *lead_id = NULL, *event_id = NULL, *inbound = NULL;
     Touches extra = {{NULL, NULL, NULL, NULL, NULL}};
-    PyObject *schema_version = PyObject_GetAttr(fast, s_schema_version);
+    PyObject *schema_version = field(fast, F_SCHEMA_VERSION);
     if (schema_version == NULL) goto done;
     int other_version = 0;
     if (schema_version != Py_None) {
@@ -421,7 +468,7 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
         other_version = v != version;
     }
     Py_DECREF(schema_version);
-    PyObject *text = PyObject_GetAttr(fast, s_occurred_at);
+    PyObject *text = field(fast, F_OCCURRED_AT);
     if (text == NULL) goto done;
     int64_t at = 0;
     Py_ssize_t length = 0;
@@ -438,12 +485,11 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
     long kind = PyLong_AsLong(index);
     Py_DECREF(index);
     if (kind == -1 && PyErr_Occurred()) goto done;
-    lead_id = PyObject_GetAttr(fast, s_lead_id);
-    event_id = PyObject_GetAttr(fast, s_event_id);
-    inbound = PyObject_GetAttr(fast, s_inbound);
-    PyObject *names[5] = {s_source, s_channel, s_campaign, s_currency, s_amount};
+    lead_id = field(fast, F_LEAD_ID);
+    event_id = field(fast, F_EVENT_ID);
+    inbound = field(fast, F_INBOUND);
     int complete = lead_id != NULL && event_id != NULL && inbound != NULL;
-    for (int i = 0; i < 5 && complete; i++) complete = (extra.fields[i] = PyObject_GetAttr(fast, names[i])) != NULL;
+    for (int i = 0; i < 5 && complete; i++) complete = (extra.fields[i] = field(fast, F_SOURCE + i)) != NULL;
     if (complete) rc = fold_event(f, lead_id, event_id, kind, at, inbound, &extra);
 done:
     Py_XDECREF(lead_id);
@@ -1038,6 +1084,7 @@ fail:
 static PyMethodDef methods[] = {
     {"parse_time", parse_time, METH_O, "parse_time(text) -> microseconds since the epoch; ValueError unless RFC 3339 with offset"},
     {"route", route, METH_VARARGS, "The lines of a chunk that belong to one replay partition"},
+    {"use_struct", use_struct, METH_O, "use_struct(cls): read the fields of decoded events of this msgspec class from their slots"},
     {"partition", partition_of_key, METH_VARARGS, "partition(key, partitions) -> the partition Kafka's default partitioner gives the key"},
     {NULL, NULL, 0, NULL},
 };

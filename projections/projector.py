@@ -15,7 +15,7 @@ from projections.lead import LeadState, LeadView, Touch, record, view
 from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report, lead_record
 from schemas.decode import Event, Rejection, decode
 from schemas.events import CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES
-from schemas.fast import FAST_DECODER, FAST_ERRORS
+from schemas.fast import FAST_DECODER, FAST_ERRORS, FastEvent
 
 try:  # the C lead table (projections/_fold.c); without a C compiler at install, replay uses Projector
     from projections import _fold
@@ -23,6 +23,8 @@ except ImportError:  # pragma: no cover - depends on the install
     _fold = None
 
 ACCELERATED = _fold is not None
+if _fold is not None:
+    _fold.use_struct(FastEvent)  # read decoded fields from their slots, not by attribute lookup
 _C_LIMIT = 2**62  # definitions beyond this (absurd, but allowed) are aggregated in Python, without overflow
 
 
