@@ -52,6 +52,12 @@ class TestIngest:
         assert body["results"][1] == {"index": 1, "status": "rejected", "reason": decode(b'{"event_id": "2"}').reason}
         wait_for(lambda: worker.get("/api/leads/A")[0] == 200, 30, "lead A projected")
 
+    def test_an_amount_over_10_to_the_12_is_rejected_saying_why(self, ingest_worker) -> None:
+        too_much = {"event_id": "1", "lead_id": "A", "type": "purchase", "occurred_at": "2026-09-01T10:00:00Z", "amount": 10**12 + 1}
+        status, body = ingest_worker.request("POST", "/api/events", orjson.dumps([too_much]), "application/json", TOKEN)
+        assert status == 200 and body["accepted"] == 0
+        assert body["results"][0]["status"] == "rejected" and "1000000000000" in body["results"][0]["reason"]
+
     @pytest.mark.parametrize(
         "body,content_type,token,status",
         [
