@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ class Definitions:
     step_of_type: tuple[int, ...]  # per event type index: its funnel step index, or NO_INDEX
     mql_min_content_reads: int
     sal_stale_after_micros: int
+    digest: str = ""  # SPEC §7: names these definitions across a cluster (see `digest_of`)
 
 
 class _Group(BaseModel):
@@ -122,7 +125,15 @@ def parse_definitions(text: str, origin: str) -> Definitions:
         step_of_type=step_of_type,
         mql_min_content_reads=parsed.qualification.mql_min_content_reads,
         sal_stale_after_micros=round(parsed.qualification.sal_stale_after_days * DAY_MICROS),
+        digest=digest_of(data),
     )
+
+
+def digest_of(document: Any) -> str:
+    """SPEC §7: the first 12 hex digits of SHA-256 over the parsed YAML document as canonical JSON,
+    so key order, whitespace and comments in the file change nothing."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:12]
 
 
 def _index_types(origin: str, lines: _Lines, section: str, key: str, noun: str, groups: list[_Group]) -> tuple[int, ...]:

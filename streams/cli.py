@@ -122,13 +122,22 @@ def schema() -> None:
 
 @cli.command()
 @click.option("--check", "check", type=click.Path(path_type=Path), help="Check a definitions file and say what it defines.")
-def definitions(check: Path | None) -> None:
-    """Print the default definitions, or check a definitions file."""
+@click.option("--digest", "digest", type=click.Path(path_type=Path), help="Print the digest that names a definitions file in a cluster (SPEC §7).")
+def definitions(check: Path | None, digest: Path | None) -> None:
+    """Print the default definitions, check a definitions file, or print its digest."""
+    if check is not None and digest is not None:
+        raise click.UsageError("give --check or --digest, not both")
+    if digest is not None:
+        click.echo(load_definitions(digest).digest)
+        return
     if check is None:
         click.echo(DEFAULT_YAML, nl=False)
         return
     defs = load_definitions(check)
-    click.echo(f"{check}: ok: {len(defs.stages)} stages ({', '.join(defs.stages)}), {len(defs.steps)} funnel steps ({', '.join(defs.steps)})")
+    click.echo(
+        f"{check}: ok: {len(defs.stages)} stages ({', '.join(defs.stages)}), {len(defs.steps)} funnel steps ({', '.join(defs.steps)}); "
+        f"digest {defs.digest}"
+    )
 
 
 @cli.command()

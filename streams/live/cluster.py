@@ -29,6 +29,15 @@ class Unavailable(Exception):
     """The cluster cannot answer right now (rebalancing, recovering, a peer down)."""
 
 
+class Disagreement(Unavailable):
+    """The workers run different definitions (a rollout under way): any answer would mix them."""
+
+    def __init__(self, workers_by_digest: dict[str, list[str]]) -> None:
+        self.workers_by_digest = workers_by_digest
+        runs = "; ".join(f"{digest} on {', '.join(workers)}" for digest, workers in sorted(workers_by_digest.items()))
+        super().__init__(f"the workers run different definitions ({runs}); the numbers come back once they all run the same")
+
+
 @dataclass(frozen=True)
 class Peers:
     """What the protocol needs of the worker's group: who the others are and how to reach them."""
@@ -58,7 +67,7 @@ class Cluster:
         mark = await self.watermark()
         answers = await self._ask_all(f"/internal/partial{_at(mark)}", lambda: self.partial_share(mark))
         self._check_coverage(answers)
-        return merge(self.defs, [Partial.decode(self.defs, a) for a in answers])
+        return {**merge(self.defs, [Partial.decode(self.defs, a) for a in answers]), "definitions": self.defs.digest}
 
     async def stages(self) -> dict[str, Any]:
         return await self.stages_at(await self.watermark())
@@ -90,17 +99,23 @@ class Cluster:
 
     # -- this worker's shares ---------------------------------------------------------------
 
+    # Every share names the definitions it was computed with, and the worker: see _agree.
+
     def watermark_share(self) -> dict[str, Any]:
-        return {"watermark": self.projection.local_watermark(), "partitions": sorted(self.projection.partitions)}
+        return self._share({"watermark": self.projection.local_watermark(), "partitions": sorted(self.projection.partitions)})
 
     def partial_share(self, mark: int | None) -> dict[str, Any]:
-        return self.projection.partial(mark).encode()
+        return self._share(self.projection.partial(mark).encode())
 
     def stages_share(self, mark: int | None) -> dict[str, Any]:
-        return {"partitions": sorted(self.projection.partitions), "stages": self.projection.stage_counts(mark)}
+        return self._share({"partitions": sorted(self.projection.partitions), "stages": self.projection.stage_counts(mark)})
 
     def stage_leads_share(self, stage: int, upto: int) -> dict[str, Any]:
-        return {"partitions": sorted(self.projection.partitions), "leads": self.projection.stage_leads(stage, min(upto, MAX_PAGE_END))}
+        leads = self.projection.stage_leads(stage, min(upto, MAX_PAGE_END))
+        return self._share({"partitions": sorted(self.projection.partitions), "leads": leads})
+
+    def _share(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "definitions": self.defs.digest, "worker": self.peers.own_url().rstrip("/")}
 
     # -- asking -----------------------------------------------------------------------------
 
@@ -114,8 +129,9 @@ class Cluster:
             raise Unavailable("this worker is recovering its tables")
         own = self.peers.own_url().rstrip("/")
         others = {url.rstrip("/") for url in self.peers.urls()} - {own}
-        answers = await asyncio.gather(*(self._ask(peer + path) for peer in sorted(others)))
-        return [local(), *answers]
+        answers = [local(), *await asyncio.gather(*(self._ask(peer + path) for peer in sorted(others)))]
+        _agree(answers)
+        return answers
 
     async def _ask(self, url: str) -> dict[str, Any]:
         token = self.peers.read_token
@@ -127,6 +143,15 @@ class Cluster:
                 return await response.json()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise Unavailable(f"{url}: {type(exc).__name__}") from None
+
+
+def _agree(answers: list[dict[str, Any]]) -> None:
+    """Shares computed with different definitions are never combined (SPEC §7: never a mixed answer)."""
+    workers_by_digest: dict[str, list[str]] = {}
+    for answer in answers:
+        workers_by_digest.setdefault(str(answer.get("definitions", "unknown")), []).append(str(answer.get("worker", "?")))
+    if len(workers_by_digest) > 1:
+        raise Disagreement({digest: sorted(workers) for digest, workers in workers_by_digest.items()})
 
 
 def _at(mark: int | None) -> str:

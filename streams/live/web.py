@@ -19,7 +19,7 @@ import faust
 from faust.web import Request, Response, View
 
 from projections.attribution import DIMENSIONS
-from streams.live.cluster import MAX_PAGE_END, Cluster, Unavailable, watermark_param
+from streams.live.cluster import MAX_PAGE_END, Cluster, Disagreement, Unavailable, watermark_param
 from streams.live.ingest import Ingest, bearer_ok
 from streams.live.state import progress_partition
 
@@ -159,7 +159,7 @@ def register(app: faust.App, api: Api) -> None:
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions)})
+        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": defs.digest})
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
@@ -228,5 +228,9 @@ async def _json_errors(request: aiohttp.web.Request, handler: Any) -> aiohttp.we
     return response
 
 
-def _unavailable(web: View, exc: Exception) -> Response:
-    return web.json({"error": "unavailable, try again shortly", "detail": str(exc)}, status=503, headers={"Retry-After": "1"})
+def _unavailable(web: View, exc: Unavailable) -> Response:
+    if isinstance(exc, Disagreement):
+        body = {"error": str(exc), "definitions": exc.workers_by_digest}
+    else:
+        body = {"error": "unavailable, try again shortly", "detail": str(exc)}
+    return web.json(body, status=503, headers={"Retry-After": "1"})

@@ -142,6 +142,17 @@ class TestSchemaAndDefinitions:
         result = run_journey("definitions", "--check", str(path))
         assert result.returncode == 0 and "6 stages" in result.stdout.decode()
 
+    def test_definitions_digest_prints_the_spec_digest_of_a_file(self, golden: Path) -> None:
+        import hashlib
+
+        import yaml
+
+        for name in ("default-definitions.yaml", "alt-definitions.yaml"):
+            document = yaml.safe_load((golden / name).read_text())
+            expected = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+            result = run_journey("definitions", "--digest", str(golden / name))
+            assert result.returncode == 0 and result.stdout.decode() == expected + "\n"
+
 
 class TestProduce:
     def test_an_unreachable_broker_is_one_line(self, golden: Path) -> None:

@@ -119,8 +119,16 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "
     raise AssertionError(f"timed out waiting for {message}; last: {last!r}")
 
 
+def spec_report(report: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
+    """A live report as SPEC §5 defines it: the live one also names its definitions (SPEC §7)."""
+    named = report.get("definitions")
+    assert isinstance(named, str) and len(named) == 12 and all(c in "0123456789abcdef" for c in named), report.get("definitions")
+    assert digest is None or named == digest
+    return {key: value for key, value in report.items() if key != "definitions"}
+
+
 def report_when_counted(worker: Worker, records: int, timeout: float = 60) -> dict[str, Any]:
-    """The report once every produced record is counted (valid, invalid or duplicate)."""
+    """The report once every produced record is counted (valid, invalid or duplicate), as SPEC §5 has it."""
 
     last: list[Any] = []
 
@@ -129,7 +137,7 @@ def report_when_counted(worker: Worker, records: int, timeout: float = 60) -> di
         return report if status == 200 and sum(report["events"].values()) >= records else None
 
     try:
-        return wait_for(counted, timeout, f"{records} records in {worker.url}/api/report")
+        return spec_report(wait_for(counted, timeout, f"{records} records in {worker.url}/api/report"))
     except AssertionError as timeout_error:
         raise AssertionError(f"{timeout_error}; last answer {last}; worker log: {worker.tail()}") from None
 

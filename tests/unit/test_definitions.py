@@ -92,3 +92,43 @@ class TestBadDefinitions:
     def test_a_missing_file_is_refused_naming_it(self, tmp_path: Path) -> None:
         with pytest.raises(DefinitionsError, match=r"nope\.yaml: cannot read"):
             load_definitions(tmp_path / "nope.yaml")
+
+
+class TestDigest:
+    """SPEC §7: definitions are named by a digest of their parsed document, not of the file's bytes."""
+
+    def test_key_order_whitespace_and_comments_change_nothing(self) -> None:
+        reordered = """\
+# the same definitions, written otherwise
+qualification: {sal_stale_after_days: 14,   mql_min_content_reads: 2}
+funnel:
+  steps:
+    - {events: [ad_seen], name: attention}
+    - {events: [content_read], name: interest}
+    - {events: [contact_made, negotiation], name: desire}
+    - {events: [purchase, upsell], name: action}
+pipeline:
+  stages:
+    - {events: [ad_seen],      name: explore}
+    - {events: [content_read], name: research}
+    - {events: [contact_made], name: contact}
+    - {events: [negotiation],  name: negotiation}
+    - {events: [purchase],     name: purchase}
+    - {events: [upsell],       name: upsell}
+"""
+        assert parse_definitions(reordered, "t").digest == default_definitions().digest
+
+    def test_any_change_of_meaning_changes_it(self) -> None:
+        longer = DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: 15")
+        renamed = DEFAULT_YAML.replace("{name: explore,", "{name: browse,")
+        digests = {parse_definitions(text, "t").digest for text in (DEFAULT_YAML, longer, renamed)}
+        assert len(digests) == 3
+
+    def test_it_is_twelve_hex_digits_of_sha256_over_canonical_json(self) -> None:
+        import hashlib
+        import json
+
+        import yaml
+
+        canonical = json.dumps(yaml.safe_load(DEFAULT_YAML), sort_keys=True, separators=(",", ":")).encode()
+        assert default_definitions().digest == hashlib.sha256(canonical).hexdigest()[:12]
