@@ -4,11 +4,13 @@ while workers disagree every answer that spans workers is a 503 naming them, nev
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from projections import default_definitions, load_definitions
+from tests.e2e.test_dashboard import CHROMIUM, FLAGS
 from tests.helpers import same_instants
 from tests.integration.conftest import produce, report_when_counted, spec_report, wait_for
 
@@ -17,7 +19,7 @@ SPANNING = ["/api/report", "/api/stages", "/api/funnel", "/api/attribution"]
 
 
 class TestRollingRestartToOtherDefinitions:
-    def test_a_mixed_cluster_answers_503_naming_who_runs_what_then_the_new_report(self, broker, start_worker, golden_log, golden: Path) -> None:
+    def test_a_mixed_cluster_answers_503_naming_who_runs_what_then_the_new_report(self, broker, start_worker, golden_log, golden: Path, tmp_path: Path) -> None:
         alt_file = golden / "alt-definitions.yaml"
         old_digest, new_digest = default_definitions().digest, load_definitions(alt_file).digest
         produce(broker, golden_log)
@@ -40,6 +42,13 @@ class TestRollingRestartToOtherDefinitions:
                 status, answer = worker.get(path)
                 # never numbers from two definitions: a 503 naming both, or (a rebalance) a plain 503
                 assert status == 503 and isinstance(answer.get("error"), str), (worker.url, path, status, answer)
+
+        if CHROMIUM is not None:  # the dashboard says so in words (make test installs Chromium where it can)
+            dom = subprocess.run(
+                [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=8000", "--dump-dom", first.url + "/"],
+                capture_output=True, timeout=90, text=True,
+            ).stdout
+            assert "the workers run different definitions" in dom and old_digest in dom, dom[:1500]
 
         first.stop()  # the rolling restart reaches the first worker too
         first = start_worker("first", "--definitions", str(alt_file))
