@@ -332,10 +332,10 @@ typedef struct {
 /* The attribution fields of an event: source, channel, campaign, currency, amount (None: absent). */
 typedef struct {
     PyObject *fields[5];
-} Touches;
+} AttributionFields;
 
 /* One valid event; -1 on error. */
-static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind, int64_t at, PyObject *inbound, Touches *extra) {
+static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind, int64_t at, PyObject *inbound, AttributionFields *extra) {
     if (kind < 0 || kind >= N_TYPES) {
         PyErr_Format(PyExc_ValueError, "event type index %ld out of range", kind);
         return -1;
@@ -413,9 +413,12 @@ static PyObject *use_struct(PyObject *module, PyObject *cls) {
     Py_RETURN_NONE;
 }
 
+/* Whether `field` may read `obj`'s slots: checked once per record (the check walks the MRO). */
+static int has_slots(PyObject *obj) { return fast_type != NULL && PyObject_TypeCheck(obj, fast_type); }
+
 /* A field of a decoded event (a new reference), or NULL with an exception set. */
-static PyObject *field(PyObject *obj, int i) {
-    if (fast_type != NULL && PyObject_TypeCheck(obj, fast_type)) {
+static PyObject *field(PyObject *obj, int slots, int i) {
+    if (slots) {
         PyObject *value = *(PyObject **)((char *)obj + field_offset[i]);
         if (value != NULL) return Py_NewRef(value);
     }
@@ -435,7 +438,7 @@ static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *
     } else { /* Event(lead_id, event_id, type, occurred_at, inbound, source, channel, campaign, currency, amount) */
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 2));
         long long at = PyLong_AsLongLong(PyTuple_GET_ITEM(event, 3));
-        Touches extra;
+        AttributionFields extra;
         for (int i = 0; i < 5; i++) extra.fields[i] = PyTuple_GET_ITEM(event, 5 + i);
         if ((kind == -1 || at == -1) && PyErr_Occurred())
             rc = -1;
@@ -458,8 +461,9 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
     }
     int rc = -1;
     PyObject *lead_id = NULL, *event_id = NULL, *inbound = NULL;
-    Touches extra = {{NULL, NULL, NULL, NULL, NULL}};
-    PyObject *schema_version = field(fast, F_SCHEMA_VERSION);
+    AttributionFields extra = {{NULL, NULL, NULL, NULL, NULL}};
+    int slots = has_slots(fast);
+    PyObject *schema_version = field(fast, slots, F_SCHEMA_VERSION);
     if (schema_version == NULL) goto done;
     int other_version = 0;
     if (schema_version != Py_None) {
@@ -468,7 +472,7 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
         other_version = v != version;
     }
     Py_DECREF(schema_version);
-    PyObject *text = field(fast, F_OCCURRED_AT);
+    PyObject *text = field(fast, slots, F_OCCURRED_AT);
     if (text == NULL) goto done;
     int64_t at = 0;
     Py_ssize_t length = 0;
@@ -485,11 +489,11 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
     long kind = PyLong_AsLong(index);
     Py_DECREF(index);
     if (kind == -1 && PyErr_Occurred()) goto done;
-    lead_id = field(fast, F_LEAD_ID);
-    event_id = field(fast, F_EVENT_ID);
-    inbound = field(fast, F_INBOUND);
+    lead_id = field(fast, slots, F_LEAD_ID);
+    event_id = field(fast, slots, F_EVENT_ID);
+    inbound = field(fast, slots, F_INBOUND);
     int complete = lead_id != NULL && event_id != NULL && inbound != NULL;
-    for (int i = 0; i < 5 && complete; i++) complete = (extra.fields[i] = field(fast, F_SOURCE + i)) != NULL;
+    for (int i = 0; i < 5 && complete; i++) complete = (extra.fields[i] = field(fast, slots, F_SOURCE + i)) != NULL;
     if (complete) rc = fold_event(f, lead_id, event_id, kind, at, inbound, &extra);
 done:
     Py_XDECREF(lead_id);
