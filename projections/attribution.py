@@ -54,32 +54,30 @@ class Attribution:
     def add_leads(self, touch: Touch | None, funnel_step: int, customer: bool, count: int) -> None:
         """`count` leads of the same first touch, funnel step and customer status."""
         for rows, value in zip(self.by, values_of(touch), strict=True):
-            row = rows.get(value)
-            if row is None:
-                row = rows[value] = Row(0, [0] * self.steps)
+            row = self._row(rows, value)
             row.leads += count
             for step in range(funnel_step + 1):
                 row.funnel[step] += count
             if customer:
                 row.customers += count
-            if row.leads == 0 and not row.revenue:  # a lead counted out: its revenue may follow
-                del rows[value]
+            _drop_if_empty(rows, value, row)  # a lead counted out: its revenue may follow
 
     def add_revenue(self, touch: Touch | None, currency: str, hundredths: int, leads: int) -> None:
         """Revenue of `leads` leads of one first touch in one currency (counted in by add_leads)."""
         for rows, value in zip(self.by, values_of(touch), strict=True):
-            row = rows.get(value)
-            if row is None:
-                row = rows[value] = Row(0, [0] * self.steps)
-            slot = row.revenue.get(currency)
-            if slot is None:
-                slot = row.revenue[currency] = [0, 0]
+            row = self._row(rows, value)
+            slot = row.revenue.setdefault(currency, [0, 0])
             slot[0] += hundredths
             slot[1] += leads
             if slot[1] == 0:
                 del row.revenue[currency]
-            if row.leads == 0 and not row.revenue:
-                del rows[value]
+            _drop_if_empty(rows, value, row)
+
+    def _row(self, rows: dict[str, Row], value: str) -> Row:
+        row = rows.get(value)
+        if row is None:
+            row = rows[value] = Row(0, [0] * self.steps)
+        return row
 
     def merge(self, other: Attribution) -> None:
         for mine, theirs in zip(self.by, other.by, strict=True):
@@ -122,6 +120,12 @@ class Attribution:
             for value, (leads, funnel, customers, revenue) in wire.items():
                 rows[value] = Row(leads, list(funnel), customers, {c: list(s) for c, s in revenue.items()})
         return found
+
+
+def _drop_if_empty(rows: dict[str, Row], value: str, row: Row) -> None:
+    """A value with no leads and no revenue left is gone from the breakdown."""
+    if row.leads == 0 and not row.revenue:
+        del rows[value]
 
 
 def values_of(touch: Touch | None) -> tuple[str, str, str]:

@@ -90,7 +90,7 @@ def record(state: LeadState, event: Event) -> bool:
         touch_at, touch_id = state.touch_at, state.touch_id
         if touch_at is None or touch_id is None or at < touch_at or (at == touch_at and event.event_id < touch_id):
             state.touch_at, state.touch_id, state.touch = at, event.event_id, (event.source, event.channel, event.campaign)
-    if event.amount is not None and (kind in (PURCHASE, UPSELL)):
+    if event.amount is not None and kind in (PURCHASE, UPSELL):
         currency = NO_CURRENCY if event.currency is None else event.currency
         revenue = state.revenue
         if revenue is None:
