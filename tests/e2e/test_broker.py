@@ -10,21 +10,13 @@ from pathlib import Path
 import pytest
 
 from streams.net import free_port, port_open
-from tests.e2e.conftest import JOURNEY
+from tests.e2e.conftest import JOURNEY, alive
 
 pytestmark = pytest.mark.usefixtures("journey")
 
 
 def children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has exited: it only waits to be reaped
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])

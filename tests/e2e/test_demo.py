@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.net import free_port
-from tests.e2e.conftest import JOURNEY
+from tests.e2e.conftest import JOURNEY, alive
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -31,14 +31,6 @@ def descendants(pid: int) -> set[int]:
             found.add(child)
             todo.append(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def valid_events(port: int) -> int:
