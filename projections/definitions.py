@@ -51,6 +51,12 @@ class Definitions:
     mql_min_content_reads: int
     sal_stale_after_micros: int
     digest: str = ""  # SPEC §7: names these definitions across a cluster (see `digest_of`)
+    canonical: str = ""  # the parsed document as canonical JSON: what the digest is taken over
+
+    @classmethod
+    def from_document(cls, data: Any, origin: str) -> Definitions:
+        """Definitions from a parsed document, such as their `canonical` JSON read back."""
+        return _build(data, _Lines(None), origin)
 
 
 class _Group(BaseModel):
@@ -103,7 +109,10 @@ def parse_definitions(text: str, origin: str) -> Definitions:
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise DefinitionsError(f"{origin}: {where}not valid YAML ({problem}); fix the syntax there") from None
-    lines = _Lines(root)
+    return _build(data, _Lines(root), origin)
+
+
+def _build(data: Any, lines: _Lines, origin: str) -> Definitions:
     if not isinstance(data, dict):
         raise DefinitionsError(
             f"{origin}: the file must be a mapping with keys pipeline, funnel and qualification; "
@@ -126,14 +135,19 @@ def parse_definitions(text: str, origin: str) -> Definitions:
         mql_min_content_reads=parsed.qualification.mql_min_content_reads,
         sal_stale_after_micros=round(parsed.qualification.sal_stale_after_days * DAY_MICROS),
         digest=digest_of(data),
+        canonical=canonical_json(data),
     )
+
+
+def canonical_json(document: Any) -> str:
+    """SPEC §7: the parsed document as JSON with sorted keys and no whitespace."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
 def digest_of(document: Any) -> str:
     """SPEC §7: the first 12 hex digits of SHA-256 over the parsed YAML document as canonical JSON,
     so key order, whitespace and comments in the file change nothing."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical).hexdigest()[:12]
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()[:12]
 
 
 def _index_types(origin: str, lines: _Lines, section: str, key: str, noun: str, groups: list[_Group]) -> tuple[int, ...]:

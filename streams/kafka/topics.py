@@ -8,7 +8,9 @@ Topic settings (only for topics journey creates; existing ones are checked):
 the lead table's changelog and the watermarks are compacted, because a
 recovery reads them whole and only each key's latest value matters; with
 the broker's default (delete after a week) a recovering worker would lose
-every lead not written for a week. journey.events keeps its records
+every lead not written for a week. So is journey.lead-changes.definitions
+(per partition of journey.events, the definitions journey.lead-changes last
+spoke under: SPEC §7's catch-up reads it). journey.events keeps its records
 forever: it is the event log that replays and recoveries read.
 """
 
@@ -29,6 +31,7 @@ EVENTS = "journey.events"
 DLQ = "journey.events.dlq"
 LEAD_CHANGES = "journey.lead-changes"
 WATERMARKS = "journey.watermarks"
+CHANGES_DEFINITIONS = "journey.lead-changes.definitions"
 LEADS_TABLE = "leads"
 COMPACTED = {"cleanup.policy": "compact"}
 KEPT = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -46,13 +49,14 @@ class TopicPlan:
             DLQ: 1,
             LEAD_CHANGES: n,
             WATERMARKS: 1,
+            CHANGES_DEFINITIONS: 1,
             changelog_topic(self.app_id, LEADS_TABLE): n,
             f"{self.app_id}-__assignor-__leader": 1,
         }
 
     def configs(self) -> dict[str, dict[str, str]]:
         """Topic settings journey creates topics with; those in `COMPACTED` it also checks."""
-        return {EVENTS: KEPT, WATERMARKS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED}
+        return {EVENTS: KEPT, WATERMARKS: COMPACTED, CHANGES_DEFINITIONS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED}
 
 
 def changelog_topic(app_id: str, table: str) -> str:

@@ -18,8 +18,10 @@ from faust.types import TP, EventT
 from projections import Definitions
 from schemas import Rejection
 from streams.kafka import topics
+from streams.kafka.compacted import latest_values
 from streams.kafka.deadletters import DeadLetter
-from streams.live.changes import LeadChange
+from streams.kafka.errors import BrokerError
+from streams.live.changes import LeadChange, read_spoken_under, spoken_under
 from streams.live.cluster import Cluster, Peers
 from streams.live.embedded import Profile
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
@@ -67,6 +69,7 @@ class JourneyApp:
         self.dlq = self.app.topic(topics.DLQ, partitions=1, **raw)
         self.changes = self.app.topic(topics.LEAD_CHANGES, partitions=settings.partitions, **raw)
         self.watermarks = self.app.topic(topics.WATERMARKS, partitions=1, **raw)
+        self.spoken = self.app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **raw)
         self.leads = self.app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
         self._announced: int | None = None
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
@@ -190,8 +193,56 @@ class JourneyApp:
         """After table recovery: derive this worker's aggregates from its tables."""
         active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topics.EVENTS}
         self.projection.rebuild(self.leads.items(), active)
+        while True:
+            try:
+                await self._catch_up_changes(active)
+                break
+            except BrokerError as exc:
+                log.warning("catching up journey.lead-changes failed (%s); trying again", exc)
+                await asyncio.sleep(1.0)
         self.ready.set()
         log.info("projection rebuilt for partitions %s", sorted(active))
+
+    async def _catch_up_changes(self, active: set[int]) -> None:
+        """SPEC §7: before a partition counts as ready, journey.lead-changes speaks for it under
+        this worker's definitions.
+
+        Per partition, in order: the changes are published and acknowledged, then the record
+        naming the new definitions. A worker killed in between leaves the old record, so the
+        next owner publishes the changes again (at-least-once), never none of them."""
+        if not active:
+            return
+        embedded = self.profile.embedded
+        records = await latest_values(self.settings.bootstrap, topics.CHANGES_DEFINITIONS, embedded)
+        behind: dict[int, Definitions | None] = {}
+        for partition in sorted(active):
+            value = records.get(b"%d" % partition)
+            if value is None:
+                # Never projected before, or by a journey older than SPEC §7's catch-up: the
+                # topic speaks under these definitions from here on.
+                await self._say_spoken_under(partition)
+                continue
+            old = read_spoken_under(value)
+            if old is None:
+                log.error("partition %d: cannot read what %s says of it; publishing every lead of it", partition, topics.CHANGES_DEFINITIONS)
+            if old is None or old.digest != self.defs.digest:
+                behind[partition] = old
+        if not behind:
+            return
+        marks = await latest_values(self.settings.bootstrap, topics.WATERMARKS, embedded)
+        announced = [int(v) for v in marks.values() if v.isdigit()]
+        watermark = max([*announced, self.projection.cluster_watermark or 0]) or None
+        changes = self.projection.catch_up(self.leads.items(), behind, watermark)
+        for partition, found in changes.items():
+            old_digest = "unknown" if behind[partition] is None else behind[partition].digest
+            log.info("partition %d: publishing %d lead changes, definitions %s -> %s", partition, len(found), old_digest, self.defs.digest)
+            await asyncio.gather(*[await self._send_change(change) for change in found])
+            await self._say_spoken_under(partition)
+            log.info("partition %d: journey.lead-changes caught up to definitions %s", partition, self.defs.digest)
+
+    async def _say_spoken_under(self, partition: int) -> None:
+        key, value = spoken_under(partition, self.defs)
+        await (await self.spoken.send(key=key, value=value))
 
     async def _on_revoked(self, app: faust.App, revoked: Any, **kwargs: Any) -> None:
         self.ready.clear()

@@ -1,7 +1,7 @@
 """A lead change on journey.lead-changes: one home for that wire format, both ways.
 
-`{"lead_id", "old": {"stage", "qualification"}, "new": {...}, "cause": {"event_id", "type"}
-or {"watermark": true}, "occurred_at", "events"}`, keyed by lead id.
+`{"lead_id", "old": {"stage", "qualification"}, "new": {...}, "cause": {"event_id", "type"},
+{"watermark": true} or {"definitions": DIGEST}, "occurred_at", "events"}`, keyed by lead id.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from projections import Definitions, DefinitionsError
 from schemas import format_time, parse_time
 
 
@@ -20,18 +21,31 @@ class Cause(NamedTuple):
     type: str
 
 
+class NewDefinitions(NamedTuple):
+    """The worker projects the lead's partition under other definitions than the topic last spoke
+    under (SPEC §7's catch-up); `digest` names the new ones."""
+
+    digest: str
+
+
 class LeadChange(NamedTuple):
     lead_id: str
     old_stage: str | None
     old_qualification: str | None  # None: the first change of a lead
     new_stage: str | None
     new_qualification: str
-    cause: Cause | None  # None: the watermark moved past the lead's stale time
-    occurred_at: int  # microseconds since the epoch
+    cause: Cause | NewDefinitions | None  # None: the watermark moved past the lead's stale time
+    occurred_at: int  # microseconds since the epoch; for new definitions, the watermark they were applied at
     events: int
 
     def as_json(self) -> dict[str, Any]:
-        cause = {"watermark": True} if self.cause is None else {"event_id": self.cause.event_id, "type": self.cause.type}
+        cause: dict[str, Any]
+        if self.cause is None:
+            cause = {"watermark": True}
+        elif isinstance(self.cause, NewDefinitions):
+            cause = {"definitions": self.cause.digest}
+        else:
+            cause = {"event_id": self.cause.event_id, "type": self.cause.type}
         return {
             "lead_id": self.lead_id,
             "old": {"stage": self.old_stage, "qualification": self.old_qualification},
@@ -55,7 +69,34 @@ class LeadChange(NamedTuple):
             data["old"]["qualification"],
             data["new"]["stage"],
             data["new"]["qualification"],
-            None if cause.get("watermark") else Cause(cause["event_id"], cause["type"]),
+            _cause(cause),
             parse_time(data["occurred_at"]),
             data["events"],
         )
+
+
+def _cause(data: dict[str, Any]) -> Cause | NewDefinitions | None:
+    if data.get("watermark"):
+        return None
+    if "definitions" in data:
+        return NewDefinitions(data["definitions"])
+    return Cause(data["event_id"], data["type"])
+
+
+# -- journey.lead-changes.definitions: what the topic last spoke under, per partition ----------
+
+
+def spoken_under(partition: int, defs: Definitions) -> tuple[bytes, bytes]:
+    """The record saying journey.lead-changes speaks for `partition` under `defs`: keyed by the
+    partition number, holding the digest and the whole canonical document (to judge old views)."""
+    return b"%d" % partition, b'{"digest":"%s","definitions":%s}' % (defs.digest.encode(), defs.canonical.encode())
+
+
+def read_spoken_under(value: bytes) -> Definitions | None:
+    """The definitions such a record names; None when it cannot be read back to the same digest."""
+    try:
+        data = orjson.loads(value)
+        defs = Definitions.from_document(data["definitions"], "journey.lead-changes.definitions")
+    except (orjson.JSONDecodeError, KeyError, TypeError, DefinitionsError):
+        return None
+    return defs if defs.digest == data.get("digest") else None

@@ -136,13 +136,18 @@ class Cluster:
     async def _ask(self, url: str) -> dict[str, Any]:
         token = self.peers.read_token
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        session = self.peers.http()
         try:
-            async with self.peers.http().get(url, timeout=PEER_TIMEOUT, headers=headers) as response:
+            async with session.get(url, timeout=PEER_TIMEOUT, headers=headers) as response:
                 if response.status != 200:
                     raise Unavailable(f"{url} answered {response.status}")
                 return await response.json()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise Unavailable(f"{url}: {type(exc).__name__}") from None
+        except RuntimeError:
+            if session.closed:  # this worker is stopping: Faust closed its HTTP client first
+                raise Unavailable("this worker is stopping") from None
+            raise
 
 
 def _agree(answers: list[dict[str, Any]]) -> None:

@@ -19,7 +19,7 @@ from sortedcontainers import SortedList
 
 from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, lead_record, record, view
 from schemas import EVENT_TYPES, Event, Rejection, decode
-from streams.live.changes import Cause, LeadChange
+from streams.live.changes import Cause, LeadChange, NewDefinitions
 from streams.live.partial import Partial
 from streams.live.state import Progress, StoredLead, progress_key, progress_partition
 
@@ -101,6 +101,36 @@ class LiveProjection:
         self.partitions = parts
         for part in parts.values():
             self._learn(part.watermark)
+
+    def catch_up(self, entries: Iterable[tuple[Any, bytes]], spoken: dict[int, Definitions | None], watermark: int | None) -> dict[int, list[LeadChange]]:
+        """SPEC §7, per partition of `spoken`: the changes that bring journey.lead-changes from the
+        definitions it last spoke under for that partition to this worker's. Unknown definitions
+        (None: a record that cannot be read) get every lead, as a first change.
+
+        Both sides are judged at `watermark`, the latest the cluster has announced: the topic
+        last spoke at it, or the changes of reaching it have yet to follow."""
+        mark = watermark or 0
+        cause = NewDefinitions(self.defs.digest)
+        changes: dict[int, list[LeadChange]] = {partition: [] for partition in spoken}
+        for key, data in entries:
+            lead_id = key.decode() if isinstance(key, bytes) else key
+            if progress_partition(lead_id) is not None:
+                continue
+            stored = StoredLead.decode(data)
+            if stored.partition not in spoken:
+                continue
+            new = view(lead_id, stored.state, self.defs)
+            new_stage, new_level = _stage(new, self.defs), QUALIFICATIONS[new.qualification(mark)]
+            old_defs = spoken[stored.partition]
+            if old_defs is None:
+                old_stage, old_level = None, None
+            else:
+                old = view(lead_id, stored.state, old_defs)
+                old_stage, old_level = _stage(old, old_defs), QUALIFICATIONS[old.qualification(mark)]
+                if (old_stage, old_level) == (new_stage, new_level):
+                    continue
+            changes[stored.partition].append(LeadChange(lead_id, old_stage, old_level, new_stage, new_level, cause, mark, new.events))
+        return changes
 
     # -- processing ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -92,6 +93,26 @@ def produce(broker: EmbeddedBroker, records: list[bytes]) -> None:
     assert done.returncode == 0, done.stderr.decode()
 
 
+class Producer(threading.Thread):
+    """Publishes the log in chunks while the test kills and starts workers."""
+
+    def __init__(self, broker, records: list[bytes], chunks: int, pause: float) -> None:
+        super().__init__(daemon=True)
+        self.broker, self.records, self.chunks, self.pause = broker, records, chunks, pause
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        size = -(-len(self.records) // self.chunks)
+        try:
+            for start in range(0, len(self.records), size):
+                produce(self.broker, self.records[start : start + size])
+                self.sent = min(len(self.records), start + size)
+                time.sleep(self.pause)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+
+
 def end_offset_sums(broker: EmbeddedBroker, topic: str, partitions: int) -> tuple[int, int]:
     """The sums of a topic's end offsets: as the embedded broker reports them, and corrected (streams/kafka/tansu.py)."""
     bootstrap = broker.url.removeprefix("kafka://")
@@ -106,6 +127,28 @@ def end_offset_sums(broker: EmbeddedBroker, topic: str, partitions: int) -> tupl
         return sum(reported.values()), sum((await tansu.corrected_end_offsets(bootstrap, reported)).values())
 
     return asyncio.run(ends())
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
+    """Every record of a topic, in offset order per partition, read until it is quiet for 2 s."""
+    async def read() -> list:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            found, quiet = [], 0
+            while quiet < 4:
+                batch = await consumer.getmany(timeout_ms=500)
+                quiet = 0 if batch else quiet + 1
+                for messages in batch.values():
+                    found.extend(messages)
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition") -> Any:

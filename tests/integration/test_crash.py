@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from projections import Projector, default_definitions
 from streams.tools.synthetic import JourneyGenerator
 from tests.helpers import same_instants
-from tests.integration.conftest import Worker, produce, report_when_counted
+from tests.integration.conftest import Producer, Worker, report_when_counted
 
 SOAK = os.environ.get("JOURNEY_SOAK") == "1"
 KILLS = 10 if SOAK else 3
@@ -32,26 +31,6 @@ def expected_report(records: list[bytes]) -> dict:
     projector = Projector()
     projector.feed_all(records)
     return projector.report(default_definitions())
-
-
-class Producer(threading.Thread):
-    """Publishes the log in chunks while the test kills and starts workers."""
-
-    def __init__(self, broker, records: list[bytes], chunks: int, pause: float) -> None:
-        super().__init__(daemon=True)
-        self.broker, self.records, self.chunks, self.pause = broker, records, chunks, pause
-        self.sent = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        size = -(-len(self.records) // self.chunks)
-        try:
-            for start in range(0, len(self.records), size):
-                produce(self.broker, self.records[start : start + size])
-                self.sent = min(len(self.records), start + size)
-                time.sleep(self.pause)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
 
 
 @pytest.fixture

@@ -4,15 +4,21 @@ while workers disagree every answer that spans workers is a 503 naming them, nev
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
+import orjson
 import pytest
 
-from projections import default_definitions, load_definitions
+from projections import Definitions, Projector, default_definitions, load_definitions
+from streams.kafka import topics
+from streams.tools.synthetic import JourneyGenerator
 from tests.e2e.test_dashboard import CHROMIUM, FLAGS
 from tests.helpers import same_instants
-from tests.integration.conftest import produce, report_when_counted, spec_report, wait_for
+from tests.integration.conftest import Producer, produce, read_topic, report_when_counted, spec_report, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 SPANNING = ["/api/report", "/api/stages", "/api/funnel", "/api/attribution"]
@@ -62,3 +68,144 @@ class TestRollingRestartToOtherDefinitions:
         assert same_instants(spec_report(report, new_digest), expected)
         status, other = second.get("/api/report")
         assert status == 200 and same_instants(spec_report(other, new_digest), expected)
+
+
+def replayed(records: list[bytes]) -> Projector:
+    projector = Projector()
+    projector.feed_all(records)
+    return projector
+
+
+def last_change_per_lead(bootstrap: str) -> dict[str, dict]:
+    """What a consumer following journey.lead-changes ends at, per lead (its partition's offset order)."""
+    last: dict[str, dict] = {}
+    for message in sorted(read_topic(bootstrap, topics.LEAD_CHANGES, 8), key=lambda m: (m.partition, m.offset)):
+        change = orjson.loads(message.value)
+        last[change["lead_id"]] = change
+    return last
+
+
+def spoken_under(bootstrap: str) -> dict[int, str]:
+    """Per partition, the digest journey.lead-changes.definitions last names."""
+    found = {}
+    for message in read_topic(bootstrap, topics.CHANGES_DEFINITIONS, 1):
+        found[int(message.key)] = orjson.loads(message.value)["digest"]
+    return found
+
+
+def assert_topic_ends_at_replay(bootstrap: str, records: list[bytes], defs: Definitions) -> dict[str, dict]:
+    """The last change per lead equals replay's --leads-out for every lead, and every partition's
+    record names these definitions."""
+    expected = {lead["lead_id"]: lead for lead in replayed(records).lead_records(defs)}
+    last = last_change_per_lead(bootstrap)
+    assert set(last) == set(expected)
+    wrong = {lead: (last[lead]["new"], expected[lead]["stage"], expected[lead]["qualification"]) for lead in expected
+             if last[lead]["new"] != {"stage": expected[lead]["stage"], "qualification": expected[lead]["qualification"]}}
+    assert not wrong, f"{len(wrong)} of {len(expected)} leads end elsewhere, e.g. {list(wrong.items())[:3]}"
+    assert spoken_under(bootstrap) == dict.fromkeys(range(8), defs.digest)
+    return last
+
+
+class Poller(threading.Thread):
+    """Asks a worker for /api/report every few tenths of a second and keeps every answer."""
+
+    def __init__(self, worker_of: list) -> None:
+        super().__init__(daemon=True)
+        self.worker_of, self.answers, self.stopped = worker_of, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            for worker in list(self.worker_of):
+                self.answers.append(worker.get("/api/report"))
+            time.sleep(0.2)
+
+
+class TestChangeStreamCatchesUp:
+    def test_a_rolling_restart_while_events_flow_ends_with_every_lead_at_its_new_state(self, broker, start_worker, golden: Path) -> None:
+        old, new = default_definitions(), load_definitions(golden / "alt-definitions.yaml")
+        bootstrap = broker.url.removeprefix("kafka://")
+        records = list(JourneyGenerator(1500, seed=13, days=60).records())
+        producer = Producer(broker, records, chunks=8, pause=1.5)
+        workers = [start_worker("first"), start_worker("second")]
+        poller = Poller(workers)
+        producer.start()
+        poller.start()
+        for index, name in enumerate(("first", "second")):  # a rolling update: one worker at a time
+            time.sleep(2.0)
+            workers[index].stop()
+            workers[index] = start_worker(name, "--definitions", str(golden / "alt-definitions.yaml"), data_dir=workers[index].data_dir)
+        producer.join(timeout=180)
+        assert producer.error is None and producer.sent == len(records)
+        report_when_counted(workers[0], len(records), timeout=120)
+        poller.stopped.set()
+        poller.join()
+
+        # During the switch: a 503, or one definitions' report. At a chunk boundary (every
+        # record of the first k chunks counted) it must equal replay of exactly those.
+        size = -(-len(records) // 8)
+        by_digest = {old.digest: old, new.digest: new}
+        compared = set()
+        for status, body in poller.answers:
+            if status in (0, 503):
+                continue  # 0: the worker is restarting
+            assert status == 200, (status, body)
+            defs = by_digest[body["definitions"]]
+            counted = sum(body["events"].values())
+            if (counted and counted % size == 0) or counted == len(records):
+                prefix = records[:counted]
+                assert same_instants(spec_report(body), replayed(prefix).report(defs)), (defs.digest, counted)
+                compared.add(defs.digest)
+        assert compared, "no answer during the switch fell on a chunk boundary"
+
+        report_when_counted(workers[1], len(records))
+        for worker in workers:
+            status, final = worker.get("/api/report")
+            assert status == 200 and same_instants(spec_report(final, new.digest), replayed(records).report(new))
+        last = assert_topic_ends_at_replay(bootstrap, records, new)
+        assert any(change["cause"] == {"definitions": new.digest} for change in last.values())
+
+    def test_a_worker_killed_while_it_publishes_the_catch_up_ends_right_after_its_restart(self, broker, start_worker, golden: Path, tmp_path: Path) -> None:
+        old, new = default_definitions(), load_definitions(golden / "alt-definitions.yaml")
+        bootstrap = broker.url.removeprefix("kafka://")
+        records = list(JourneyGenerator(6000, seed=17, days=60).records())
+        half = len(records) // 2
+        produce(broker, records[:half])
+        worker = start_worker("w", env={"JOURNEY_LOG_LEVEL": "info"})
+        report_when_counted(worker, half, timeout=120)
+        assert spoken_under(bootstrap) == dict.fromkeys(range(8), old.digest)
+        worker.stop()
+
+        alt = ("--definitions", str(golden / "alt-definitions.yaml"))
+        logged = worker.log.stat().st_size
+        worker = start_worker("w", *alt, data_dir=worker.data_dir, ready=False, env={"JOURNEY_LOG_LEVEL": "info"})
+
+        def first_partition_caught_up() -> bool:
+            assert worker.process.poll() is None, worker.tail()
+            return "journey.lead-changes caught up" in worker.log.read_bytes()[logged:].decode(errors="replace")
+
+        wait_for(first_partition_caught_up, 120, "the first partition's catch-up")
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait()
+        spoken = spoken_under(bootstrap)
+        assert new.digest in spoken.values() and old.digest in spoken.values(), f"not killed halfway: {spoken}"
+        caught_up = [m for m in read_topic(bootstrap, topics.LEAD_CHANGES, 8) if b'"definitions"' in m.value]
+        assert caught_up, "no catch-up change was published before the kill"
+
+        produce(broker, records[half:])
+        worker = start_worker("w", *alt, data_dir=worker.data_dir)
+        report = report_when_counted(worker, len(records), timeout=120)
+        assert same_instants(report, replayed(records).report(new))
+        assert_topic_ends_at_replay(bootstrap, records, new)
+
+    def test_rolling_back_is_the_same_operation(self, broker, start_worker, golden_log, golden: Path) -> None:
+        old, new = default_definitions(), load_definitions(golden / "alt-definitions.yaml")
+        bootstrap = broker.url.removeprefix("kafka://")
+        produce(broker, golden_log)
+        worker = start_worker("w", "--definitions", str(golden / "alt-definitions.yaml"))
+        report_when_counted(worker, len(golden_log))
+        worker.stop()
+        worker = start_worker("w", data_dir=worker.data_dir)  # back to the defaults
+        report_when_counted(worker, len(golden_log))
+        last = assert_topic_ends_at_replay(bootstrap, golden_log, old)
+        moved = [change for change in last.values() if change["cause"] == {"definitions": old.digest}]
+        assert moved and all(change["old"]["stage"] in (*new.stages, None) for change in moved)

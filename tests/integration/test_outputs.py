@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections import defaultdict
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import Rejection, decode
 from streams.kafka import topics
-from tests.integration.conftest import produce, report_when_counted
+from tests.integration.conftest import produce, read_topic, report_when_counted
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
-    async def read() -> list:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            found, quiet = [], 0
-            while quiet < 4:
-                batch = await consumer.getmany(timeout_ms=500)
-                quiet = 0 if batch else quiet + 1
-                for messages in batch.values():
-                    found.extend(messages)
-            return found
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
 
 
 class TestDeadLetters:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from projections import Aggregates, EventCounts, LeadState, build_report, default_definitions, record, view
 from schemas import Event, decode
 from streams.kafka.deadletters import MAX_VALUE, DeadLetter, summarize
-from streams.live.changes import Cause, LeadChange
+from streams.live.changes import Cause, LeadChange, NewDefinitions
 from streams.live.partial import Partial, merge
 from streams.live.state import Progress, StoredLead, progress_key, progress_partition
 from streams.tools.synthetic import JourneyGenerator
@@ -49,13 +49,19 @@ class TestLeadChanges:
     @settings(max_examples=100, deadline=None)
     @given(
         texts, st.none() | texts, st.none() | texts, st.none() | texts, texts,
-        st.none() | st.builds(Cause, texts, texts), st.integers(0, 2**52), st.integers(0, 2**31),
+        st.none() | st.builds(Cause, texts, texts) | st.builds(NewDefinitions, texts), st.integers(0, 2**52), st.integers(0, 2**31),
     )
-    def test_a_change_reads_back_as_written(self, lead: str, old_stage: str | None, old_level: str | None, new_stage: str | None, new_level: str, cause: Cause | None, at: int, events: int) -> None:
+    def test_a_change_reads_back_as_written(self, lead: str, old_stage: str | None, old_level: str | None, new_stage: str | None, new_level: str, cause: Cause | NewDefinitions | None, at: int, events: int) -> None:
         change = LeadChange(lead, old_stage, old_level, new_stage, new_level, cause, at, events)
         key, value = change.encode()
         assert key == lead.encode() and LeadChange.decode(value) == change
-        assert orjson.loads(value)["cause"] == ({"watermark": True} if cause is None else {"event_id": cause.event_id, "type": cause.type})
+        if cause is None:
+            expected = {"watermark": True}
+        elif isinstance(cause, NewDefinitions):
+            expected = {"definitions": cause.digest}
+        else:
+            expected = {"event_id": cause.event_id, "type": cause.type}
+        assert orjson.loads(value)["cause"] == expected
 
 
 class TestLeadTable:
