@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from projections import Definitions, default_definitions, load_definitions
+from schemas.platforms import SegmentEvents, SegmentEventsError, default_segment_events
 from streams.errors import JourneyError
 
 
@@ -40,6 +41,7 @@ class Settings(BaseSettings):
     ingest_token_file: Path | None = Field(None, description="A file holding the ingest token")
     read_token: SecretStr | None = Field(None, description="Bearer token for the read endpoints; none: open")
     demo: bool = Field(False, description="Demo mode: ingest is open without a token")
+    segment_events: Path | None = Field(None, description="YAML map of Segment event names to journey types; default: deploy/segment-events.yaml")
 
     @field_validator("broker")
     @classmethod
@@ -67,6 +69,12 @@ class Settings(BaseSettings):
                 raise SettingsError(f"ingest token file {self.ingest_token_file} is empty")
             return token
         return None
+
+    def load_segment_events(self) -> SegmentEvents:
+        try:
+            return default_segment_events() if self.segment_events is None else SegmentEvents.load(self.segment_events)
+        except SegmentEventsError as exc:
+            raise SettingsError(f"JOURNEY_SEGMENT_EVENTS: {exc}") from None
 
     def load_definitions(self) -> Definitions:
         return default_definitions() if self.definitions is None else load_definitions(self.definitions)

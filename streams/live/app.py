@@ -17,6 +17,7 @@ from faust.types import TP, EventT
 
 from projections import Definitions
 from schemas import Rejection
+from schemas.platforms import SegmentEvents
 from streams.kafka import topics
 from streams.kafka.compacted import latest_values
 from streams.kafka.deadletters import DeadLetter
@@ -38,7 +39,7 @@ log = logging.getLogger("journey.worker")
 class JourneyApp:
     """The Faust app, its agent and background tasks, and the parts its views get."""
 
-    def __init__(self, settings: Settings, defs: Definitions, profile: Profile, ingest_token: str | None) -> None:
+    def __init__(self, settings: Settings, defs: Definitions, profile: Profile, ingest_token: str | None, segment_events: SegmentEvents) -> None:
         profile.patch_faust(settings.bootstrap)
         self.settings = settings
         self.defs = defs
@@ -74,9 +75,9 @@ class JourneyApp:
         self._announced: int | None = None
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
         self.metrics = WorkerMetrics(self.projection, lambda: self.gaps.seeks, self.highwater)
-        self._wire(ingest_token)
+        self._wire(ingest_token, segment_events)
 
-    def _wire(self, ingest_token: str | None) -> None:
+    def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
         app, settings = self.app, self.settings
 
         @app.agent(self.events, name="journey-project")
@@ -101,7 +102,7 @@ class JourneyApp:
         api = Api(
             cluster=Cluster(self.projection, peers, settings.partitions),
             leads=self.leads,
-            ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events),
+            ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events, segment_events=segment_events),
             metrics=self.metrics.render,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
         )

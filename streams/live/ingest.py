@@ -1,16 +1,20 @@
-"""POST /api/events: HTTP ingest for platforms that cannot speak Kafka.
+"""HTTP ingest for platforms that cannot speak Kafka: POST /api/events and /api/ingest/segment.
 
-A JSON array or JSON lines, at most 1 MiB and 1000 events a request. Each
-valid event is published to journey.events (key = lead id); the answer says,
-per event, accepted or rejected with the reason. A 2xx answer means the broker
-has acknowledged every accepted event.
+`/api/events` takes journey events (a JSON array, or JSON lines) and
+CloudEvents 1.0 in structured JSON mode (`application/cloudevents+json`, one;
+`application/cloudevents-batch+json`, an array). `/api/ingest/segment` takes
+Segment calls (one, or `{"batch": [...]}`). At most 1 MiB and 1000 events a
+request. Each accepted event is published to journey.events (key = lead id) as
+the journey event it maps to (`schemas.platforms`); the answer says, per
+event, accepted, rejected with the reason, or (Segment calls other than track)
+ignored. A 2xx answer means the broker has acknowledged every accepted event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +22,14 @@ import orjson
 from faust.web import Request
 
 from schemas import Rejection, decode
+from schemas.platforms import CLOUDEVENT_FIELDS, IGNORED, SEGMENT_FIELDS, UNMAPPED, SegmentEvents, from_cloudevent, from_segment, translate
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENTS = 1000
 JSON_TYPES = ("application/json",)
 LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json-seq", "text/plain")
+CLOUDEVENT_TYPE = "application/cloudevents+json"
+CLOUDEVENTS_BATCH_TYPE = "application/cloudevents-batch+json"
 
 
 class IngestError(Exception):
@@ -42,21 +49,46 @@ Answer = tuple[int, dict[str, Any], dict[str, str] | None]  # status, JSON body,
 
 
 @dataclass(frozen=True)
+class Item:
+    """One event of a request: the record to judge (or the verdict already reached), and how its
+    journey fields are named in the format it came in."""
+
+    value: bytes | dict[str, Any] | Rejection | str  # str: IGNORED
+    fields: Mapping[str, str] | None = None  # journey field -> the sender's name for it
+    optional_prefix: str = ""  # where the sender's optional journey fields sit
+    name: str | None = None  # a Segment event name, answered with an unmapped event
+
+
+@dataclass(frozen=True)
 class Ingest:
     token: str | None  # None: ingest is off, unless `open_without_token` (demo mode)
     open_without_token: bool
     publish: Publish
+    segment_events: SegmentEvents
 
     async def handle(self, request: Request) -> Answer:
+        """POST /api/events: journey events, or CloudEvents."""
+        return await self._handle(request, lambda body: _items(body, request.content_type))
+
+    async def handle_segment(self, request: Request) -> Answer:
+        """POST /api/ingest/segment: Segment calls."""
+        return await self._handle(request, lambda body: _segment_items(body, request.content_type, self.segment_events), segment=True)
+
+    async def _handle(self, request: Request, parse: Callable[[bytes], list[Item]], segment: bool = False) -> Answer:
         try:
             self._authorize(request)
-            records = _records(await _body(request), request.content_type)
-            results, accepted = _judge(records)
+            items = parse(await _body(request))
+            if len(items) > MAX_EVENTS:
+                raise IngestError(413, f"{len(items)} events in one request; at most {MAX_EVENTS}")
+            results, accepted = _judge(items)
             await self._publish(accepted)
         except IngestError as error:
             headers = {"WWW-Authenticate": 'Bearer realm="journey"'} if error.status == 401 else None
             return error.status, error.body, headers
-        return 200, {"accepted": len(accepted), "rejected": len(results) - len(accepted), "results": results}, None
+        counts = {status: sum(1 for r in results if r["status"] == status) for status in ("accepted", "rejected", IGNORED)}
+        if not segment:
+            counts.pop(IGNORED)
+        return 200, {**counts, "results": results}, None
 
     def _authorize(self, request: Request) -> None:
         if self.token is None:
@@ -87,32 +119,75 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-def _records(body: bytes, content_type: str) -> list[bytes]:
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(400, f"the body is not JSON: {exc}") from None
+
+
+def _items(body: bytes, content_type: str) -> list[Item]:
     if content_type in JSON_TYPES:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise IngestError(400, f"the body is not JSON: {exc}") from None
+        parsed = _json(body)
         if not isinstance(parsed, list):
             raise IngestError(400, "a JSON body must be an array of events (or send JSON lines as application/x-ndjson)")
-        records = [orjson.dumps(item) for item in parsed]
-    elif content_type in LINES_TYPES:
-        records = [line.rstrip(b"\r") for line in body.split(b"\n") if line.strip()]
+        return [Item(orjson.dumps(item)) for item in parsed]
+    if content_type in LINES_TYPES:
+        return [Item(line.rstrip(b"\r")) for line in body.split(b"\n") if line.strip()]
+    if content_type == CLOUDEVENT_TYPE:
+        return [_cloudevent(_json(body))]
+    if content_type == CLOUDEVENTS_BATCH_TYPE:
+        parsed = _json(body)
+        if not isinstance(parsed, list):
+            raise IngestError(400, f"a {CLOUDEVENTS_BATCH_TYPE} body must be an array of CloudEvents (send one as {CLOUDEVENT_TYPE})")
+        return [_cloudevent(item) for item in parsed]
+    accepted = [*JSON_TYPES, *LINES_TYPES[:2], CLOUDEVENT_TYPE, CLOUDEVENTS_BATCH_TYPE]
+    raise IngestError(415, f"content type {content_type!r} is not accepted", accepted=accepted)
+
+
+def _cloudevent(item: Any) -> Item:
+    return Item(from_cloudevent(item), CLOUDEVENT_FIELDS, "data.")
+
+
+def _segment_items(body: bytes, content_type: str, events: SegmentEvents) -> list[Item]:
+    if content_type not in JSON_TYPES:
+        raise IngestError(415, f"content type {content_type!r} is not accepted: send Segment calls as JSON", accepted=list(JSON_TYPES))
+    parsed = _json(body)
+    if isinstance(parsed, dict) and "batch" in parsed:
+        calls = parsed["batch"]
+        if not isinstance(calls, list):
+            raise IngestError(400, '"batch" must be an array of Segment calls')
+    elif isinstance(parsed, dict):
+        calls = [parsed]
     else:
-        raise IngestError(415, f"content type {content_type!r} is not accepted", accepted=[*JSON_TYPES, *LINES_TYPES[:2]])
-    if len(records) > MAX_EVENTS:
-        raise IngestError(413, f"{len(records)} events in one request; at most {MAX_EVENTS}")
-    return records
+        raise IngestError(400, 'send one Segment call (an object) or {"batch": [calls]}')
+    items = []
+    for call in calls:
+        name = call.get("event") if isinstance(call, dict) else None
+        items.append(Item(from_segment(call, events), SEGMENT_FIELDS, "", name if isinstance(name, str) else None))
+    return items
 
 
-def _judge(records: list[bytes]) -> tuple[list[dict[str, Any]], list[tuple[bytes, bytes]]]:
+def _judge(items: list[Item]) -> tuple[list[dict[str, Any]], list[tuple[bytes, bytes]]]:
     results: list[dict[str, Any]] = []
     accepted: list[tuple[bytes, bytes]] = []
-    for index, record in enumerate(records):
-        decoded = decode(record)
-        if isinstance(decoded, Rejection):
-            results.append({"index": index, "status": "rejected", "reason": decoded.reason})
+    for index, item in enumerate(items):
+        value = item.value
+        if isinstance(value, str):  # IGNORED
+            results.append({"index": index, "status": IGNORED})
+            continue
+        if isinstance(value, Rejection):
+            reason = value.reason
         else:
-            results.append({"index": index, "status": "accepted", "event_id": decoded.event_id})
-            accepted.append((decoded.lead_id.encode(), record))
+            record = value if isinstance(value, bytes) else orjson.dumps(value)
+            decoded = decode(record)
+            if not isinstance(decoded, Rejection):
+                results.append({"index": index, "status": "accepted", "event_id": decoded.event_id})
+                accepted.append((decoded.lead_id.encode(), record))
+                continue
+            reason = decoded.reason if item.fields is None else translate(decoded.reason, item.fields, item.optional_prefix)
+        result = {"index": index, "status": "rejected", "reason": reason}
+        if reason == UNMAPPED and item.name is not None:
+            result["event"] = item.name
+        results.append(result)
     return results, accepted

@@ -90,6 +90,12 @@ def register(app: faust.App, api: Api) -> None:
             status, body, headers = await api.ingest.handle(request)
             return self.json(body, status=status, headers=headers)
 
+    @app.page("/api/ingest/segment")
+    class SegmentCalls(View):
+        async def post(self, request: Request) -> Response:
+            status, body, headers = await api.ingest.handle_segment(request)
+            return self.json(body, status=status, headers=headers)
+
     @app.page("/api/report")
     @reader
     async def report(web: View, request: Request) -> Response:

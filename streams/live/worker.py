@@ -38,11 +38,12 @@ def run_worker(settings: Settings) -> None:
         raise PortInUse(f"web port {settings.web_port} is already in use; choose another with --web-port")
     defs = settings.load_definitions()
     ingest_token = settings.ingest_secret()
+    segment_events = settings.load_segment_events()
     embedded = asyncio.run(prepare(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
     logging.getLogger("faust.transport.producer").addFilter(_backpressure_is_debug)
-    japp = JourneyApp(settings, defs, Profile(embedded), ingest_token)
+    japp = JourneyApp(settings, defs, Profile(embedded), ingest_token, segment_events)
     profile = "embedded broker profile" if embedded else "Kafka profile"
     print(
         f"journey worker: {settings.broker} ({profile}), http://{settings.web_host}:{settings.web_port}/api/report, "

@@ -14,14 +14,24 @@ from tests.integration.conftest import report_when_counted
 
 pytestmark = pytest.mark.timeout(300)
 
-CONTENT_TYPES = ["application/json", "application/x-ndjson", "text/plain", "application/xml", "", "multipart/form-data", "application/json; charset=latin-1"]
+CONTENT_TYPES = [
+    "application/json", "application/x-ndjson", "text/plain", "application/xml", "", "multipart/form-data", "application/json; charset=latin-1",
+    "application/cloudevents+json", "application/cloudevents-batch+json",
+]
 VALID = orjson.dumps({"event_id": "v", "lead_id": "fuzz", "type": "ad_seen", "occurred_at": "2026-09-01T10:00:00Z"})
+# The same event as a CloudEvent and as a Segment track call (SPEC §8)
+CLOUDEVENT = orjson.dumps({"specversion": "1.0", "id": "v", "source": "/fuzz", "type": "ad_seen", "subject": "fuzz", "time": "2026-09-01T10:00:00Z"})
+TRACK = orjson.dumps({"type": "track", "event": "ad_seen", "userId": "fuzz", "messageId": "v", "timestamp": "2026-09-01T10:00:00Z"})
 
 bodies = st.one_of(
     st.binary(max_size=2000),
     st.just(b"[" * 5000 + b"]" * 5000),
     st.just(b'[{"a": ' + b"9" * 5000 + b"}]"),
     st.just(b"[" + b",".join([VALID] * 3) + b"]"),
+    st.just(CLOUDEVENT),
+    st.just(b"[" + CLOUDEVENT + b", {}, " + CLOUDEVENT.replace(b'"1.0"', b'"0.3"') + b"]"),
+    st.just(TRACK),
+    st.just(b'{"batch": [' + TRACK + b', {"type": "identify"}, {"type": "track", "event": "nope"}, 7]}'),
     st.just(b"\xff\xfe" + VALID),
     st.lists(st.sampled_from([VALID, b"{}", b"null", b"[1]", b'{"event_id": 1e999}', b"\xed\xa0\x80"]), max_size=20).map(b"\n".join),
 )
@@ -53,6 +63,16 @@ class TestHostileHttp:
         assert isinstance(answer, dict)
         if status == 200:
             assert answer["accepted"] + answer["rejected"] == len(answer["results"])
+            TestHostileHttp.accepted += answer["accepted"]
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=bodies, content_type=st.sampled_from(CONTENT_TYPES))
+    def test_segment_ingest_answers_every_body_in_json(self, hostile_worker, body: bytes, content_type: str) -> None:
+        status, answer = hostile_worker.request("POST", "/api/ingest/segment", body, content_type or None)
+        assert status in (200, 400, 413, 415), (status, answer)
+        assert isinstance(answer, dict)
+        if status == 200:
+            assert answer["accepted"] + answer["rejected"] + answer["ignored"] == len(answer["results"])
             TestHostileHttp.accepted += answer["accepted"]
 
     @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from schemas import decode
+from schemas import Rejection, decode
 from tests.helpers import same_instants
 from tests.integration.conftest import report_when_counted, wait_for
 
@@ -137,3 +137,81 @@ class TestReadToken:
         lead = json.loads(golden_log[0])["lead_id"]
         assert first.get(f"/api/leads/{lead}", token=READ)[0] == 200
         assert second.get(f"/api/leads/{lead}", token=READ)[0] == 200
+
+
+def cloudevent(event: dict) -> dict:
+    """A journey event as a CloudEvent, as a platform would send it (SPEC §8)."""
+    data = {key: value for key, value in event.items() if key not in ("event_id", "lead_id", "type", "occurred_at")}
+    return {"specversion": "1.0", "id": event["event_id"], "source": "https://crm.example.com", "type": f"com.example.journey.{event['type']}",
+            "subject": event["lead_id"], "time": event["occurred_at"], "datacontenttype": "application/json", "data": data}
+
+
+def track_call(event: dict, name: str | None = None) -> dict:
+    """A journey event as a Segment track call (SPEC §8)."""
+    campaign = {theirs: event[ours] for theirs, ours in (("source", "source"), ("medium", "channel"), ("name", "campaign")) if ours in event}
+    properties = dict(event.get("properties") or {})
+    for theirs, ours in (("revenue", "amount"), ("currency", "currency"), ("inbound", "inbound"), ("method", "method")):
+        if ours in event:
+            properties[theirs] = event[ours]
+    return {"type": "track", "event": name or event["type"], "userId": event["lead_id"], "messageId": event["event_id"],
+            "timestamp": event["occurred_at"], "context": {"campaign": campaign}, "properties": properties}
+
+
+class TestPlatformFormats:
+    def test_the_golden_log_sent_as_cloudevents_and_segment_calls_gives_the_expected_report(self, start_worker, golden_log, expected_report) -> None:
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
+        valid = [orjson.loads(record) for record in golden_log if not isinstance(decode(record), Rejection)]
+        third = len(valid) // 3
+        single, batch, segment = valid[:50], valid[50:third], valid[third:]
+        for event in single:
+            status, body = worker.request("POST", "/api/events", orjson.dumps(cloudevent(event)), "application/cloudevents+json", TOKEN)
+            assert status == 200 and body["accepted"] == 1, body
+        for part in chunks(batch, 300):
+            status, body = worker.request("POST", "/api/events", orjson.dumps([cloudevent(e) for e in part]), "application/cloudevents-batch+json", TOKEN)
+            assert status == 200 and body["accepted"] == len(part), body
+        for part in chunks(segment, 300):
+            calls = [track_call(e) for e in part] + [{"type": "identify", "userId": part[0]["lead_id"], "traits": {"plan": "pro"}}]
+            status, body = worker.request("POST", "/api/ingest/segment", orjson.dumps({"batch": calls}), "application/json", TOKEN)
+            assert status == 200 and (body["accepted"], body["rejected"], body["ignored"]) == (len(part), 0, 1), body
+            assert body["results"][-1] == {"index": len(part), "status": "ignored"}
+        report = report_when_counted(worker, len(valid))
+        assert same_instants(report, {**expected_report, "events": {**expected_report["events"], "invalid": 0}})
+
+    def test_rejections_name_the_senders_fields_and_the_token_is_the_same(self, ingest_worker) -> None:
+        event = {"event_id": "c1", "lead_id": "P1", "type": "purchase", "occurred_at": "2026-09-01T10:00:00Z", "amount": 10**13}
+        bad = [cloudevent(event), {**cloudevent(event), "specversion": "0.3"}, {k: v for k, v in cloudevent(event).items() if k != "subject"}]
+        status, body = ingest_worker.request("POST", "/api/events", orjson.dumps(bad), "application/cloudevents-batch+json", TOKEN)
+        assert status == 200 and body["accepted"] == 0
+        reasons = [result["reason"] for result in body["results"]]
+        assert reasons[0].startswith("data.amount (amount):") and reasons[1].startswith("specversion:") and reasons[2].startswith("subject: missing")
+        status, body = ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(track_call(event, "Nothing Mapped")), "application/json", TOKEN)
+        assert status == 200 and body["results"] == [{"index": 0, "status": "rejected", "reason": "unmapped event", "event": "Nothing Mapped"}]
+        assert ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(track_call(event)), "application/json", "wrong")[0] == 401
+        assert ingest_worker.request("POST", "/api/ingest/segment", b"[]", "application/json", TOKEN)[0] == 400
+        assert ingest_worker.request("POST", "/api/ingest/segment", b"{}", "application/x-ndjson", TOKEN)[0] == 415
+        calls = {"batch": [track_call(event)] * 1001}
+        assert ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(calls), "application/json", TOKEN)[0] == 413
+
+    def test_a_segment_event_map_file_names_the_types(self, start_worker, tmp_path) -> None:
+        mapping = tmp_path / "segment.yaml"
+        mapping.write_text('"Order Completed": purchase\n"Demo Requested": contact_made\n')
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN, "JOURNEY_SEGMENT_EVENTS": str(mapping)})
+        event = {"event_id": "s1", "lead_id": "S1", "type": "purchase", "occurred_at": "2026-09-01T10:00:00Z", "amount": 49.9, "currency": "EUR"}
+        calls = [track_call(event, "Order Completed"), track_call({**event, "event_id": "s2"}, "purchase")]
+        status, body = worker.request("POST", "/api/ingest/segment", orjson.dumps({"batch": calls}), "application/json", TOKEN)
+        assert status == 200 and [r["status"] for r in body["results"]] == ["accepted", "rejected"], body
+        wait_for(lambda: worker.get("/api/leads/S1")[0] == 200, 30, "lead S1 projected")
+        lead = worker.get("/api/leads/S1")[1]
+        assert lead["stage"] == "purchase" and lead["revenue"] == {"EUR": 49.9}, lead
+
+    def test_a_bad_segment_event_map_stops_the_worker_with_a_clear_error(self, broker, tmp_path) -> None:
+        import os
+        import subprocess
+
+        from tests.integration.conftest import JOURNEY
+
+        mapping = tmp_path / "segment.yaml"
+        mapping.write_text("on: purchase\n")
+        done = subprocess.run([JOURNEY, "worker", "--broker", broker.url], env={**os.environ, "JOURNEY_SEGMENT_EVENTS": str(mapping)},
+                              capture_output=True, timeout=60, text=True)
+        assert done.returncode == 1 and "JOURNEY_SEGMENT_EVENTS" in done.stderr and "quote it" in done.stderr and "Traceback" not in done.stderr
