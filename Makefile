@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py projections/_fold.c | $(BIN)/python
 	touch $(STAMP)
 
 test: install
-	@scripts/ensure-chromium
+	@scripts/ensure-test-tools
 	$(BIN)/python -m pytest
 
 demo: install

@@ -1,12 +1,19 @@
 """The deployment hangs together (issue 6). No Docker engine runs here, so what can be checked is:
-the files parse, every reference resolves, and every setting they pass is one journey reads."""
+the real validators accept the files (docker-compose's own parser, the Kubernetes API schemas),
+and what no validator knows: every mounted file exists, every setting passed is one journey reads,
+the services and probes point where the workers listen."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from projections import parse_definitions
@@ -22,15 +29,41 @@ def journey_services() -> dict[str, dict]:
     return {name: s for name, s in COMPOSE["services"].items() if "build" in s}
 
 
-class TestCompose:
-    def test_every_depends_on_names_a_service_with_a_valid_condition(self) -> None:
-        for name, service in COMPOSE["services"].items():
-            for dependency, rule in (service.get("depends_on") or {}).items():
-                assert dependency in COMPOSE["services"], f"{name} depends on unknown {dependency}"
-                assert rule["condition"] in ("service_started", "service_healthy", "service_completed_successfully")
-                if rule["condition"] == "service_healthy":
-                    assert "healthcheck" in COMPOSE["services"][dependency], f"{dependency} has no healthcheck"
+KUBERNETES_VERSION = "1.33.0"  # what the manifests are held to; kubernetes-validate knows each release's schemas
+DOCKER_COMPOSE = shutil.which("docker-compose")
 
+
+class TestValidators:
+    @pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose not installed (make test installs Debian's where it can)")
+    def test_docker_compose_accepts_the_compose_file_and_refuses_a_broken_one(self, tmp_path: Path) -> None:
+        def config(path: Path) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([DOCKER_COMPOSE, "-f", str(path), "--project-directory", str(ROOT), "config", "-q"], capture_output=True, text=True, timeout=60)
+
+        done = config(ROOT / "docker-compose.yml")
+        assert done.returncode == 0, done.stderr
+        broken = copy.deepcopy(COMPOSE)
+        broken["services"]["topics"]["depends_on"]["kafka-typo"] = {"condition": "service_healthy"}
+        (tmp_path / "broken.yml").write_text(yaml.safe_dump(broken))
+        done = config(tmp_path / "broken.yml")
+        assert done.returncode != 0 and "kafka-typo" in done.stderr
+
+    @pytest.mark.parametrize("index", range(len(K8S)), ids=[f"{doc['kind']}/{doc['metadata']['name']}" for doc in K8S])
+    def test_every_kubernetes_resource_is_valid_against_the_api_schema_strictly(self, index: int) -> None:
+        kubernetes_validate.validate(K8S[index], KUBERNETES_VERSION, strict=True)
+
+    def test_the_kubernetes_validator_refuses_a_broken_manifest(self) -> None:
+        (workers,) = [doc for doc in K8S if doc["kind"] == "StatefulSet"]
+        broken = copy.deepcopy(workers)
+        broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
+        with pytest.raises(kubernetes_validate.ValidationError, match="not of type 'integer'"):
+            kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+        broken = copy.deepcopy(workers)
+        broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+class TestCompose:
     def test_every_mounted_file_exists(self) -> None:
         for name, service in COMPOSE["services"].items():
             for volume in service.get("volumes", []):
@@ -124,6 +157,15 @@ class TestKubernetes:
         env = {e["name"]: e.get("value") for e in container["env"]}
         mount = next(m for m in container["volumeMounts"] if m["name"] == "definitions")
         assert env["JOURNEY_DEFINITIONS"] == f"{mount['mountPath']}/definitions.yaml"
+
+    def test_the_segment_event_map_is_the_shipped_one_and_read_where_mounted(self) -> None:
+        (config,) = self.kind("ConfigMap")
+        assert config["data"]["segment-events.yaml"] == (ROOT / "deploy" / "segment-events.yaml").read_text()
+        (workers,) = self.kind("StatefulSet")
+        container = workers["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "definitions")
+        assert env["JOURNEY_SEGMENT_EVENTS"] == f"{mount['mountPath']}/segment-events.yaml"
 
     def test_a_job_creates_the_topics(self) -> None:
         (job,) = self.kind("Job")
