@@ -35,7 +35,7 @@ JOURNEY = str(Path(sys.executable).with_name("journey"))
 
 async def run(broker_url: str, port: int, rate: int, seconds: int, sample: int) -> list[float]:
     settings = Settings(broker=broker_url)
-    await prepare(settings)
+    prepare(settings)
     client = producer(settings)
     await client.start()
     latencies: list[float] = []

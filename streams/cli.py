@@ -181,13 +181,12 @@ def broker(port: int) -> None:
 @click.option("--broker", help="kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
 def topics(broker: str | None) -> None:
     """Create every topic journey uses, with its partition count (workers do it too, at start)."""
-    import asyncio
 
     from streams.kafka.produce import prepare
     from streams.kafka.topics import TopicPlan
 
     settings = _settings({"broker": broker})
-    embedded = asyncio.run(prepare(settings))
+    embedded = prepare(settings)
     for name, partitions in TopicPlan(settings.app_id, settings.partitions).topics().items():
         click.echo(f"{name}\t{partitions} partitions")
     click.echo(f"journey topics: ready on {settings.broker}{' (embedded broker)' if embedded else ''}", err=True)
@@ -198,7 +197,6 @@ def topics(broker: str | None) -> None:
 @click.option("--broker", help="kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
 def produce(log: str, broker: str | None) -> None:
     """Publish a JSONL log (or - for stdin) to journey.events as-is, key = lead id when readable."""
-    import asyncio
 
     from streams.kafka.address import KafkaSource
     from streams.kafka.produce import publish
@@ -208,7 +206,7 @@ def produce(log: str, broker: str | None) -> None:
     if isinstance(source, KafkaSource):
         raise UserError("produce reads a JSONL file or -, not a kafka:// URL")
     settings = _settings({"broker": broker})
-    sent = asyncio.run(publish(settings, open_records(source)))
+    sent = publish(settings, open_records(source))
     click.echo(f"journey produce: published {sent} records to journey.events", err=True)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from kafka.consumer.fetcher import ConsumerRecord
 
 from schemas import Rejection
 

@@ -1,13 +1,15 @@
-"""`journey produce`: publish a JSONL log to journey.events as-is, one record per line."""
+"""`journey produce`: publish a JSONL log to journey.events as-is, one record per line.
+
+Synchronous (kafka-python): a command that sends and waits has no use for an event loop.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from streams.kafka import topics
 from streams.kafka.errors import BrokerError
@@ -27,37 +29,43 @@ def lead_key(record: bytes) -> bytes | None:
     return lead_id.encode() if type(lead_id) is str else None
 
 
-async def prepare(settings: Settings) -> bool:
+def prepare(settings: Settings) -> bool:
     """Create every topic; True when the broker is the embedded one (see Profile)."""
     plan = topics.TopicPlan(settings.app_id, settings.partitions)
-    cluster_id = await topics.ensure_topics(settings.bootstrap, plan.topics(), settings.replication_factor, plan.configs())
+    cluster_id = topics.ensure_topics(settings.bootstrap, plan.topics(), settings.replication_factor, plan.configs())
     return settings.broker_profile == "embedded" or (settings.broker_profile == "auto" and is_embedded(cluster_id))
 
 
-def producer(settings: Settings) -> AIOKafkaProducer:
-    """Batches as against Kafka, on the embedded broker too: readers correct its end offsets (streams/kafka/tansu.py)."""
-    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all")
-
-
-async def publish(settings: Settings, records: Iterable[bytes], topic: str = topics.EVENTS) -> int:
-    await prepare(settings)
-    client = producer(settings)
+def producer(bootstrap: str) -> KafkaProducer:
+    """Batches as against Kafka, on the embedded broker too: readers correct its end offsets
+    (streams/kafka/tansu.py). Keys are hashed by Kafka's default partitioner (murmur2)."""
     try:
-        await client.start()
+        return KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", bootstrap_timeout_ms=topics.BOOTSTRAP_TIMEOUT_MS)
     except KafkaError as exc:
-        raise BrokerError(f"cannot reach the broker at {settings.bootstrap}: {exc}") from None
+        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from None
+
+
+def publish(settings: Settings, records: Iterable[bytes], topic: str = topics.EVENTS) -> int:
+    """Send every record, keyed by lead id; returns once the broker acknowledged them all."""
+    prepare(settings)
+    client = producer(settings.bootstrap)
     sent = 0
     try:
         pending = []
         for record in records:
-            pending.append(await client.send(topic, record, key=lead_key(record)))
+            pending.append(client.send(topic, record, key=lead_key(record)))
             sent += 1
             if len(pending) >= IN_FLIGHT:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+                _confirm(pending)
+        _confirm(pending)
     except KafkaError as exc:
         raise BrokerError(f"publishing to {topic} failed after {sent} records: {exc}") from None
     finally:
-        await client.stop()
+        client.close(timeout=10)
     return sent
+
+
+def _confirm(pending: list) -> None:
+    for future in pending:
+        future.get(timeout=60)
+    pending.clear()

@@ -16,14 +16,13 @@ forever: it is the event log that replays and recoveries read.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.kafka.errors import BrokerError
 
@@ -63,64 +62,72 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
-async def ensure_topics(
+def ensure_topics(
     bootstrap: str, topics: dict[str, int], replication_factor: int = 1, configs: dict[str, dict[str, str]] | None = None
 ) -> str:
     """Create the missing topics (with `configs`), check the others; returns the cluster id."""
     configs = configs or {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = _admin(bootstrap)
     try:
-        await _start(admin, bootstrap)
-        cluster_id = (await admin.describe_cluster())["cluster_id"]
-        existing = set(await admin.list_topics())
+        cluster_id = admin.describe_cluster()["cluster_id"]
+        existing = set(admin.list_topics())
         missing = [NewTopic(name, n, replication_factor, topic_configs=configs.get(name, {})) for name, n in topics.items() if name not in existing]
         for topic in missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it first
-                await admin.create_topics([topic])
+                admin.create_topics([topic])
         present = [name for name in topics if name in existing]
         if present:
-            _check_partitions(await admin.describe_topics(present), topics)
-            await _check_compaction(admin, [name for name in present if configs.get(name) == COMPACTED])
+            _check_partitions(admin.describe_topics(present), topics)
+            _check_compaction(admin, [name for name in present if configs.get(name) == COMPACTED])
         return cluster_id
     except KafkaError as exc:
         raise BrokerError(f"broker {bootstrap}: {type(exc).__name__}: {exc}") from None
     finally:
-        await admin.close()
+        admin.close()
 
 
-async def _start(admin: AIOKafkaAdminClient, bootstrap: str, attempts: int = 10) -> None:
-    for attempt in range(attempts):
-        try:
-            await admin.start()
-            return
-        except KafkaError:
-            if attempt == attempts - 1:
-                raise BrokerError(f"cannot reach the broker at {bootstrap}; is it running?") from None
-            await asyncio.sleep(0.5)
+BOOTSTRAP_TIMEOUT_MS = 10_000  # kafka-python keeps trying to connect for this long: a broker still starting
+
+
+def _admin(bootstrap: str) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
+    except KafkaError:
+        raise BrokerError(f"cannot reach the broker at {bootstrap}; is it running?") from None
 
 
 def _check_partitions(described: list[dict], wanted: dict[str, int]) -> None:
     for topic in described:
-        have, need = len(topic["partitions"]), wanted[topic["topic"]]
+        have, need = len(topic["partitions"]), wanted[topic["name"]]
         if have != need:
             raise BrokerError(
-                f"topic {topic['topic']} has {have} partitions but journey is set to {need}; "
+                f"topic {topic['name']} has {have} partitions but journey is set to {need}; "
                 f"set JOURNEY_PARTITIONS={have} or recreate the topic"
             )
 
 
-async def topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
     """The settings the broker reports for each of these topics."""
-    answer = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
-    return {res[3]: {entry[0]: entry[1] for entry in res[4]} for response in answer for res in response.resources}
+    admin = _admin(bootstrap)
+    try:
+        return _configs(admin, names)
+    finally:
+        admin.close()
 
 
-async def _check_compaction(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+def _configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    # Every setting, not only "modified" ones: the embedded broker reports settings a topic was
+    # created with as defaults, so the modified filter would hide them.
+    found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names], config_filter="all")
+    return {name: {key: entry["value"] for key, entry in settings.items()} for name, settings in found.get("topic", {}).items()}
+
+
+def _check_compaction(admin: KafkaAdminClient, names: list[str]) -> None:
     """Warn (once per start) about a table topic someone created without compaction."""
     if not names:
         return
     try:
-        found = await topic_configs(admin, names)
+        found = _configs(admin, names)
     except KafkaError:
         return  # a broker that cannot say; nothing to warn about
     for name, settings in found.items():

@@ -39,7 +39,7 @@ def run_worker(settings: Settings) -> None:
     defs = settings.load_definitions()
     ingest_token = settings.ingest_secret()
     segment_events = settings.load_segment_events()
-    embedded = asyncio.run(prepare(settings))
+    embedded = prepare(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
     logging.getLogger("faust.transport.producer").addFilter(_backpressure_is_debug)

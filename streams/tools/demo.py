@@ -31,7 +31,7 @@ def run_demo(web_port: int, rate: float, leads_per_round: int) -> None:
     broker_port = 9092 if not port_open("127.0.0.1", 9092) else free_port()
     with tempfile.TemporaryDirectory(prefix="journey-demo-") as scratch, EmbeddedBroker(broker_port, log=Path(scratch) / "broker.log") as broker:
         settings = Settings(broker=broker.url, web_port=web_port, data_dir=Path(scratch) / "worker")
-        asyncio.run(prepare(settings))
+        prepare(settings)
         worker = subprocess.Popen(
             [*JOURNEY, "worker", "--broker", broker.url, "--web-port", str(web_port), "--data-dir", str(settings.table_dir)],
             stdin=subprocess.DEVNULL,

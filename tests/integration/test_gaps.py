@@ -14,7 +14,7 @@ from streams.settings import Settings
 
 async def _ten_records(bootstrap: str) -> None:
     """Offsets 0 to 9 of partition 3."""
-    await prepare(Settings(broker=f"kafka://{bootstrap}"))
+    prepare(Settings(broker=f"kafka://{bootstrap}"))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1)
     await producer.start()
     for i in range(10):

@@ -25,7 +25,7 @@ def replay(url: str) -> subprocess.CompletedProcess[bytes]:
 
 async def batched_produce(bootstrap: str, records: list[bytes]) -> None:
     """Publish as an ordinary Kafka producer would, many records per batch."""
-    await prepare(Settings(broker=f"kafka://{bootstrap}"))
+    prepare(Settings(broker=f"kafka://{bootstrap}"))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
     await producer.start()
     await asyncio.gather(*[await producer.send(topics.EVENTS, r, key=lead_key(r)) for r in records])
@@ -52,7 +52,7 @@ class TestKafkaReplay:
         bootstrap = broker.url.removeprefix("kafka://")
 
         async def scenario() -> dict[TopicPartition, int]:
-            await prepare(Settings(broker=broker.url))
+            prepare(Settings(broker=broker.url))
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1)  # one record per batch
             await producer.start()
             for i in range(5):
@@ -86,3 +86,20 @@ class TestKafkaReplay:
         result = replay("kafka://127.0.0.1:1/journey.events")
         lines = result.stderr.decode().strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and "cannot reach the broker" in lines[0]
+
+
+class TestEmitter:
+    def test_emitted_events_are_keyed_like_every_producer_and_projected_and_a_bad_one_is_refused_unsent(self, broker, start_worker) -> None:
+        from projections.routing import kafka_partition
+        from streams.kafka.emitter import Emitter, InvalidEvent
+
+        prepare(Settings(broker=broker.url))
+        events = [{"event_id": f"e{i}", "lead_id": f"lead-{i % 7}", "type": "content_read", "occurred_at": f"2026-09-01T10:{i:02d}:00Z"} for i in range(30)]
+        with Emitter(broker.url) as emitter:
+            deliveries = [emitter.emit(event) for event in events]
+            with pytest.raises(InvalidEvent, match="occurred_at"):
+                emitter.emit({"event_id": "bad", "lead_id": "lead-1", "type": "content_read", "occurred_at": "yesterday"})
+        assert [d.partition for d in deliveries] == [kafka_partition(e["lead_id"].encode(), 8) for e in events]
+        worker = start_worker()
+        report = wait_for(lambda: (r := worker.get("/api/report"))[0] == 200 and sum(r[1]["events"].values()) == 30 and r[1], 60, "30 events")
+        assert report["events"] == {"valid": 30, "invalid": 0, "duplicates": 0} and report["leads"] == 7

@@ -22,15 +22,7 @@ REBUILT = "did not stop cleanly; its tables are rebuilt from the changelog"
 
 
 def configs_of(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
-    async def describe() -> dict[str, dict[str, str]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            return await topics.topic_configs(admin, names)
-        finally:
-            await admin.close()
-
-    return asyncio.run(describe())
+    return topics.topic_configs(bootstrap, names)
 
 
 class TestRestarts:
