@@ -21,9 +21,10 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from bench.results_io import publish
-from streams.kafka.produce import prepare, producer
+from streams.kafka.produce import prepare
 from streams.net import free_port
 from streams.settings import Settings
 from streams.tools.broker import EmbeddedBroker
@@ -36,7 +37,7 @@ JOURNEY = str(Path(sys.executable).with_name("journey"))
 async def run(broker_url: str, port: int, rate: int, seconds: int, sample: int) -> list[float]:
     settings = Settings(broker=broker_url)
     prepare(settings)
-    client = producer(settings)
+    client = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)  # the event loop's producer: sends while watching
     await client.start()
     latencies: list[float] = []
     watchers: list[asyncio.Task[None]] = []

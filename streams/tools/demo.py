@@ -5,7 +5,6 @@ Every process it starts is stopped when it stops (Ctrl-C or SIGTERM).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import signal
@@ -42,7 +41,7 @@ def run_demo(web_port: int, rate: float, leads_per_round: int) -> None:
             print(f"journey demo: broker {broker.url}", flush=True)
             print(f"journey demo: dashboard http://127.0.0.1:{web_port}/  (API: /api/report, /api/leads/D0-000001; metrics: /metrics)", flush=True)
             print(f"journey demo: sending about {rate:.0f} synthetic events/s; Ctrl-C stops everything", flush=True)
-            asyncio.run(_stream(settings, rate, leads_per_round, worker))
+            _stream(settings, rate, leads_per_round, worker)
         except KeyboardInterrupt:
             pass
         finally:
@@ -58,21 +57,21 @@ def synthetic_stream(leads_per_round: int) -> Iterator[bytes]:
         yield from JourneyGenerator(leads_per_round, seed=round_no, days=30, start=now - timedelta(days=30), prefix=f"D{round_no}", until=now).records()
 
 
-async def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subprocess.Popen[bytes]) -> None:
-    client = producer(settings)
-    await client.start()
+def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subprocess.Popen[bytes]) -> None:
+    client = producer(settings.bootstrap)
     try:
         records = synthetic_stream(leads_per_round)
         tick = 0.1
         per_tick = max(1, int(rate * tick))
         while worker.poll() is None:
             began = time.monotonic()
-            sends = [await client.send(EVENTS, record, key=lead_key(record)) for record in itertools.islice(records, per_tick)]
-            await asyncio.gather(*sends)
-            await asyncio.sleep(max(0.0, tick - (time.monotonic() - began)))
+            for record in itertools.islice(records, per_tick):
+                client.send(EVENTS, record, key=lead_key(record))
+            client.flush()
+            time.sleep(max(0.0, tick - (time.monotonic() - began)))
         print(f"journey demo: the worker exited (code {worker.returncode})", file=sys.stderr, flush=True)
     finally:
-        await client.stop()
+        client.close(timeout=5)
 
 
 def _stop_on_sigterm() -> None:
