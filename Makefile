@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean dashboard-vendor
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# The dashboard's front-end libraries from the npm registry (committed; only to change a version).
+dashboard-vendor:
+	scripts/vendor-dashboard
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis projections/*.so

@@ -24,7 +24,7 @@ from streams.live.ingest import Ingest, bearer_ok
 from streams.live.state import progress_partition
 
 DASHBOARD = Path(__file__).with_name("dashboard")
-DASHBOARD_ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
+DASHBOARD_ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css", "chart.umd.min.js": "application/javascript"}
 log = logging.getLogger("journey.web")
 
 

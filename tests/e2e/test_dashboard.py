@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import shutil
 import subprocess
@@ -23,10 +25,15 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 class Cells(HTMLParser):
-    """Text of every table cell, keyed by (table id, the row's data-* value, cell class); and text by element id."""
+    """Text of every table cell, keyed by (table id, the row's data-* value, cell class); and text by element id.
+    Also the attributes of every canvas (by id), board column (by stage) and heat-map cell."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.canvases: dict[str, dict[str, str]] = {}
+        self.columns: dict[str, dict[str, str]] = {}
+        self.heat: dict[tuple[str, int], float] = {}  # (cohort day, cell index) -> share
+        self._cell_index = 0
         self.cells: dict[tuple[str, str, str], str] = {}
         self.by_id: dict[str, str] = {}
         self.text = ""  # all the page's text
@@ -35,6 +42,16 @@ class Cells(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         a = dict(attrs)
+        if tag == "canvas":
+            self.canvases[a["id"]] = a
+        elif tag == "div" and "column" in (a.get("class") or "").split():
+            self.columns[a["data-stage"]] = a
+        if tag == "tr":
+            self._cell_index = 0
+        elif tag == "td":
+            self._cell_index += 1
+            if "data-share" in a and self._row is not None:
+                self.heat[(self._row, self._cell_index)] = float(a["data-share"])
         if tag == "table":
             self._table = a.get("id")
         elif tag == "tr":
@@ -55,6 +72,14 @@ class Cells(HTMLParser):
         elif self._id is not None and tag in ("dd", "span", "strong", "h3", "p"):
             self.by_id.setdefault(self._id, "".join(self._text).strip())
             self._id = None
+
+
+def screenshot(url: str, scratch: Path, out: Path, width: int, height: int) -> None:
+    subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={scratch}", "--virtual-time-budget=10000", "--hide-scrollbars",
+         f"--window-size={width},{height}", f"--screenshot={out}", url],
+        capture_output=True, timeout=90, check=True,
+    )
 
 
 def rendered(url: str, scratch: Path) -> Cells:
@@ -153,3 +178,57 @@ class TestDashboard:
         html = golden_worker.text("/")
         assert "http://" not in html and "https://" not in html
         assert "fetch(" in golden_worker.text("/dashboard/dashboard.js")
+
+
+class TestCharts:
+    def test_the_funnel_chart_draws_the_reports_funnel(self, golden_worker, tmp_path: Path) -> None:
+        report = golden_worker.get("/api/report")[1]
+        funnel = rendered(golden_worker.url + "/", tmp_path / "chromium").canvases["funnel-chart"]
+        assert json.loads(funnel["data-labels"]) == list(report["funnel"])
+        assert json.loads(funnel["data-values"]) == {"leads": list(report["funnel"].values())}
+        assert funnel["data-drawn"] == str(len(report["funnel"])) and int(funnel["width"]) > 0
+
+    def test_the_trend_chart_draws_each_day_of_the_range_and_ends_at_its_overall_conversion(self, golden_worker, tmp_path: Path) -> None:
+        report = golden_worker.get("/api/report")[1]
+        end = dt.date.fromisoformat(report["watermark"][:10])
+        days = [(end - dt.timedelta(days=n)).isoformat() for n in range(29, -1, -1)]  # the default: the last 30 days
+        rng = golden_worker.get(f"/api/funnel?from={days[0]}&to={days[-1]}")[1]
+        trend = rendered(golden_worker.url + "/", tmp_path / "chromium").canvases["trend-chart"]
+        assert json.loads(trend["data-labels"]) == days
+        values = json.loads(trend["data-values"])
+        daily = report["funnel_daily"]
+        for step in report["funnel"]:
+            assert values[step] == [daily.get(day, {}).get(step, 0) for day in days]
+            assert sum(values[step]) == rng["funnel"][step]
+        assert values["conversion so far %"][-1] == round(100 * rng["overall"], 1)
+        assert int(trend["data-drawn"]) == len(days) * (len(report["funnel"]) + 1)
+
+    def test_the_board_has_a_column_per_stage_and_the_heat_map_shades_by_share(self, golden_worker, tmp_path: Path) -> None:
+        report = golden_worker.get("/api/report")[1]
+        page = rendered(golden_worker.url + "/", tmp_path / "chromium")
+        assert {stage: int(column["data-leads"]) for stage, column in page.columns.items()} == report["pipeline"]
+        steps = list(report["funnel"])
+        checked = 0
+        for (day, index), share in page.heat.items():
+            cohort = report["cohorts_daily"][day]
+            assert share == round(cohort[steps[index - 2]] / cohort[steps[0]], 4) if cohort[steps[0]] else share == 0
+            checked += 1
+        assert checked == min(30, len(report["cohorts_daily"])) * (len(steps) - 1)
+
+    def test_the_chart_library_is_the_pinned_one_served_by_the_worker(self, golden_worker) -> None:
+        from streams.live.web import DASHBOARD
+
+        pinned = json.loads((DASHBOARD / "package.json").read_text())["dependencies"]["chart.js"]
+        served = golden_worker.text("/dashboard/chart.umd.min.js")
+        assert f"Chart.js v{pinned}" in served[:200]
+        assert json.loads((DASHBOARD / "package-lock.json").read_text())["packages"]["node_modules/chart.js"]["version"] == pinned
+
+    @pytest.mark.parametrize("name,width,height", [("desktop", 1400, 1500), ("phone", 390, 2400)])
+    def test_screenshots_are_taken_at_desktop_and_phone_width(self, golden_worker, tmp_path: Path, name: str, width: int, height: int) -> None:
+        """The README's screenshots come from here (JOURNEY_SCREENSHOTS=DIR keeps them)."""
+        import os
+
+        out = Path(os.environ.get("JOURNEY_SCREENSHOTS", tmp_path)) / f"dashboard-{name}.png"
+        screenshot(golden_worker.url + "/", tmp_path / "chromium", out, width, height)
+        png = out.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == width

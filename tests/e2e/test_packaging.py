@@ -50,7 +50,7 @@ class TestNonEditableInstall:
         assert not missing, f"not shipped: {missing}"
 
     def test_the_dashboard_and_the_c_fold_are_installed(self, installed: Path) -> None:
-        for name in ("index.html", "dashboard.js", "dashboard.css"):
+        for name in ("index.html", "dashboard.js", "dashboard.css", "chart.umd.min.js", "chart.js-LICENSE.md"):
             assert (installed / "streams" / "live" / "dashboard" / name).is_file()
         assert list((installed / "projections").glob("_fold*.so"))
 

@@ -53,6 +53,35 @@ function bar(part, whole) {
 
 function fill(tbody, rows) { tbody.replaceChildren(...rows); }
 
+// Charts (Chart.js, shipped with the worker). Each canvas also carries what it drew, as data
+// attributes, so a test (and a curious user) can check the picture against the API.
+const PALETTE = ["#3b6fd8", "#2a9d8f", "#e9a23b", "#d8553b", "#7b5cc4", "#5b6475"];
+const charts = {};
+function draw(id, type, labels, datasets, options = {}) {
+  const canvas = document.getElementById(id);
+  if (typeof Chart === "undefined") { canvas.dataset.drawn = "0"; return; }
+  const data = { labels, datasets };
+  if (charts[id]) { charts[id].data = data; charts[id].update("none"); }
+  else {
+    charts[id] = new Chart(canvas, {
+      type, data,
+      options: { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: datasets.length > 1 } }, ...options },
+    });
+  }
+  const chart = charts[id];
+  canvas.dataset.labels = JSON.stringify(labels);
+  canvas.dataset.values = JSON.stringify(Object.fromEntries(datasets.map((d) => [d.label, d.data])));
+  canvas.dataset.drawn = String(datasets.reduce((n, _, i) => n + chart.getDatasetMeta(i).data.length, 0));
+}
+
+// The cohort table as a heat map: the darker the cell, the larger the share of its cohort.
+function heat(td, part, whole) {
+  const share = whole ? part / whole : 0;
+  td.style.background = `hsl(220 70% ${(97 - 45 * share).toFixed(1)}%)`;
+  if (share > 0.6) td.style.color = "#fff";
+  td.dataset.share = share.toFixed(4);
+}
+
 function renderReport(report) {
   $("#leads").textContent = fmt(report.leads);
   $("#events-valid").textContent = fmt(report.events.valid);
@@ -66,6 +95,10 @@ function renderReport(report) {
     [["name", step], ["count", fmt(n)], ["pct step-conversion", i ? pct(n, steps[i - 1][1]) : ""], ["pct top-conversion", pct(n, top)], ["bar", bar(n, top)]],
     { "data-step": step })));
   $("#funnel-overall").textContent = steps.length > 1 ? pct(steps[steps.length - 1][1], top) : "–";
+  draw("funnel-chart", "bar", steps.map(([step]) => step),
+    [{ label: "leads", data: steps.map(([, n]) => n), backgroundColor: steps.map((_, i) => PALETTE[i % PALETTE.length]) }],
+    { indexAxis: "y", scales: { x: { beginAtZero: true } },
+      plugins: { legend: { display: false }, tooltip: { callbacks: { afterLabel: (c) => pct(c.raw, top) + " of top" } } } });
 
   const levels = Object.entries(report.qualification);
   fill($("#qualification tbody"), levels.map(([level, n]) => row(
@@ -80,7 +113,9 @@ function renderReport(report) {
   fill($("#cohorts tbody"), days.map((day) => {
     const cohort = report.cohorts_daily[day];
     const size = cohort[names[0]];
-    return row([["", day], ["count", fmt(size)], ...names.slice(1).map((s) => ["pct", pct(cohort[s], size)])], { "data-day": day });
+    const tr = row([["", day], ["count", fmt(size)], ...names.slice(1).map((s) => ["pct", pct(cohort[s], size)])], { "data-day": day });
+    names.slice(1).forEach((s, i) => heat(tr.children[2 + i], cohort[s], size));
+    return tr;
   }));
   return report;
 }
@@ -107,6 +142,37 @@ function leadValue(key, value) {
   if (key === "first_touch") return value ? ["source", "channel", "campaign"].map((k) => value[k] ?? "–").join(" / ") : "no touch";
   if (key === "revenue") return money(value);
   return value ?? "–";
+}
+
+// The pipeline as a board: a column per stage, its first leads as cards (longest in the stage first).
+async function renderBoard(stages) {
+  const pages = await Promise.all(stages.stages.map((s) => api(`/api/stages/${encodeURIComponent(s.stage)}/leads?limit=5`)));
+  const limit = stages.stale_after_days;
+  $("#board").replaceChildren(...stages.stages.map((s, i) => {
+    const column = document.createElement("div");
+    column.className = "column" + (s.stage === state.stage ? " selected" : "");
+    column.dataset.stage = s.stage;
+    column.dataset.leads = s.leads;
+    const head = document.createElement("h3");
+    head.innerHTML = "<span></span><span></span>";
+    head.children[0].textContent = s.stage;
+    head.children[1].textContent = fmt(s.leads);
+    column.appendChild(head);
+    if (s.stale) { const stale = document.createElement("div"); stale.className = "stale-count"; stale.textContent = `${fmt(s.stale)} stale`; column.appendChild(stale); }
+    for (const lead of pages[i].leads) {
+      const card = document.createElement("div");
+      card.className = "card" + (lead.days_in_stage >= limit ? " stale" : "");
+      card.innerHTML = "<span></span><span></span>";
+      card.children[0].textContent = lead.lead_id;
+      card.children[1].textContent = `${lead.days_in_stage}d`;
+      card.dataset.lead = lead.lead_id;
+      card.addEventListener("click", (event) => { event.stopPropagation(); state.lead = lead.lead_id; remember(); showLead(lead.lead_id); });
+      column.appendChild(card);
+    }
+    if (s.leads > pages[i].leads.length) { const more = document.createElement("div"); more.className = "more"; more.textContent = `+ ${fmt(s.leads - pages[i].leads.length)} more`; column.appendChild(more); }
+    column.addEventListener("click", () => { state.stage = s.stage; state.offset = 0; remember(); showStage(); });
+    return column;
+  }));
 }
 
 function renderStages(stages) {
@@ -167,6 +233,33 @@ async function renderRange(report) {
     [["name", step], ["count", fmt(n)], ["pct", range.conversion[step] === null ? "" : (100 * range.conversion[step]).toFixed(1) + "%"]], { "data-step": step })));
   $("#range-days").textContent = range.days;
   $("#range-overall").textContent = range.overall === null ? "–" : (100 * range.overall).toFixed(1) + "%";
+  renderTrend(report, from, to);
+}
+
+// The daily funnel over the range: leads reaching each step per day, and the conversion of the
+// range so far (last step ÷ first, summed from the range's first day), which ends at "overall".
+function renderTrend(report, from, to) {
+  const steps = Object.keys(report.funnel);
+  const days = [];
+  for (let d = new Date(from + "T00:00:00Z"); d <= new Date(to + "T00:00:00Z") && days.length < 400; d = new Date(d.getTime() + 86400000)) {
+    days.push(d.toISOString().slice(0, 10));
+  }
+  const daily = report.funnel_daily || {};
+  const datasets = steps.map((step, i) => ({
+    label: step, data: days.map((day) => (daily[day] ? daily[day][step] : 0)), yAxisID: "y",
+    borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length], pointRadius: 0, borderWidth: 2,
+  }));
+  let first = 0, last = 0;
+  const conversion = days.map((day) => {
+    if (daily[day]) { first += daily[day][steps[0]]; last += daily[day][steps[steps.length - 1]]; }
+    return first ? Number((100 * last / first).toFixed(1)) : null;
+  });
+  datasets.push({ label: "conversion so far %", data: conversion, yAxisID: "y1", borderColor: "#1d2433", borderDash: [4, 3], pointRadius: 0, borderWidth: 1.5, spanGaps: true });
+  draw("trend-chart", "line", days, datasets, {
+    interaction: { mode: "index", intersect: false },
+    scales: { y: { beginAtZero: true, title: { display: true, text: "leads" } },
+              y1: { position: "right", beginAtZero: true, suggestedMax: 100, grid: { drawOnChartArea: false }, title: { display: true, text: "%" } } },
+  });
 }
 
 let lastReport = null;
@@ -174,7 +267,9 @@ async function refresh() {
   try {
     lastReport = renderReport(await api("/api/report"));
     renderAttribution(lastReport);
-    renderStages(await api("/api/stages"));
+    const stages = await api("/api/stages");
+    renderStages(stages);
+    await renderBoard(stages);
     await renderRange(lastReport);
     if (state.stage) await showStage();
     if (state.lead) await showLead(state.lead);
