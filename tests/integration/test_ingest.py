@@ -204,7 +204,7 @@ class TestPlatformFormats:
         lead = worker.get("/api/leads/S1")[1]
         assert lead["stage"] == "purchase" and lead["revenue"] == {"EUR": 49.9}, lead
 
-    def test_a_bad_segment_event_map_stops_the_worker_with_a_clear_error(self, broker, tmp_path) -> None:
+    def test_a_bad_segment_event_map_stops_the_worker_with_a_clear_error(self, tmp_path) -> None:
         import os
         import subprocess
 
@@ -212,6 +212,6 @@ class TestPlatformFormats:
 
         mapping = tmp_path / "segment.yaml"
         mapping.write_text("on: purchase\n")
-        done = subprocess.run([JOURNEY, "worker", "--broker", broker.url], env={**os.environ, "JOURNEY_SEGMENT_EVENTS": str(mapping)},
+        done = subprocess.run([JOURNEY, "worker", "--broker", "kafka://127.0.0.1:1"], env={**os.environ, "JOURNEY_SEGMENT_EVENTS": str(mapping)},
                               capture_output=True, timeout=60, text=True)
         assert done.returncode == 1 and "JOURNEY_SEGMENT_EVENTS" in done.stderr and "quote it" in done.stderr and "Traceback" not in done.stderr
