@@ -86,7 +86,7 @@ def ensure_topics(
         admin.close()
 
 
-BOOTSTRAP_TIMEOUT_MS = 10_000  # kafka-python keeps trying to connect for this long: a broker still starting
+BOOTSTRAP_TIMEOUT_MS = 5_000  # kafka-python keeps trying to connect for this long: a broker still starting
 
 
 def _admin(bootstrap: str) -> KafkaAdminClient:

@@ -130,9 +130,9 @@ def end_offset_sums(broker: EmbeddedBroker, topic: str, partitions: int) -> tupl
 
 
 def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
-    """Every record of a topic, in offset order per partition, read until it is quiet for 2 s."""
+    """Every record of a topic, in offset order per partition, read until it is quiet for 1 s."""
     async def read() -> list:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=tansu.FETCH_WAIT_MS)
         await consumer.start()
         try:
             tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -140,7 +140,7 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
             await consumer.seek_to_beginning(*tps)
             found, quiet = [], 0
             while quiet < 4:
-                batch = await consumer.getmany(timeout_ms=500)
+                batch = await consumer.getmany(timeout_ms=250)
                 quiet = 0 if batch else quiet + 1
                 for messages in batch.values():
                     found.extend(messages)
