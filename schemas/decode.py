@@ -83,7 +83,7 @@ def _decode_slowly(raw: bytes) -> Event | Rejection:
     except orjson.JSONDecodeError as exc:
         return Rejection(f"not UTF-8 JSON: {exc}")
     if type(obj) is not dict:
-        return Rejection(f"not a JSON object but a JSON {_json_kind(obj)}")
+        return Rejection(f"not a JSON object but a JSON {json_kind(obj)}")
     return _validated(obj)
 
 
@@ -106,7 +106,7 @@ def _upcast(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
     """The event at the current schema version, without the version field (the model's default)."""
     version = obj.get("schema_version")
     if version is not None and type(version) is not int:
-        return Rejection(f"schema_version: must be an integer, got {_show(version)}")
+        return Rejection(f"schema_version: must be an integer, got {show(version)}")
     if version is None:
         version = CURRENT_SCHEMA_VERSION
     if version > CURRENT_SCHEMA_VERSION:
@@ -132,9 +132,9 @@ def _describe(error: dict[str, Any], obj: dict[str, Any]) -> str:
         loc = loc[1:]  # the discriminated union puts the event type first
     field = ".".join(loc) or "event"
     kind = error["type"]
-    got = _show(error.get("input"))
+    got = show(error.get("input"))
     if kind == "union_tag_invalid":
-        return f"type: {_show(obj.get('type'))} is not one of {_TYPE_LIST}"
+        return f"type: {show(obj.get('type'))} is not one of {_TYPE_LIST}"
     if kind == "union_tag_not_found":
         return f"type: missing (one of {_TYPE_LIST})"
     if kind == "missing":
@@ -144,12 +144,16 @@ def _describe(error: dict[str, Any], obj: dict[str, Any]) -> str:
     return f"{field}: {error['msg'].lower()}, got {got}"
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """A value as a reason quotes it: its repr, cut at 60 characters."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What JSON value this parsed one is: object, array, string, boolean, null or number."""
+    if isinstance(value, dict):
+        return "object"
     if isinstance(value, list):
         return "array"
     if isinstance(value, str):

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from schemas.decode import Rejection
+from schemas.decode import Rejection, json_kind, show
 from schemas.events import EVENT_TYPES
 
 IGNORED: Final = "ignored"
@@ -38,14 +38,14 @@ def from_cloudevent(item: Any) -> dict[str, Any] | Rejection:
     `id` -> event_id, `subject` -> lead_id, `time` -> occurred_at, `type` -> type (bare, or
     dotted with the journey type last); the optional fields come from `data` only."""
     if not isinstance(item, dict):
-        return Rejection(f"not a JSON object: a CloudEvent is an object, got {_kind(item)}")
+        return Rejection(f"not a JSON object: a CloudEvent is an object, got a JSON {json_kind(item)}")
     for name in _REQUIRED:
         if name not in item:
             return Rejection(f"{name}: missing (a required CloudEvents attribute)")
         if not isinstance(item[name], str) or not item[name]:
-            return Rejection(f"{name}: must be a non-empty string, got {_show(item[name])}")
+            return Rejection(f"{name}: must be a non-empty string, got {show(item[name])}")
     if item["specversion"] != CLOUDEVENTS_VERSION:
-        return Rejection(f"specversion: only CloudEvents {CLOUDEVENTS_VERSION} is accepted, got {_show(item['specversion'])}")
+        return Rejection(f"specversion: only CloudEvents {CLOUDEVENTS_VERSION} is accepted, got {show(item['specversion'])}")
     for name, field in (("subject", "lead id"), ("time", "event time")):
         if name not in item:
             return Rejection(f"{name}: missing (journey takes the {field} from it)")
@@ -55,7 +55,7 @@ def from_cloudevent(item: Any) -> dict[str, Any] | Rejection:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        return Rejection(f"data: must be a JSON object holding the optional journey fields, got {_kind(data)}")
+        return Rejection(f"data: must be a JSON object holding the optional journey fields, got a JSON {json_kind(data)}")
     kind = item["type"].rsplit(".", 1)[-1]
     optional = {key: value for key, value in data.items() if key not in _CORE}
     return {**optional, "event_id": item["id"], "lead_id": item["subject"], "type": kind, "occurred_at": item["time"]}
@@ -133,15 +133,15 @@ _PROPERTIES = (("revenue", "amount"), ("currency", "currency"), ("inbound", "inb
 def from_segment(call: Any, events: SegmentEvents) -> dict[str, Any] | Rejection | str:
     """One Segment call as a journey event; `IGNORED` for calls other than track."""
     if not isinstance(call, dict):
-        return Rejection(f"not a JSON object: a Segment call is an object, got {_kind(call)}")
+        return Rejection(f"not a JSON object: a Segment call is an object, got a JSON {json_kind(call)}")
     kind = call.get("type")
     if not isinstance(kind, str) or not kind:
-        return Rejection(f"type: missing or not a string (a Segment call type such as track), got {_show(kind)}")
+        return Rejection(f"type: missing or not a string (a Segment call type such as track), got {show(kind)}")
     if kind != "track":
         return IGNORED
     name = call.get("event")
     if not isinstance(name, str):
-        return Rejection(f"event: missing or not a string (the Segment event name), got {_show(name)}")
+        return Rejection(f"event: missing or not a string (the Segment event name), got {show(name)}")
     journey_type = events.names.get(name)
     if journey_type is None:
         return Rejection(UNMAPPED)
@@ -153,7 +153,7 @@ def from_segment(call: Any, events: SegmentEvents) -> dict[str, Any] | Rejection
     campaign = context.get("campaign", {}) if isinstance(context, dict) else None
     if not isinstance(context, dict) or not isinstance(campaign, dict):
         where = "context" if not isinstance(context, dict) else "context.campaign"
-        return Rejection(f"{where}: must be an object, got {_kind(context if where == 'context' else campaign)}")
+        return Rejection(f"{where}: must be an object, got a JSON {json_kind(context if where == 'context' else campaign)}")
     for key, field in _CAMPAIGN:
         if key in campaign:
             event[field] = campaign[key]
@@ -161,7 +161,7 @@ def from_segment(call: Any, events: SegmentEvents) -> dict[str, Any] | Rejection
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
-        return Rejection(f"properties: must be an object, got {_kind(properties)}")
+        return Rejection(f"properties: must be an object, got a JSON {json_kind(properties)}")
     rest = dict(properties)
     for key, field in _PROPERTIES:
         if key in rest:
@@ -190,12 +190,3 @@ def translate(reason: str, fields: Mapping[str, str], optional_prefix: str = "")
     if theirs == head:
         return reason
     return f"{theirs}{'.' + tail if tail else ''} ({field}):{rest}"
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
