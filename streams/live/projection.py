@@ -120,16 +120,11 @@ class LiveProjection:
             if stored.partition not in spoken:
                 continue
             new = view(lead_id, stored.state, self.defs)
-            new_stage, new_level = _stage(new, self.defs), QUALIFICATIONS[new.qualification(mark)]
+            new_said = _said(new, self.defs, mark)
             old_defs = spoken[stored.partition]
-            if old_defs is None:
-                old_stage, old_level = None, None
-            else:
-                old = view(lead_id, stored.state, old_defs)
-                old_stage, old_level = _stage(old, old_defs), QUALIFICATIONS[old.qualification(mark)]
-                if (old_stage, old_level) == (new_stage, new_level):
-                    continue
-            changes[stored.partition].append(LeadChange(lead_id, old_stage, old_level, new_stage, new_level, cause, mark, new.events))
+            old_said = (None, None) if old_defs is None else _said(view(lead_id, stored.state, old_defs), old_defs, mark)
+            if old_defs is None or old_said != new_said:
+                changes[stored.partition].append(LeadChange(lead_id, *old_said, *new_said, cause, mark, new.events))
         return changes
 
     # -- processing ------------------------------------------------------------------------
@@ -214,13 +209,11 @@ class LiveProjection:
         return True
 
     def _change(self, old: LeadView | None, old_mark: int | None, new: LeadView, cause: Event) -> LeadChange | None:
-        defs, mark = self.defs, self.cluster_watermark or 0
-        old_stage = None if old is None else _stage(old, defs)
-        old_level = None if old is None else QUALIFICATIONS[old.qualification(old_mark or 0)]
-        new_stage, new_level = _stage(new, defs), QUALIFICATIONS[new.qualification(mark)]
-        if old is not None and old_stage == new_stage and old_level == new_level:
+        old_said = (None, None) if old is None else _said(old, self.defs, old_mark or 0)
+        new_said = _said(new, self.defs, self.cluster_watermark or 0)
+        if old is not None and old_said == new_said:
             return None
-        return LeadChange(new.lead_id, old_stage, old_level, new_stage, new_level, Cause(cause.event_id, EVENT_TYPES[cause.type]), cause.occurred_at, new.events)
+        return LeadChange(new.lead_id, *old_said, *new_said, Cause(cause.event_id, EVENT_TYPES[cause.type]), cause.occurred_at, new.events)
 
     def _stale_changes(self, before: int | None, exclude: dict[str, Any], table: LeadTable) -> list[LeadChange]:
         mark = self.cluster_watermark
@@ -279,3 +272,8 @@ class LiveProjection:
 
 def _stage(lead: LeadView, defs: Definitions) -> str | None:
     return None if lead.stage < 0 else defs.stages[lead.stage]
+
+
+def _said(lead: LeadView, defs: Definitions, watermark: int) -> tuple[str | None, str]:
+    """What a lead change says of a lead: its stage and its qualification at the watermark."""
+    return _stage(lead, defs), QUALIFICATIONS[lead.qualification(watermark)]
