@@ -32,3 +32,25 @@ def event(lead: str = "L1", eid: str = "e1", kind: str = "ad_seen", at: str = "2
 
 def raw(**fields: Any) -> bytes:
     return orjson.dumps(event(**fields))
+
+
+CORE_FIELDS = ("event_id", "lead_id", "type", "occurred_at")
+
+
+def as_cloudevent(event: dict[str, Any], dotted: bool = True) -> dict[str, Any]:
+    """A journey event as a platform sends it as a CloudEvent (SPEC §8), the type bare or dotted."""
+    data = {key: value for key, value in event.items() if key not in CORE_FIELDS}
+    kind = f"com.example.journey.{event['type']}" if dotted else event["type"]
+    return {"specversion": "1.0", "id": event["event_id"], "source": "https://crm.example.com", "type": kind, "subject": event["lead_id"],
+            "time": event["occurred_at"], "datacontenttype": "application/json", "data": data}
+
+
+def as_track_call(event: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """A journey event as a Segment track call (SPEC §8), the event named `name` or by its type."""
+    campaign = {theirs: event[ours] for theirs, ours in (("source", "source"), ("medium", "channel"), ("name", "campaign")) if ours in event}
+    properties = dict(event.get("properties") or {})
+    for theirs, ours in (("revenue", "amount"), ("currency", "currency"), ("inbound", "inbound"), ("method", "method")):
+        if ours in event:
+            properties[theirs] = event[ours]
+    return {"type": "track", "event": name or event["type"], "userId": event["lead_id"], "messageId": event["event_id"],
+            "timestamp": event["occurred_at"], "context": {"campaign": campaign, "ip": "203.0.113.9"}, "properties": properties}

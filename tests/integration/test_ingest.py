@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from schemas import Rejection, decode
-from tests.helpers import same_instants
+from tests.helpers import as_cloudevent, as_track_call, same_instants
 from tests.integration.conftest import report_when_counted, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -139,24 +139,6 @@ class TestReadToken:
         assert second.get(f"/api/leads/{lead}", token=READ)[0] == 200
 
 
-def cloudevent(event: dict) -> dict:
-    """A journey event as a CloudEvent, as a platform would send it (SPEC §8)."""
-    data = {key: value for key, value in event.items() if key not in ("event_id", "lead_id", "type", "occurred_at")}
-    return {"specversion": "1.0", "id": event["event_id"], "source": "https://crm.example.com", "type": f"com.example.journey.{event['type']}",
-            "subject": event["lead_id"], "time": event["occurred_at"], "datacontenttype": "application/json", "data": data}
-
-
-def track_call(event: dict, name: str | None = None) -> dict:
-    """A journey event as a Segment track call (SPEC §8)."""
-    campaign = {theirs: event[ours] for theirs, ours in (("source", "source"), ("medium", "channel"), ("name", "campaign")) if ours in event}
-    properties = dict(event.get("properties") or {})
-    for theirs, ours in (("revenue", "amount"), ("currency", "currency"), ("inbound", "inbound"), ("method", "method")):
-        if ours in event:
-            properties[theirs] = event[ours]
-    return {"type": "track", "event": name or event["type"], "userId": event["lead_id"], "messageId": event["event_id"],
-            "timestamp": event["occurred_at"], "context": {"campaign": campaign}, "properties": properties}
-
-
 class TestPlatformFormats:
     def test_the_golden_log_sent_as_cloudevents_and_segment_calls_gives_the_expected_report(self, start_worker, golden_log, expected_report) -> None:
         worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
@@ -164,13 +146,13 @@ class TestPlatformFormats:
         third = len(valid) // 3
         single, batch, segment = valid[:50], valid[50:third], valid[third:]
         for event in single:
-            status, body = worker.request("POST", "/api/events", orjson.dumps(cloudevent(event)), "application/cloudevents+json", TOKEN)
+            status, body = worker.request("POST", "/api/events", orjson.dumps(as_cloudevent(event)), "application/cloudevents+json", TOKEN)
             assert status == 200 and body["accepted"] == 1, body
         for part in chunks(batch, 300):
-            status, body = worker.request("POST", "/api/events", orjson.dumps([cloudevent(e) for e in part]), "application/cloudevents-batch+json", TOKEN)
+            status, body = worker.request("POST", "/api/events", orjson.dumps([as_cloudevent(e) for e in part]), "application/cloudevents-batch+json", TOKEN)
             assert status == 200 and body["accepted"] == len(part), body
         for part in chunks(segment, 300):
-            calls = [track_call(e) for e in part] + [{"type": "identify", "userId": part[0]["lead_id"], "traits": {"plan": "pro"}}]
+            calls = [as_track_call(e) for e in part] + [{"type": "identify", "userId": part[0]["lead_id"], "traits": {"plan": "pro"}}]
             status, body = worker.request("POST", "/api/ingest/segment", orjson.dumps({"batch": calls}), "application/json", TOKEN)
             assert status == 200 and (body["accepted"], body["rejected"], body["ignored"]) == (len(part), 0, 1), body
             assert body["results"][-1] == {"index": len(part), "status": "ignored"}
@@ -179,17 +161,17 @@ class TestPlatformFormats:
 
     def test_rejections_name_the_senders_fields_and_the_token_is_the_same(self, ingest_worker) -> None:
         event = {"event_id": "c1", "lead_id": "P1", "type": "purchase", "occurred_at": "2026-09-01T10:00:00Z", "amount": 10**13}
-        bad = [cloudevent(event), {**cloudevent(event), "specversion": "0.3"}, {k: v for k, v in cloudevent(event).items() if k != "subject"}]
+        bad = [as_cloudevent(event), {**as_cloudevent(event), "specversion": "0.3"}, {k: v for k, v in as_cloudevent(event).items() if k != "subject"}]
         status, body = ingest_worker.request("POST", "/api/events", orjson.dumps(bad), "application/cloudevents-batch+json", TOKEN)
         assert status == 200 and body["accepted"] == 0
         reasons = [result["reason"] for result in body["results"]]
         assert reasons[0].startswith("data.amount (amount):") and reasons[1].startswith("specversion:") and reasons[2].startswith("subject: missing")
-        status, body = ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(track_call(event, "Nothing Mapped")), "application/json", TOKEN)
+        status, body = ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(as_track_call(event, "Nothing Mapped")), "application/json", TOKEN)
         assert status == 200 and body["results"] == [{"index": 0, "status": "rejected", "reason": "unmapped event", "event": "Nothing Mapped"}]
-        assert ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(track_call(event)), "application/json", "wrong")[0] == 401
+        assert ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(as_track_call(event)), "application/json", "wrong")[0] == 401
         assert ingest_worker.request("POST", "/api/ingest/segment", b"[]", "application/json", TOKEN)[0] == 400
         assert ingest_worker.request("POST", "/api/ingest/segment", b"{}", "application/x-ndjson", TOKEN)[0] == 415
-        calls = {"batch": [track_call(event)] * 1001}
+        calls = {"batch": [as_track_call(event)] * 1001}
         assert ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(calls), "application/json", TOKEN)[0] == 413
 
     def test_a_segment_event_map_file_names_the_types(self, start_worker, tmp_path) -> None:
@@ -197,7 +179,7 @@ class TestPlatformFormats:
         mapping.write_text('"Order Completed": purchase\n"Demo Requested": contact_made\n')
         worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN, "JOURNEY_SEGMENT_EVENTS": str(mapping)})
         event = {"event_id": "s1", "lead_id": "S1", "type": "purchase", "occurred_at": "2026-09-01T10:00:00Z", "amount": 49.9, "currency": "EUR"}
-        calls = [track_call(event, "Order Completed"), track_call({**event, "event_id": "s2"}, "purchase")]
+        calls = [as_track_call(event, "Order Completed"), as_track_call({**event, "event_id": "s2"}, "purchase")]
         status, body = worker.request("POST", "/api/ingest/segment", orjson.dumps({"batch": calls}), "application/json", TOKEN)
         assert status == 200 and [r["status"] for r in body["results"]] == ["accepted", "rejected"], body
         wait_for(lambda: worker.get("/api/leads/S1")[0] == 200, 30, "lead S1 projected")

@@ -24,27 +24,12 @@ from schemas.platforms import (
     from_segment,
     translate,
 )
+from tests.helpers import as_cloudevent, as_track_call
 from tests.unit.test_decode_properties import json_values, valid_events
 
 ROOT = Path(__file__).parent.parent.parent
 IDENTITY = SegmentEvents({kind: kind for kind in EVENT_TYPES}, "test")
 OPTIONAL = ("source", "channel", "campaign", "method", "currency", "inbound", "amount", "properties")
-
-
-def as_cloudevent(event: dict[str, Any], dotted: bool = True) -> dict[str, Any]:
-    data = {key: value for key, value in event.items() if key not in ("event_id", "lead_id", "type", "occurred_at")}
-    kind = f"com.example.journey.{event['type']}" if dotted else event["type"]
-    return {"specversion": "1.0", "id": event["event_id"], "source": "/crm/eu", "type": kind, "subject": event["lead_id"], "time": event["occurred_at"], "data": data}
-
-
-def as_segment(event: dict[str, Any]) -> dict[str, Any]:
-    campaign = {theirs: event[ours] for theirs, ours in (("source", "source"), ("medium", "channel"), ("name", "campaign")) if ours in event}
-    properties = dict(event.get("properties", {}))
-    for theirs, ours in (("revenue", "amount"), ("currency", "currency"), ("inbound", "inbound"), ("method", "method")):
-        if ours in event:
-            properties[theirs] = event[ours]
-    return {"type": "track", "event": event["type"], "userId": event["lead_id"], "messageId": event["event_id"], "timestamp": event["occurred_at"],
-            "context": {"campaign": campaign, "ip": "203.0.113.9"}, "properties": properties}
 
 
 journey_events = valid_events.filter(lambda e: not set(e.get("properties", {})) & {"revenue", "currency", "inbound", "method"})
@@ -132,7 +117,7 @@ class TestSegment:
     @given(journey_events)
     def test_any_journey_event_sent_as_a_track_call_decodes_as_itself(self, event: dict[str, Any]) -> None:
         event.pop("schema_version", None)  # a Segment call has no place for it: version 1
-        assert decode(orjson.dumps(from_segment(as_segment(event), IDENTITY))) == decode(orjson.dumps(event))
+        assert decode(orjson.dumps(from_segment(as_track_call(event), IDENTITY))) == decode(orjson.dumps(event))
 
     @settings(max_examples=500, deadline=None)
     @given(json_values | st.dictionaries(st.sampled_from(["type", "event", "userId", "anonymousId", "messageId", "timestamp", "context", "properties"]),
