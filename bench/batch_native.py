@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,17 +29,15 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rocksdict import Rdict, WriteBatch
 
-from bench.live import raw_consumer_rate
+from bench.live import produced_log, raw_consumer_rate
 from bench.results_io import publish
 from projections import default_definitions
 from streams.kafka import topics
 from streams.live.projection import BatchResult, LiveProjection, Record
 from streams.net import free_port
 from streams.tools.broker import EmbeddedBroker
-from streams.tools.synthetic import JourneyGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
-JOURNEY = str(Path(sys.executable).with_name("journey"))
 CHANGELOG = topics.changelog_topic("journey", topics.LEADS_TABLE)
 
 
@@ -102,10 +98,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "batch_native.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(free_port()) as broker:
-        log = Path(scratch) / "log.jsonl"
-        records = list(JourneyGenerator(int(args.events / 3.8), seed=1).records())[: args.events]
-        log.write_bytes(b"\n".join(records) + b"\n")
-        subprocess.run([JOURNEY, "produce", str(log), "--broker", broker.url], check=True)
+        records = produced_log(broker, args.events, Path(scratch))
         bootstrap = broker.url.removeprefix("kafka://")
         raw = asyncio.run(raw_consumer_rate(bootstrap, len(records)))
         native = asyncio.run(batch_native_rate(bootstrap, len(records), Path(scratch) / "store"))

@@ -66,6 +66,15 @@ async def raw_consumer_rate(bootstrap: str, expected: int) -> float:
     return seen / elapsed
 
 
+def produced_log(broker: EmbeddedBroker, events: int, scratch: Path) -> list[bytes]:
+    """The benchmarks' log (a seeded synthetic one, `events` records), produced to journey.events."""
+    log = scratch / "log.jsonl"
+    records = list(JourneyGenerator(int(events / 3.8), seed=1).records())[:events]
+    log.write_bytes(b"\n".join(records) + b"\n")
+    subprocess.run([JOURNEY, "produce", str(log), "--broker", broker.url], check=True)
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
@@ -74,10 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(free_port()) as broker:
-        log = Path(scratch) / "log.jsonl"
-        records = list(JourneyGenerator(int(args.events / 3.8), seed=1).records())[: args.events]
-        log.write_bytes(b"\n".join(records) + b"\n")
-        subprocess.run([JOURNEY, "produce", str(log), "--broker", broker.url], check=True)
+        records = produced_log(broker, args.events, Path(scratch))
         raw = asyncio.run(raw_consumer_rate(broker.url.removeprefix("kafka://"), len(records)))
 
         ports = [free_port() for _ in range(args.workers)]
