@@ -4,32 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
-from weakref import ref
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.streams import _current_event  # see _as_current
-from faust.types import TP, EventT
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from faust.types import TP
 
 from projections import Definitions
 from schemas import Rejection
 from schemas.platforms import SegmentEvents
 from streams.kafka import topics
+from streams.kafka.batches import BatchProducer
 from streams.kafka.compacted import latest_values
 from streams.kafka.deadletters import DeadLetter
 from streams.kafka.errors import BrokerError
 from streams.live.changes import LeadChange, read_spoken_under, spoken_under
 from streams.live.cluster import Cluster, Peers
 from streams.live.embedded import Profile
+from streams.live.fetch import BatchConsumer
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
 from streams.live.metrics import WorkerMetrics
 from streams.live.projection import BatchResult, LiveProjection, Record
-from streams.live.tables import AcknowledgedTable
+from streams.live.store import LeadBatch, LeadStore, Pending
 from streams.live.web import Api, register
 from streams.settings import Settings
 
@@ -62,7 +61,7 @@ class JourneyApp:
             consumer_auto_offset_reset="earliest",
             autodiscover=False,
             web_enabled=True,
-            Table=AcknowledgedTable,  # counts changelog writes not yet acknowledged (streams/tables.py)
+            broker_max_poll_records=settings.batch_size,
             **profile.faust_settings(),
         )
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -72,6 +71,12 @@ class JourneyApp:
         self.watermarks = self.app.topic(topics.WATERMARKS, partitions=1, **raw)
         self.spoken = self.app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **raw)
         self.leads = self.app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+        self.store = LeadStore(self.leads)
+        self._changelog = self.leads.changelog_topic.get_topic_name()
+        self._batch_lock = asyncio.Lock()  # one batch at a time; rebalances and watermarks wait for it
+        self._pending: Pending | None = None  # sent, not yet acknowledged and written locally
+        self._out: BatchProducer | None = None
+        self.topic = topics.EVENTS  # the BatchSink of streams/live/fetch.py
         self._announced: int | None = None
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
         self.metrics = WorkerMetrics(self.projection, lambda: self.gaps.seeks, self.highwater)
@@ -80,11 +85,9 @@ class JourneyApp:
     def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
         app, settings = self.app, self.settings
 
-        @app.agent(self.events, name="journey-project")
-        async def project(stream: faust.StreamT) -> None:
-            async for batch in stream.take_events(self.settings.batch_size, within=self.settings.batch_within):
-                await self.process(batch)
-
+        app.topics.add(self.events)  # subscribed, so the assignor hands out its partitions; no agent reads it
+        # Faust's own consumer, with journey.events delivered a fetch at a time to `deliver`
+        app.transport.Consumer = type("JourneyConsumer", (BatchConsumer,), {"sink": self})  # type: ignore[misc]
         self.leads.on_recover(self.rebuild)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
@@ -102,6 +105,7 @@ class JourneyApp:
         api = Api(
             cluster=Cluster(self.projection, peers, settings.partitions),
             leads=self.leads,
+            lead=self.lead,
             ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events, segment_events=segment_events),
             metrics=self.metrics.render,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
@@ -113,46 +117,100 @@ class JourneyApp:
 
     # -- the agent -------------------------------------------------------------------------
 
-    async def process(self, batch: list[EventT]) -> None:
-        """Apply a batch, then publish what it produced.
+    async def deliver(self, fetched: Mapping[TP, list[ConsumerRecord]]) -> None:
+        """One fetch of journey.events (streams/live/fetch.py), applied as one batch.
 
-        Faust acks a taken batch even when the agent is cancelled halfway (a
-        graceful stop), so every table write happens before the first await
-        after the gap checks, and the publishing is shielded from cancellation.
-        """
-        if not self.ready.is_set():
-            await self.ready.wait()  # the projection is rebuilt from the recovered tables first
-        with self.metrics.batch_seconds.time():
-            by_partition: dict[int, list[Record]] = defaultdict(list)
-            last_event: dict[int, EventT] = {}
-            for event in batch:
-                message = event.message
-                by_partition[message.partition].append(Record(message.offset, message.value or b""))
-                last_event[message.partition] = event
-            for partition, records in by_partition.items():
-                usable = await self.gaps.contiguous(partition, self.projection.next_offset(partition), [r.offset for r in records])
-                by_partition[partition] = records[:usable]
-            result = BatchResult()
-            before = self.projection.cluster_watermark
-            leads = _TableAccess(self.leads)
-            for partition, records in by_partition.items():
-                if not records:
-                    continue
-                with _as_current(last_event[partition]):
-                    self.projection.process(partition, records, leads, result)
-                self.metrics.count(len(records), [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
-            self.projection.settle(result, before, leads)  # reads leads of every partition: outside _as_current
-            await asyncio.shield(self._publish(result))
+        Nothing is applied while the tables recover or a rebalance is under way:
+        the fetch is dropped, and once the tables are recovered each partition is
+        sought back to its progress (`positions`).
 
-    async def _publish(self, result: BatchResult) -> None:
-        """Hand dead letters and lead changes to the producer. Not awaiting the broker's acks is
-        safe: Faust flushes the producer before it commits offsets (at-least-once)."""
-        for bad in result.invalid:
-            value, headers = DeadLetter.of(bad.reason, topics.EVENTS, bad.partition, bad.offset, bad.value).encode()
-            await self.dlq.send(value=value, headers=headers)
-        for change in result.changes:
-            await self._send_change(change)
+        The batch's records are sent, and then the previous batch's are waited
+        for and written locally: the broker acknowledges one batch while the
+        next is folded (streams/live/store.py)."""
+        async with self._batch_lock:
+            if not self.ready.is_set():
+                return
+            with self.metrics.batch_seconds.time():
+                batch, result = await self._fold(fetched)
+                try:
+                    sent = await self._send(batch, result)
+                    await self._flush()
+                    self._pending = sent
+                except KafkaError as exc:
+                    log.error("a batch could not be written to the changelog (%s: %s); reading its events again", type(exc).__name__, exc)
+                    await self._resync()
+
+    async def idle(self) -> None:
+        """A fetch brought no journey.events records: the batch still waiting is written locally."""
+        if self._pending is not None:
+            async with self._batch_lock:
+                await self._flush_or_resync()
+
+    async def _fold(self, fetched: Mapping[TP, list[ConsumerRecord]]) -> tuple[LeadBatch, BatchResult]:
+        batch, result = LeadBatch(self.store, None if self._pending is None else self._pending.entries), BatchResult()
+        before = self.projection.cluster_watermark
+        owned = self.projection.partitions
+        for tp, messages in fetched.items():
+            partition = tp.partition
+            if partition not in owned:
+                continue  # fetched just before the partition went to another worker
+            records = [Record(m.offset, m.value or b"") for m in messages]
+            usable = await self.gaps.contiguous(partition, self.projection.next_offset(partition), [r.offset for r in records])
+            if not usable:
+                continue
+            self.projection.process(partition, records[:usable], batch.partition(partition), result)
+            self.metrics.count(usable, [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
+        self.projection.settle(result, before, batch)
+        return batch, result
+
+    async def _send(self, batch: LeadBatch, result: BatchResult) -> Pending:
+        """Send a batch's changelog records, dead letters and lead changes, without waiting."""
+        out = BatchProducer(self.app.producer._ensure_producer()) if self._out is None else self._out
+        self._out = out
+        pending = Pending()
+        for partition, view in batch.partitions.items():
+            if view.entries:
+                pending.entries[partition] = view.entries
+                pending.changelog[partition] = await out.send(self._changelog, partition, ((key.encode(), value, []) for key, value in view.entries.items()))
+        if result.invalid:
+            letters = [DeadLetter.of(bad.reason, topics.EVENTS, bad.partition, bad.offset, bad.value).encode() for bad in result.invalid]
+            pending.others.append(await out.send(topics.DLQ, 0, ((None, value, headers) for value, headers in letters)))
+        if result.changes:
+            pending.others += await out.send_keyed(topics.LEAD_CHANGES, ((*change.encode(), []) for change in result.changes))
+        return pending
+
+    async def _flush(self) -> None:
+        """Wait for the pending batch's acknowledgements, then write its leads locally."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        for sent in pending.others:
+            await sent.acknowledged()
+        for partition, sent in pending.changelog.items():
+            self.store.write(partition, pending.entries[partition], await sent.last_offset())
         await self._announce_watermark()
+
+    async def _flush_or_resync(self) -> None:
+        try:
+            await self._flush()
+        except KafkaError as exc:
+            log.error("a batch could not be written to the changelog (%s: %s); reading its events again", type(exc).__name__, exc)
+            await self._resync()
+
+    async def _resync(self) -> None:
+        """After a batch that could not be written: forget what it folded, read its events again."""
+        owned = set(self.projection.partitions)
+        self.projection.rebuild(self.store.items(), owned)
+        for partition in owned:
+            await self._seek(partition, self.projection.next_offset(partition))
+
+    def lead(self, lead_id: str) -> bytes | None:
+        """A lead as the report counts it: the batch still waiting to be written locally first."""
+        return LeadBatch(self.store, None if self._pending is None else self._pending.entries).get(lead_id)
+
+    def positions(self, assigned: set[TP]) -> dict[TP, int]:
+        """Where each assigned journey.events partition continues: one past its progress."""
+        return {tp: self.projection.next_offset(tp.partition) for tp in assigned if tp.topic == topics.EVENTS and tp.partition in self.projection.partitions}
 
     def highwater(self, partition: int) -> int | None:
         """The end offset of a journey.events partition as the consumer last saw it."""
@@ -192,8 +250,10 @@ class JourneyApp:
 
     async def rebuild(self) -> None:
         """After table recovery: derive this worker's aggregates from its tables."""
+        async with self._batch_lock:
+            await self._flush_or_resync()
         active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topics.EVENTS}
-        self.projection.rebuild(self.leads.items(), active)
+        self.projection.rebuild(self.store.items(), active)
         while True:
             try:
                 await self._catch_up_changes(active)
@@ -233,7 +293,7 @@ class JourneyApp:
         marks = await latest_values(self.settings.bootstrap, topics.WATERMARKS, embedded)
         announced = [int(v) for v in marks.values() if v.isdigit()]
         watermark = max([*announced, self.projection.cluster_watermark or 0]) or None
-        changes = self.projection.catch_up(self.leads.items(), behind, watermark)
+        changes = self.projection.catch_up(self.store.items(), behind, watermark)
         for partition, found in changes.items():
             old_digest = "unknown" if behind[partition] is None else behind[partition].digest
             log.info("partition %d: publishing %d lead changes, definitions %s -> %s", partition, len(found), old_digest, self.defs.digest)
@@ -246,7 +306,9 @@ class JourneyApp:
         await (await self.spoken.send(key=key, value=value))
 
     async def _on_revoked(self, app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        self.ready.clear()
+        async with self._batch_lock:  # a batch under way finishes first, with its changelog and local writes
+            await self._flush_or_resync()
+            self.ready.clear()
         for tp in revoked:
             if tp.topic == topics.EVENTS:
                 self.projection.partitions.pop(tp.partition, None)
@@ -270,33 +332,9 @@ class JourneyApp:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
                 marks = [int(m.value) for m in batch.get(tp, []) if m.value and m.value.isdigit()]
                 if marks and self.ready.is_set():
-                    for change in self.projection.learn_watermark(max(marks), _TableAccess(self.leads)):
-                        await (await self._send_change(change))
+                    async with self._batch_lock:  # the leads as the store has them, not halfway through a batch
+                        changes = self.projection.learn_watermark(max(marks), LeadBatch(self.store, None if self._pending is None else self._pending.entries))
+                        for change in changes:
+                            await (await self._send_change(change))
         finally:
             await consumer.stop()
-
-
-class _TableAccess:
-    def __init__(self, table: faust.Table) -> None:
-        self._table = table
-
-    def get(self, lead_id: str) -> bytes | None:
-        return self._table.get(lead_id.encode())
-
-    def put(self, lead_id: str, value: bytes) -> None:
-        self._table[lead_id.encode()] = value
-
-
-@contextmanager
-def _as_current(event: EventT) -> Iterator[None]:
-    """Make `event` Faust's current event while its partition's leads are written.
-
-    Faust picks the changelog partition and the RocksDB partition store of a
-    table write from the current event. A batch from take_events mixes
-    partitions, so each partition's writes run with one of its own events.
-    """
-    token = _current_event.set(ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)

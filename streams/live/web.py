@@ -35,7 +35,8 @@ class BadRequest(ValueError):
 @dataclass(frozen=True)
 class Api:
     cluster: Cluster
-    leads: faust.Table  # for the route to a lead's owner, and the lead itself
+    leads: faust.Table  # for the route to a lead's owner
+    lead: Callable[[str], bytes | None]  # a lead as the projection has it, written locally or not yet
     ingest: Ingest
     metrics: Callable[[], tuple[bytes, str]]  # the Prometheus text and its content type
     read_token: str | None  # None: reads are open
@@ -105,7 +106,7 @@ def register(app: faust.App, api: Api) -> None:
     @app.table_route(table=api.leads, match_info="lead_id")
     @reader
     async def lead(web: View, request: Request, lead_id: str) -> Response:
-        data = None if progress_partition(lead_id) is not None else api.leads.get(lead_id.encode())
+        data = None if progress_partition(lead_id) is not None else api.lead(lead_id)
         if data is None:
             return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
         return web.json(projection.lead(lead_id, data, await cluster.watermark() or 0))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from pathlib import Path
 
 import faust
 
@@ -13,7 +12,6 @@ from streams.errors import JourneyError
 from streams.kafka.produce import prepare
 from streams.live.app import JourneyApp
 from streams.live.embedded import Profile
-from streams.live.tables import close_tables, open_tables
 from streams.net import port_open
 from streams.settings import Settings
 
@@ -51,17 +49,8 @@ def run_worker(settings: Settings) -> None:
         file=sys.stderr,
         flush=True,
     )
-    if open_tables(settings.table_dir, Path(japp.app.conf.tabledir)):
-        print(
-            "journey worker: the last run with this data dir did not stop cleanly; its tables are rebuilt from the changelog",
-            file=sys.stderr,
-            flush=True,
-        )
     worker = faust.Worker(japp.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner puts the root logger at DEBUG to spin on every record,
     # which makes every Kafka send build a debug log record: about 5% of a busy worker.
     worker.spinner = None
-    try:
-        worker.execute_from_commandline()
-    finally:
-        close_tables(settings.table_dir, [japp.leads])
+    worker.execute_from_commandline()

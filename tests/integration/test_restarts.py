@@ -9,43 +9,66 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.stores.rocksdb import Store as RocksStore
+from rocksdict import Options, Rdict
 
 from streams.kafka import topics
-from streams.live.tables import CLEAN_STOP
 from streams.settings import Settings
 from tests.helpers import same_instants
-from tests.integration.conftest import JOURNEY, end_offset_sums, produce, report_when_counted
+from tests.integration.conftest import JOURNEY, end_offset_sums, produce, read_topic, report_when_counted
 
 pytestmark = pytest.mark.timeout(240)
 
-REBUILT = "did not stop cleanly; its tables are rebuilt from the changelog"
+OFFSET_KEY = RocksStore.offset_key  # where a partition's RocksDB says which changelog offset it holds
 
 
 def configs_of(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
     return topics.topic_configs(bootstrap, names)
 
 
+def local_stores(data_dir: Path) -> dict[int, dict[bytes, bytes]]:
+    """Every partition's RocksDB of the lead table in a stopped worker's data dir, as it is on disk."""
+    stores = {}
+    for path in data_dir.rglob(f"*{topics.LEADS_TABLE}-*.db"):
+        db = Rdict(str(path), options=Options(raw_mode=True))
+        try:
+            stores[int(path.stem.rsplit("-", 1)[1])] = dict(db.items())
+        finally:
+            db.close()
+    return stores
+
+
 class TestRestarts:
-    def test_a_clean_stop_keeps_the_tables_and_a_kill_has_them_rebuilt(self, broker, start_worker, tmp_path: Path, golden_log, expected_report) -> None:
+    def test_a_killed_worker_keeps_a_local_store_its_changelog_vouches_for(self, broker, start_worker, tmp_path: Path, golden_log, expected_report) -> None:
+        """After SIGKILL the local store is never deleted: each partition's RocksDB must then
+        equal its changelog read up to the offset it says it holds, whatever the kill cut."""
         data = tmp_path / "w"
         produce(broker, golden_log[:900])
         worker = start_worker("1", data_dir=data)
         report_when_counted(worker, 900)
         worker.stop(signal.SIGINT)
-        assert (data / CLEAN_STOP).exists(), "every changelog write was acknowledged, so the stop was clean"
-
         worker = start_worker("2", data_dir=data)
-        assert not (data / CLEAN_STOP).exists(), "a running worker has not earned the mark yet"
         produce(broker, golden_log[900:])
         report_when_counted(worker, len(golden_log))
         worker.stop(signal.SIGKILL)
-        assert REBUILT not in worker.tail()
+
+        settings = Settings()
+        changelog_topic = topics.changelog_topic(settings.app_id, topics.LEADS_TABLE)
+        changelog: dict[int, list] = {}
+        for message in read_topic(f"{broker.host}:{broker.port}", changelog_topic, settings.partitions):
+            changelog.setdefault(message.partition, []).append(message)
+        stores = local_stores(data)
+        assert sorted(stores) == sorted(changelog), "one local store per changelog partition"
+        for partition, entries in stores.items():
+            held = int(entries.pop(OFFSET_KEY))
+            assert held <= changelog[partition][-1].offset
+            expected = {m.key: m.value for m in changelog[partition] if m.offset <= held}
+            assert entries == expected, f"partition {partition}: the local store is not its changelog up to offset {held}"
+        assert sum(map(len, stores.values())) > 0.9 * sum(len({m.key for m in c}) for c in changelog.values()), "the kill left most leads written locally"
 
         worker = start_worker("3", data_dir=data)
-        assert REBUILT in worker.tail()
         assert same_instants(report_when_counted(worker, len(golden_log)), expected_report)
-        settings = Settings()
-        reported, corrected = end_offset_sums(broker, topics.changelog_topic(settings.app_id, topics.LEADS_TABLE), settings.partitions)
+        reported, corrected = end_offset_sums(broker, changelog_topic, settings.partitions)
         assert reported < corrected, "the changelog went out in batches, so recovery needed its ends corrected"
 
 

@@ -1,0 +1,141 @@
+"""The lead table's local store, written one batch at a time, after its changelog.
+
+The lead table is a Faust table: Faust creates its changelog topic, opens one
+RocksDB per partition on assignment, recovers it from the changelog, and
+serves `items()` and `get()` to the views. The hot path does not write
+through it: a Faust table write goes to the local store at once and to the
+changelog later, so a worker killed in between keeps writes the changelog
+lacks. Here the order is Kafka Streams' and Quix Streams':
+
+1. a batch folds into `LeadBatch`, a dict of the leads it touched per
+   partition, with the partition's progress written last;
+2. the app produces one changelog record per entry, in that order, and waits
+   for the broker to acknowledge every one;
+3. `LeadStore.write` puts the entries and the highest acknowledged changelog
+   offset in one RocksDB `WriteBatch`: atomically, the leads, the progress
+   that vouches for them, and where table recovery resumes.
+
+So the local store never holds what the changelog lacks, whatever point a
+worker is killed at. Restarting after SIGKILL is a restart after a clean stop:
+Faust's recovery reads the changelog from the persisted offset (the writes
+of a batch killed between acknowledgement and local write), and the events
+past the progress are fetched again; per-lead offsets skip what a lead
+already holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import rocksdict
+from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksStore
+
+from streams.kafka.batches import Sent
+
+
+class LeadStore:
+    """Reads and batch writes on the lead table's local store, bypassing Faust's per-key path.
+
+    Keys and values are raw bytes both in the store and on the changelog (the
+    table's serializers are raw), so what is written here is what Faust's
+    recovery would have written."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+
+    @property
+    def _store(self) -> Any:
+        return self.table.data
+
+    def get(self, partition: int, lead_id: str) -> bytes | None:
+        store = self._store
+        if isinstance(store, RocksStore):
+            return store._db_for_partition(partition).get(lead_id.encode())
+        return store.data.get(lead_id.encode())
+
+    def get_any(self, lead_id: str) -> bytes | None:
+        """A lead of any partition this worker holds."""
+        return self.table.get(lead_id.encode())
+
+    def write(self, partition: int, entries: dict[str, bytes], changelog_offset: int) -> None:
+        """Write a batch's entries of one partition, and the changelog offset they reach, atomically."""
+        store = self._store
+        if isinstance(store, RocksStore):
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, value in entries.items():
+                batch.put(key.encode(), value)
+            batch.put(store.offset_key, str(changelog_offset).encode())
+            store._db_for_partition(partition).write(batch)
+        elif isinstance(store, MemoryStore):  # nothing survives a restart: no offset to keep
+            store.data.update((key.encode(), value) for key, value in entries.items())
+        else:
+            raise TypeError(f"unsupported store {type(store).__name__}")
+
+    def items(self) -> Any:
+        return self.table.items()
+
+
+@dataclass
+class Pending:
+    """A batch sent to the changelog, waiting for its acknowledgements before it is written locally."""
+
+    entries: dict[int, dict[str, bytes]] = field(default_factory=dict)  # per partition, the store's entries
+    changelog: dict[int, Sent] = field(default_factory=dict)  # per partition, its changelog batches
+    others: list[Sent] = field(default_factory=list)  # dead letters and lead changes
+
+
+_NOTHING: dict[str, bytes] = {}
+
+
+class PartitionView:
+    """One partition's leads during a batch: reads fall through the pending batch to the
+    store, writes wait here."""
+
+    __slots__ = ("_partition", "_pending", "_store", "entries")
+
+    def __init__(self, store: LeadStore, partition: int, pending: dict[str, bytes]) -> None:
+        self._store = store
+        self._partition = partition
+        self._pending = pending
+        self.entries: dict[str, bytes] = {}
+
+    def get(self, lead_id: str) -> bytes | None:
+        found = self.entries.get(lead_id) or self._pending.get(lead_id)
+        return found if found is not None else self._store.get(self._partition, lead_id)
+
+    def put(self, lead_id: str, value: bytes) -> None:
+        self.entries[lead_id] = value
+
+
+class LeadBatch:
+    """A batch's view of the lead table, per partition (the `LeadTable` the projection writes)."""
+
+    def __init__(self, store: LeadStore, pending: dict[int, dict[str, bytes]] | None = None) -> None:
+        self.store = store
+        self.pending = pending or {}
+        self.partitions: dict[int, PartitionView] = {}
+
+    def partition(self, partition: int) -> PartitionView:
+        view = self.partitions.get(partition)
+        if view is None:
+            view = self.partitions[partition] = PartitionView(self.store, partition, self.pending.get(partition, _NOTHING))
+        return view
+
+    def get(self, lead_id: str) -> bytes | None:
+        """A lead of any partition (the watermark's stale leads): this batch's version first,
+        then the pending batch's, then the store's."""
+        for entries in [*(view.entries for view in self.partitions.values()), *self.pending.values()]:
+            found = entries.get(lead_id)
+            if found is not None:
+                return found
+        return self.store.get_any(lead_id)
+
+    def put(self, lead_id: str, value: bytes) -> None:
+        raise TypeError("a batch is written per partition: LeadBatch.partition(p).put")
+
+    def written(self) -> bool:
+        return any(view.entries for view in self.partitions.values())
+
