@@ -61,7 +61,33 @@ class Aggregates:
     def add(self, lead: LeadView, sign: int = 1) -> None:
         """Count a lead in (sign 1) or, with its earlier view, out again (sign -1)."""
         self.leads += sign
+        self._attribute(lead, sign)
+        self._place(lead, sign)
+        self._reach(lead, sign)
+
+    def replace(self, old: LeadView | None, new: LeadView) -> None:
+        """A lead changed: count its old view out and its new one in.
+
+        Most events change only part of a view (another content read moves
+        neither the first touch nor the funnel), so each part is counted out and
+        in only when it differs: the same totals as `add(old, -1); add(new)`."""
+        if old is None:
+            self.add(new)
+            return
+        if old.touch != new.touch or old.funnel_step != new.funnel_step or old.standing != new.standing or old.revenue != new.revenue:
+            self._attribute(old, -1)
+            self._attribute(new, 1)
+        if old.stage != new.stage or old.standing != new.standing or old.stale_from != new.stale_from:
+            self._place(old, -1)
+            self._place(new, 1)
+        if old.reach_at != new.reach_at:
+            self._reach(old, -1)
+            self._reach(new, 1)
+
+    def _attribute(self, lead: LeadView, sign: int) -> None:
         self.attribution.add(lead.touch, lead.funnel_step, lead.standing == CUSTOMER, lead.revenue, sign)
+
+    def _place(self, lead: LeadView, sign: int) -> None:
         if lead.stage != NO_INDEX:
             self.pipeline[lead.stage] += sign
         if lead.stale_from is None:
@@ -70,18 +96,14 @@ class Aggregates:
             self.pending.add((lead.stale_from, lead.lead_id))
         else:
             self.pending.remove((lead.stale_from, lead.lead_id))
+
+    def _reach(self, lead: LeadView, sign: int) -> None:
         if not lead.reach_at:
             return
         for step, at in enumerate(lead.reach_at):
             self.funnel[step] += sign
             _count_day(self.funnel_daily, at // DAY_MICROS, range(step, step + 1), self.steps, sign)
         _count_day(self.cohorts_daily, lead.reach_at[0] // DAY_MICROS, range(len(lead.reach_at)), self.steps, sign)
-
-    def replace(self, old: LeadView | None, new: LeadView) -> None:
-        """A lead changed: count its old view out and its new one in."""
-        if old is not None:
-            self.add(old, -1)
-        self.add(new)
 
     def qualification_at(self, watermark: int | None) -> list[int]:
         counts = list(self.standing)

@@ -47,6 +47,8 @@ class PartitionState:
 
     def replace(self, old: LeadView | None, new: LeadView) -> None:
         self.aggregates.replace(old, new)
+        if old is not None and old.stage == new.stage and old.stage_entered_at == new.stage_entered_at:
+            return  # still in the same place on the board
         if old is not None and old.stage >= 0:
             self.stages[old.stage].remove((old.stage_entered_at, old.lead_id))
         if new.stage >= 0:
