@@ -117,11 +117,14 @@ class Aggregates:
         low = (after + 1, "") if after is not None else None
         return list(self.pending.irange(low, (upto + 1, ""), inclusive=(True, False)))
 
-    def merge(self, other: Aggregates) -> None:
+    def merge(self, other: Aggregates, pending: bool = True) -> None:
+        """Add another's counts. Without `pending`, its MQLs that may go stale are left out
+        (summing `qualification_at` per part is cheaper than merging them)."""
         self.leads += other.leads
         _add_into(self.pipeline, other.pipeline)
         _add_into(self.standing, other.standing)
-        self.pending.update(other.pending)
+        if pending:
+            self.pending.update(other.pending)
         _add_into(self.funnel, other.funnel)
         self.attribution.merge(other.attribution)
         for mine, theirs in ((self.funnel_daily, other.funnel_daily), (self.cohorts_daily, other.cohorts_daily)):

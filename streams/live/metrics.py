@@ -54,7 +54,7 @@ class _ProjectionCollector:
         yield _gauge("journey_events", "Events in this worker's partitions, by result", "result", counts.as_dict())
         yield _gauge("journey_leads_by_stage", "Leads per pipeline stage (this worker's partitions)", "stage", dict(zip(defs.stages, totals.pipeline, strict=True)))
         mark = projection.cluster_watermark
-        levels = dict(zip(QUALIFICATIONS, totals.qualification_at(mark), strict=True))
+        levels = dict(zip(QUALIFICATIONS, projection.qualification_at(mark), strict=True))
         yield _gauge("journey_leads_by_qualification", "Leads per qualification level (this worker's partitions)", "level", levels)
         yield _gauge("journey_funnel_reached", "Leads that reached each AIDA step (this worker's partitions)", "step", dict(zip(defs.steps, totals.funnel, strict=True)))
         seeks = CounterMetricFamily("journey_offset_gaps_reread", "Times skipped offsets were detected and read again")

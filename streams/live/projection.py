@@ -239,18 +239,26 @@ class LiveProjection:
         return max(marks) if marks else None
 
     def totals(self) -> tuple[Aggregates, EventCounts]:
-        """The aggregates and event counts of every partition this worker owns."""
+        """The aggregates and event counts of every partition this worker owns; for the
+        qualification levels, which depend on the watermark, see `qualification_at`."""
         totals = Aggregates.empty(self.defs)
         counts = EventCounts()
         for part in self.partitions.values():
-            totals.merge(part.aggregates)
+            totals.merge(part.aggregates, pending=False)
             counts.merge(part.counts)
         return totals, counts
+
+    def qualification_at(self, watermark: int | None) -> list[int]:
+        """Leads per qualification level at the watermark, in every partition this worker owns."""
+        levels = [0] * len(QUALIFICATIONS)
+        for part in self.partitions.values():
+            levels = [a + b for a, b in zip(levels, part.aggregates.qualification_at(watermark), strict=True)]
+        return levels
 
     def partial(self, watermark: int | None) -> Partial:
         """This worker's share of the report, qualification settled at the cluster's watermark."""
         totals, counts = self.totals()
-        return Partial(sorted(self.partitions), counts, self.local_watermark(), totals, totals.qualification_at(watermark))
+        return Partial(sorted(self.partitions), counts, self.local_watermark(), totals, self.qualification_at(watermark))
 
     def stage_counts(self, watermark: int | None) -> list[dict[str, int]]:
         """Per stage: its leads, and those in it for at least sal_stale_after_days at the watermark."""
