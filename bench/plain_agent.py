@@ -42,7 +42,7 @@ def main() -> None:
     async def count(stream: faust.StreamT) -> None:
         seen = first = 0
         started = 0.0
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within):
+        async for batch in stream.take_events(settings.batch_size, within=0.05):
             if not started:
                 started, first = time.perf_counter(), len(batch)
             seen += len(batch)

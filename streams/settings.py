@@ -34,8 +34,7 @@ class Settings(BaseSettings):
         "auto", description="embedded: settings for the Tansu development broker; auto: detect it"
     )
     store: Literal["rocksdb", "memory"] = "rocksdb"
-    batch_size: int = Field(2000, ge=1, description="Events taken per batch")
-    batch_within: float = Field(0.05, gt=0, description="Seconds to wait for a batch to fill")
+    batch_size: int = Field(2000, ge=1, description="Most records of journey.events fetched and folded as one batch")
     log_level: str = "warning"
     ingest_token: SecretStr | None = Field(None, description="Bearer token for POST /api/events")
     ingest_token_file: Path | None = Field(None, description="A file holding the ingest token")

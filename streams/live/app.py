@@ -20,6 +20,7 @@ from streams.kafka.batches import BatchProducer
 from streams.kafka.compacted import latest_values
 from streams.kafka.deadletters import DeadLetter
 from streams.kafka.errors import BrokerError
+from streams.kafka.group import remember_member
 from streams.live.changes import LeadChange, read_spoken_under, spoken_under
 from streams.live.cluster import Cluster, Peers
 from streams.live.embedded import Profile
@@ -315,8 +316,17 @@ class JourneyApp:
                 self.gaps.forget(tp.partition)
 
     async def _on_assigned(self, app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        self._remember_member()
         if not any(tp.topic == topics.EVENTS for tp in assigned):
             await self.rebuild()  # no tables to recover: nothing else will call it
+
+    def _remember_member(self) -> None:
+        """For the next worker on this data dir, should this one be killed (streams/kafka/group.py)."""
+        try:
+            member_id = self.app.consumer._thread._ensure_consumer()._coordinator.member_id
+        except Exception:  # noqa: BLE001 - Faust's consumer internals; without it a restart only waits longer
+            return
+        remember_member(self.settings.table_dir, self.settings.app_id, member_id)
 
     # -- the cluster watermark -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import sys
 import faust
 
 from streams.errors import JourneyError
+from streams.kafka.group import end_previous_member
 from streams.kafka.produce import prepare
 from streams.live.app import JourneyApp
 from streams.live.embedded import Profile
@@ -57,6 +58,7 @@ def run_worker(settings: Settings) -> None:
         file=sys.stderr,
         flush=True,
     )
+    end_previous_member(settings.bootstrap, settings.table_dir)  # had it been killed, the group would wait for it
     worker = faust.Worker(japp.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner puts the root logger at DEBUG to spin on every record,
     # which makes every Kafka send build a debug log record: about 5% of a busy worker.

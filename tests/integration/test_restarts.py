@@ -13,9 +13,10 @@ from faust.stores.rocksdb import Store as RocksStore
 from rocksdict import Options, Rdict
 
 from streams.kafka import topics
+from streams.kafka.group import MEMBER_FILE, end_previous_member
 from streams.settings import Settings
 from tests.helpers import same_instants
-from tests.integration.conftest import JOURNEY, end_offset_sums, produce, read_topic, report_when_counted
+from tests.integration.conftest import JOURNEY, end_offset_sums, produce, read_topic, report_when_counted, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -70,6 +71,31 @@ class TestRestarts:
         assert same_instants(report_when_counted(worker, len(golden_log)), expected_report)
         reported, corrected = end_offset_sums(broker, changelog_topic, settings.partitions)
         assert reported < corrected, "the changelog went out in batches, so recovery needed its ends corrected"
+
+
+    def test_a_killed_workers_group_membership_is_ended_by_the_next_worker_on_its_data_dir(self, broker, start_worker, tmp_path: Path) -> None:
+        """Else the group waits for the dead member's session to time out before it settles."""
+        data = tmp_path / "w"
+        worker = start_worker("1", data_dir=data)
+        member = wait_for(lambda: (data / MEMBER_FILE).exists() and (data / MEMBER_FILE).read_text().split()[1], message="the member id is written")
+        worker.stop(signal.SIGKILL)
+        bootstrap = f"{broker.host}:{broker.port}"
+        assert group_members(bootstrap, "journey") == [member], "a killed worker stays a member until its session times out"
+        assert end_previous_member(bootstrap, data)
+        assert group_members(bootstrap, "journey") == []
+
+
+def group_members(bootstrap: str, group: str) -> list[str]:
+    async def describe() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_consumer_groups([group])
+        finally:
+            await admin.close()
+        return [member[0] for response in described for found in response.groups for member in found[5]]
+
+    return asyncio.run(describe())
 
 
 class TestTopicSettings:
