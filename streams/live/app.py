@@ -35,6 +35,8 @@ from streams.settings import Settings
 
 log = logging.getLogger("journey.worker")
 
+PRODUCER_BATCH_BYTES = 512 * 1024  # under Faust's default producer_max_request_size (1,000,000)
+
 
 class JourneyApp:
     """The Faust app, its agent and background tasks, and the parts its views get."""
@@ -63,6 +65,8 @@ class JourneyApp:
             autodiscover=False,
             web_enabled=True,
             broker_max_poll_records=settings.batch_size,
+            # a batch's changelog records go out as few produce requests as possible (streams/kafka/batches.py)
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
             **profile.faust_settings(),
         )
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -191,6 +195,15 @@ class JourneyApp:
             self.store.write(partition, pending.entries[partition], await sent.last_offset())
         await self._announce_watermark()
 
+    async def _flush_or_forget(self) -> None:
+        """Before a rebalance or a rebuild: the waiting batch written locally, or forgotten when the
+        broker did not take it (the rebuild after recovery derives everything from the store, and
+        each partition is read again from the progress the store holds)."""
+        try:
+            await self._flush()
+        except KafkaError as exc:
+            log.error("a batch could not be written to the changelog (%s: %s); its partitions are read again after the rebalance", type(exc).__name__, exc)
+
     async def _flush_or_resync(self) -> None:
         try:
             await self._flush()
@@ -252,7 +265,7 @@ class JourneyApp:
     async def rebuild(self) -> None:
         """After table recovery: derive this worker's aggregates from its tables."""
         async with self._batch_lock:
-            await self._flush_or_resync()
+            await self._flush_or_forget()
         active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topics.EVENTS}
         self.projection.rebuild(self.store.items(), active)
         while True:
@@ -308,7 +321,7 @@ class JourneyApp:
 
     async def _on_revoked(self, app: faust.App, revoked: Any, **kwargs: Any) -> None:
         async with self._batch_lock:  # a batch under way finishes first, with its changelog and local writes
-            await self._flush_or_resync()
+            await self._flush_or_forget()
             self.ready.clear()
         for tp in revoked:
             if tp.topic == topics.EVENTS:
