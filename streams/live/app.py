@@ -1,4 +1,4 @@
-"""The one wiring point: a Faust app built from Settings, with its topics, tables, agent and views."""
+"""The one wiring point: a Faust app built from Settings, with its topics, table, hot path and views."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ class JourneyApp:
     def _own_url(self) -> str:
         return self.app.conf.canonical_url.human_repr()
 
-    # -- the agent -------------------------------------------------------------------------
+    # -- the hot path ----------------------------------------------------------------------
 
     async def deliver(self, fetched: Mapping[TP, list[ConsumerRecord]]) -> None:
         """One fetch of journey.events (streams/live/fetch.py), applied as one batch.
