@@ -70,7 +70,9 @@ class JourneyApp:
             **profile.faust_settings(),
         )
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-        self.events = self.app.topic(topics.EVENTS, partitions=settings.partitions, **raw)
+        # acks=False: its records never reach Faust's acking (streams/live/fetch.py), so Faust's
+        # livelock check must not wait for acks and commits of it and log a stalled stream
+        self.events = self.app.topic(topics.EVENTS, partitions=settings.partitions, acks=False, **raw)
         self.dlq = self.app.topic(topics.DLQ, partitions=1, **raw)
         self.changes = self.app.topic(topics.LEAD_CHANGES, partitions=settings.partitions, **raw)
         self.watermarks = self.app.topic(topics.WATERMARKS, partitions=1, **raw)
