@@ -141,20 +141,20 @@ class JourneyApp:
                 batch, result = await self._fold(fetched)
                 try:
                     sent = await self._send(batch, result)
-                    await self._flush()
-                    self._pending = sent
                 except KafkaError as exc:
-                    log.error("a batch could not be written to the changelog (%s: %s); reading its events again", type(exc).__name__, exc)
-                    await self._resync()
+                    await self._forget(exc, read_again=True)
+                    return
+                if await self._flush_or_forget(read_again=True):
+                    self._pending = sent
 
     async def idle(self) -> None:
         """A fetch brought no journey.events records: the batch still waiting is written locally."""
         if self._pending is not None:
             async with self._batch_lock:
-                await self._flush_or_resync()
+                await self._flush_or_forget(read_again=True)
 
     async def _fold(self, fetched: Mapping[TP, list[ConsumerRecord]]) -> tuple[LeadBatch, BatchResult]:
-        batch, result = LeadBatch(self.store, None if self._pending is None else self._pending.entries), BatchResult()
+        batch, result = self._view(), BatchResult()
         before = self.projection.cluster_watermark
         owned = self.projection.partitions
         for tp, messages in fetched.items():
@@ -197,32 +197,36 @@ class JourneyApp:
             self.store.write(partition, pending.entries[partition], await sent.last_offset())
         await self._announce_watermark()
 
-    async def _flush_or_forget(self) -> None:
-        """Before a rebalance or a rebuild: the waiting batch written locally, or forgotten when the
-        broker did not take it (the rebuild after recovery derives everything from the store, and
-        each partition is read again from the progress the store holds)."""
+    async def _flush_or_forget(self, *, read_again: bool) -> bool:
+        """The waiting batch written locally; False when the broker did not take it, which is then
+        forgotten (`_forget`)."""
         try:
             await self._flush()
         except KafkaError as exc:
-            log.error("a batch could not be written to the changelog (%s: %s); its partitions are read again after the rebalance", type(exc).__name__, exc)
+            await self._forget(exc, read_again=read_again)
+            return False
+        return True
 
-    async def _flush_or_resync(self) -> None:
-        try:
-            await self._flush()
-        except KafkaError as exc:
-            log.error("a batch could not be written to the changelog (%s: %s); reading its events again", type(exc).__name__, exc)
-            await self._resync()
-
-    async def _resync(self) -> None:
-        """After a batch that could not be written: forget what it folded, read its events again."""
+    async def _forget(self, exc: KafkaError, *, read_again: bool) -> None:
+        """After a batch that could not be written: forget what it folded. With `read_again`, the
+        aggregates are derived again from the store and each partition is sought to its progress;
+        without (before a rebalance or a rebuild), the rebuild after recovery does both."""
+        then = "reading its events again" if read_again else "its partitions are read again after the rebalance"
+        log.error("a batch could not be written to the changelog (%s: %s); %s", type(exc).__name__, exc, then)
+        if not read_again:
+            return
         owned = set(self.projection.partitions)
         self.projection.rebuild(self.store.items(), owned)
         for partition in owned:
             await self._seek(partition, self.projection.next_offset(partition))
 
+    def _view(self) -> LeadBatch:
+        """The lead table as the projection has it: the batch still waiting to be written locally first."""
+        return LeadBatch(self.store, None if self._pending is None else self._pending.entries)
+
     def lead(self, lead_id: str) -> bytes | None:
-        """A lead as the report counts it: the batch still waiting to be written locally first."""
-        return LeadBatch(self.store, None if self._pending is None else self._pending.entries).get(lead_id)
+        """A lead as the report counts it, written locally or not yet."""
+        return self._view().get(lead_id)
 
     def positions(self, assigned: set[TP]) -> dict[TP, int]:
         """Where each assigned journey.events partition continues: one past its progress."""
@@ -267,7 +271,7 @@ class JourneyApp:
     async def rebuild(self) -> None:
         """After table recovery: derive this worker's aggregates from its tables."""
         async with self._batch_lock:
-            await self._flush_or_forget()
+            await self._flush_or_forget(read_again=False)
         active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topics.EVENTS}
         self.projection.rebuild(self.store.items(), active)
         while True:
@@ -323,7 +327,7 @@ class JourneyApp:
 
     async def _on_revoked(self, app: faust.App, revoked: Any, **kwargs: Any) -> None:
         async with self._batch_lock:  # a batch under way finishes first, with its changelog and local writes
-            await self._flush_or_forget()
+            await self._flush_or_forget(read_again=False)
             self.ready.clear()
         for tp in revoked:
             if tp.topic == topics.EVENTS:
@@ -358,7 +362,7 @@ class JourneyApp:
                 marks = [int(m.value) for m in batch.get(tp, []) if m.value and m.value.isdigit()]
                 if marks and self.ready.is_set():
                     async with self._batch_lock:  # the leads as the store has them, not halfway through a batch
-                        changes = self.projection.learn_watermark(max(marks), LeadBatch(self.store, None if self._pending is None else self._pending.entries))
+                        changes = self.projection.learn_watermark(max(marks), self._view())
                         for change in changes:
                             await (await self._send_change(change))
         finally:

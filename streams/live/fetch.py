@@ -43,12 +43,10 @@ class BatchSink(Protocol):
 class BatchConsumer(Consumer):
     """Faust's aiokafka consumer, delivering one topic a fetch at a time (see the module doc)."""
 
-    sink: BatchSink | None = None  # set by the app before the worker starts
+    sink: BatchSink  # set by the app, in the subclass it hands Faust
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         sink = self.sink
-        if sink is None:
-            return await super()._drain_messages(fetcher)
         callback = self.callback
         to_message = self._to_message
         read_offset = self._read_offset
@@ -85,6 +83,5 @@ class BatchConsumer(Consumer):
         """After table recovery: Faust seeks to committed offsets, then the sink's topic goes to
         where its progress stands (Faust never commits that topic; see the module doc)."""
         await super().perform_seek()
-        if self.sink is not None:
-            for tp, offset in self.sink.positions(self.assignment()).items():
-                await self.seek(tp, offset)
+        for tp, offset in self.sink.positions(self.assignment()).items():
+            await self.seek(tp, offset)

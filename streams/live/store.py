@@ -136,6 +136,3 @@ class LeadBatch:
     def put(self, lead_id: str, value: bytes) -> None:
         raise TypeError("a batch is written per partition: LeadBatch.partition(p).put")
 
-    def written(self) -> bool:
-        return any(view.entries for view in self.partitions.values())
-
