@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections import Aggregates, LeadState, Projector, default_definitions, record, view
+from projections import Aggregates, LeadState, Projector, codec, default_definitions, record, view
 from projections.codec import VERSION, CorruptState, decode_state, encode_state
 from projections.lead import INBOUND_CONTACT, event_digest
 from schemas import Event, decode
@@ -19,6 +19,13 @@ DEFAULTS = default_definitions()
 EVENTS = [e for e in map(decode, JourneyGenerator(60, seed=11, days=40).records()) if isinstance(e, Event)]
 
 
+def _folded() -> dict[str, LeadState]:
+    projector = Projector()
+    for event in EVENTS:
+        projector.apply(event)
+    return projector.leads
+
+
 class TestStateCodec:
     def test_every_state_of_a_generated_log_survives_encoding(self) -> None:
         projector = Projector()
@@ -26,6 +33,22 @@ class TestStateCodec:
             projector.apply(event)
         for state in projector.leads.values():
             assert decode_state(encode_state(state)) == state
+
+    def test_the_fast_reader_of_the_current_version_reads_what_the_reference_reader_reads(self) -> None:
+        states = list(_folded().values())
+        assert any(s.touch for s in states) and any(s.revenue for s in states)  # the layout's every part
+        for state in states:
+            data = encode_state(state)
+            assert codec._read_current(data) == codec._state(codec._read_v2(data)) == state
+
+    def test_a_current_state_cut_short_or_with_bytes_after_it_is_refused(self) -> None:
+        state = next(s for s in _folded().values() if s.touch and s.revenue)
+        data = encode_state(state)
+        for end in range(len(data)):
+            with pytest.raises(CorruptState):
+                decode_state(data[:end])
+        with pytest.raises(CorruptState, match="more than it lists"):
+            decode_state(data + b"\x00")
 
     def test_an_empty_state_survives_encoding(self) -> None:
         assert decode_state(encode_state(LeadState())) == LeadState()
