@@ -8,7 +8,7 @@ May import: schemas, projections
 
 from projections.definitions import Definitions, DefinitionsError, default_definitions, load_definitions, parse_definitions
 from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
-from projections.projector import Projector
+from projections.projector import Projector, decode_record
 from projections.report import Aggregates, Changes, EventCounts, build_comparison, build_report, lead_record
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Projector",
     "build_comparison",
     "build_report",
+    "decode_record",
     "default_definitions",
     "lead_record",
     "load_definitions",

@@ -13,7 +13,7 @@ from projections.attribution import Attribution
 from projections.definitions import Definitions
 from projections.lead import LeadState, LeadView, Touch, record, view
 from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report, lead_record
-from schemas.decode import Event, Rejection, decode
+from schemas.decode import Event, Rejection, decode, decoder
 from schemas.events import CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES
 from schemas.fast import FAST_DECODER, FAST_ERRORS, FastEvent
 
@@ -25,6 +25,8 @@ except ImportError:  # pragma: no cover - depends on the install
 ACCELERATED = _fold is not None
 if _fold is not None:
     _fold.use_struct(FastEvent)  # read decoded fields from their slots, not by attribute lookup
+# `schemas.decode.decode` with the C reader of occurred_at where it is built: the live worker's decoder.
+decode_record = decode if _fold is None else decoder(_fold.parse_time)
 _C_LIMIT = 2**62  # definitions beyond this (absurd, but allowed) are aggregated in Python, without overflow
 
 

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
-from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, lead_record, record, view
-from schemas import EVENT_TYPES, Event, Rejection, decode
+from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, decode_record, lead_record, record, view
+from schemas import EVENT_TYPES, Event, Rejection
 from streams.live.changes import Cause, LeadChange, NewDefinitions
 from streams.live.partial import Partial
 from streams.live.state import Progress, StoredLead, progress_key, progress_partition
@@ -144,7 +144,7 @@ class LiveProjection:
         progress = part.progress
         touched: dict[str, tuple[StoredLead, LeadView | None, Event | None]] = {}
         for offset, value in records:
-            decoded = decode(value)
+            decoded = decode_record(value)
             if type(decoded) is Rejection:
                 if offset > progress.through:
                     progress.invalid += 1

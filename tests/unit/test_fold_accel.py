@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from projections import Definitions, Projector, parse_definitions
 from projections.definitions import DAY_MICROS, DEFAULT_YAML, NO_INDEX
 from projections.lead import INBOUND_CONTACT, OUTBOUND_CONTACT, QUALIFICATIONS
-from projections.projector import ACCELERATED, CompactProjector, _fold
+from projections.projector import ACCELERATED, CompactProjector, _fold, decode_record
 from projections.routing import kafka_partition
 from schemas import events
-from schemas.decode import Event
+from schemas.decode import Event, decode
 from schemas.events import EVENT_TYPES, parse_time
 from streams.replay import sources
 from streams.replay.parallel import _mine, lead_of, partition_of
@@ -100,6 +100,14 @@ class TestTimeCheck:
     )
     def test_edges_of_the_calendar(self, text: str) -> None:
         assert c_time(text) == reference_time(text)
+
+
+class TestLiveDecoder:
+    @settings(max_examples=1000, deadline=None)
+    @given(raw_records() | st.builds(lambda text: orjson.dumps({"event_id": "e", "lead_id": "L", "type": "ad_seen", "occurred_at": text}), near_times()))
+    def test_the_decoder_with_the_c_time_reader_decodes_as_the_reference(self, raw: bytes) -> None:
+        assert decode_record is not decode
+        assert decode_record(raw) == decode(raw)
 
 
 # ---- the fold and the aggregates ----
