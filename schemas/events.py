@@ -32,6 +32,7 @@ RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # format_time writes UTC times with a Z of its own
 
 
 def parse_time(text: str) -> int:
@@ -46,8 +47,9 @@ def parse_time(text: str) -> int:
 
 
 def format_time(micros: int) -> str:
-    """RFC 3339 in UTC with microseconds, the form every output uses."""
-    return (_EPOCH + micros * _MICROSECOND).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with microseconds, the form every output uses. (isoformat: half the cost
+    of strftime, and it writes years before 1000 with four digits, as RFC 3339 asks.)"""
+    return (_NAIVE_EPOCH + micros * _MICROSECOND).isoformat(timespec="microseconds") + "Z"
 
 
 def _check_time(text: str) -> str:

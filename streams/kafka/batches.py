@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
+
+from projections.routing import fast_partition
 
 Headers = list[tuple[str, bytes]]
 
@@ -42,7 +43,6 @@ class BatchProducer:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
         self._partitions: dict[str, list[int]] = {}
-        self._partitioner = DefaultPartitioner()
 
     async def send(self, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes, Headers]]) -> Sent:
         """Send records to one partition, in order."""
@@ -59,12 +59,13 @@ class BatchProducer:
         return sent
 
     async def send_keyed(self, topic: str, records: Iterable[tuple[bytes, bytes, Headers]]) -> list[Sent]:
-        """Send records to the partitions their keys pick (Kafka's default partitioner)."""
+        """Send records to the partitions their keys pick, as Kafka's default partitioner picks them."""
         partitions = self._partitions.get(topic)
         if partitions is None:
             partitions = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
+        count = len(partitions)
         by_partition: dict[int, list[tuple[bytes, bytes, Headers]]] = {}
         for record in records:
-            partition = self._partitioner(record[0], partitions, partitions)
+            partition = partitions[fast_partition(record[0], count)]
             by_partition.setdefault(partition, []).append(record)
         return [await self.send(topic, partition, found) for partition, found in by_partition.items()]

@@ -7,7 +7,7 @@ import importlib
 import orjson
 import pytest
 
-from schemas import EVENT_TYPES, Event, Rejection, decode, parse_time
+from schemas import EVENT_TYPES, Event, Rejection, decode, format_time, parse_time
 from tests.helpers import event, raw
 
 
@@ -168,3 +168,15 @@ class TestUpcasting:
         decode_module = importlib.import_module("schemas.decode")
         monkeypatch.setattr(decode_module, "CURRENT_SCHEMA_VERSION", 3)
         assert "not supported" in decode_module._validated(event(schema_version=1)).reason
+
+
+class TestTimeFormat:
+    @pytest.mark.parametrize(
+        "text",
+        ["0001-01-01T00:00:00.000000Z", "0999-05-01T00:00:00.500000Z", "1969-12-31T23:59:59.500000Z", "2026-09-01T10:00:00.000000Z", "9999-12-31T23:59:59.999999Z"],
+    )
+    def test_every_time_is_written_back_as_rfc_3339_with_a_four_digit_year(self, text: str) -> None:
+        assert format_time(parse_time(text)) == text
+
+    def test_an_offset_is_written_as_the_same_instant_in_utc(self) -> None:
+        assert format_time(parse_time("2026-09-01T12:00:00.25+02:00")) == "2026-09-01T10:00:00.250000Z"
