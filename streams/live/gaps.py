@@ -54,6 +54,8 @@ class GapGuard:
     async def contiguous(self, partition: int, next_offset: int, offsets: list[int]) -> int:
         """How many of these offsets (in order) may be applied now, given the next one expected."""
         hole = self._holes.get(partition)
+        if hole is None and offsets and offsets[0] <= next_offset and offsets[-1] - offsets[0] == len(offsets) - 1:
+            return len(offsets)  # the usual fetch: from where the partition stands, without a gap (offsets only rise)
         expected = next_offset
         for i, offset in enumerate(offsets):
             if offset <= expected:
