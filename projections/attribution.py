@@ -51,6 +51,40 @@ class Attribution:
         for currency, hundredths in revenue:
             self.add_revenue(touch, currency, sign * hundredths, sign)
 
+    def move(self, old: tuple[Touch | None, int, bool, tuple[tuple[str, int], ...]], new: tuple[Touch | None, int, bool, tuple[tuple[str, int], ...]]) -> None:
+        """One lead's (touch, funnel_step, customer, revenue) changed from `old` to `new`: the same
+        as `add(*old, -1)` then `add(*new)`, but where the first touch stays, only what changed
+        moves within its rows."""
+        old_touch, old_step, old_customer, old_revenue = old
+        new_touch, new_step, new_customer, new_revenue = new
+        values = values_of(new_touch)
+        if values != values_of(old_touch):
+            self.add(*old, -1)
+            self.add(*new)
+            return
+        for rows, value in zip(self.by, values, strict=True):
+            row = rows[value]  # the lead is counted in it, so it is there, and stays (it still counts the lead)
+            if old_step != new_step:
+                funnel = row.funnel
+                for step in range(old_step + 1, new_step + 1):
+                    funnel[step] += 1
+                for step in range(new_step + 1, old_step + 1):
+                    funnel[step] -= 1
+            if old_customer != new_customer:
+                row.customers += 1 if new_customer else -1
+            if old_revenue != new_revenue:
+                revenue = row.revenue
+                for currency, hundredths in old_revenue:
+                    slot = revenue[currency]
+                    slot[0] -= hundredths
+                    slot[1] -= 1
+                    if slot[1] == 0:
+                        del revenue[currency]
+                for currency, hundredths in new_revenue:
+                    slot = revenue.setdefault(currency, [0, 0])
+                    slot[0] += hundredths
+                    slot[1] += 1
+
     def add_leads(self, touch: Touch | None, funnel_step: int, customer: bool, count: int) -> None:
         """`count` leads of the same first touch, funnel step and customer status."""
         for rows, value in zip(self.by, values_of(touch), strict=True):

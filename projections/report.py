@@ -75,8 +75,9 @@ class Aggregates:
             self.add(new)
             return
         if old.touch != new.touch or old.funnel_step != new.funnel_step or old.standing != new.standing or old.revenue != new.revenue:
-            self._attribute(old, -1)
-            self._attribute(new, 1)
+            self.attribution.move(
+                (old.touch, old.funnel_step, old.standing == CUSTOMER, old.revenue), (new.touch, new.funnel_step, new.standing == CUSTOMER, new.revenue)
+            )
         if old.stage != new.stage or old.standing != new.standing or old.stale_from != new.stale_from:
             self._place(old, -1)
             self._place(new, 1)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections import Aggregates, LeadState, Projector, codec, default_definitions, record, view
+from projections.attribution import Attribution
 from projections.codec import VERSION, CorruptState, decode_state, encode_state
 from projections.lead import INBOUND_CONTACT, event_digest
 from schemas import Event, decode
@@ -120,3 +121,23 @@ class TestIncrementalAggregates:
         assert totals.going_stale(first, last) == everyone[1:]
         assert totals.going_stale(last, last + 10**12) == []
         assert everyone == list(totals.pending)
+
+
+touches = st.none() | st.tuples(*[st.sampled_from([None, "(none)", "google", "mail"])] * 3)
+lead_parts = st.tuples(
+    touches, st.integers(-1, 3), st.booleans(), st.lists(st.tuples(st.sampled_from(["EUR", "USD", "(none)"]), st.integers(0, 10**6)), max_size=2, unique_by=lambda r: r[0]).map(tuple)
+)
+
+
+class TestAttributionMove:
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(lead_parts, max_size=3), lead_parts, lead_parts)
+    def test_moving_a_lead_equals_counting_it_out_and_in_again(self, others: list, old: tuple, new: tuple) -> None:
+        moved, counted = Attribution(4), Attribution(4)
+        for parts in [*others, old]:
+            moved.add(*parts)
+            counted.add(*parts)
+        moved.move(old, new)
+        counted.add(*old, -1)
+        counted.add(*new)
+        assert moved == counted
