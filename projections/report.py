@@ -82,8 +82,7 @@ class Aggregates:
             self._place(old, -1)
             self._place(new, 1)
         if old.reach_at != new.reach_at:
-            self._reach(old, -1)
-            self._reach(new, 1)
+            self._move_reach(old.reach_at, new.reach_at)
 
     def _attribute(self, lead: LeadView, sign: int) -> None:
         self.attribution.add(lead.touch, lead.funnel_step, lead.standing == CUSTOMER, lead.revenue, sign)
@@ -99,12 +98,42 @@ class Aggregates:
             self.pending.remove((lead.stale_from, lead.lead_id))
 
     def _reach(self, lead: LeadView, sign: int) -> None:
-        if not lead.reach_at:
+        self._reach_times(lead.reach_at, sign)
+
+    def _reach_times(self, reach_at: tuple[int, ...], sign: int) -> None:
+        if not reach_at:
             return
-        for step, at in enumerate(lead.reach_at):
+        for step, at in enumerate(reach_at):
             self.funnel[step] += sign
             _count_day(self.funnel_daily, at // DAY_MICROS, range(step, step + 1), self.steps, sign)
-        _count_day(self.cohorts_daily, lead.reach_at[0] // DAY_MICROS, range(len(lead.reach_at)), self.steps, sign)
+        _count_day(self.cohorts_daily, reach_at[0] // DAY_MICROS, range(len(reach_at)), self.steps, sign)
+
+    def _move_reach(self, old: tuple[int, ...], new: tuple[int, ...]) -> None:
+        """`_reach(old, -1)` then `_reach(new, 1)`, touching only the steps and days that differ."""
+        if not old or not new:
+            self._reach_times(old, -1)
+            self._reach_times(new, 1)
+            return
+        funnel, daily, width = self.funnel, self.funnel_daily, self.steps
+        for step in range(max(len(old), len(new))):
+            old_day = old[step] // DAY_MICROS if step < len(old) else None
+            new_day = new[step] // DAY_MICROS if step < len(new) else None
+            if old_day == new_day:
+                continue
+            if old_day is not None:
+                funnel[step] -= 1
+                _count_day(daily, old_day, range(step, step + 1), width, -1)
+            if new_day is not None:
+                funnel[step] += 1
+                _count_day(daily, new_day, range(step, step + 1), width, 1)
+        old_cohort, new_cohort = old[0] // DAY_MICROS, new[0] // DAY_MICROS
+        if old_cohort != new_cohort:
+            _count_day(self.cohorts_daily, old_cohort, range(len(old)), width, -1)
+            _count_day(self.cohorts_daily, new_cohort, range(len(new)), width, 1)
+        elif len(old) < len(new):
+            _count_day(self.cohorts_daily, new_cohort, range(len(old), len(new)), width, 1)
+        elif len(new) < len(old):
+            _count_day(self.cohorts_daily, new_cohort, range(len(new), len(old)), width, -1)
 
     def qualification_at(self, watermark: int | None) -> list[int]:
         counts = list(self.standing)

@@ -141,3 +141,21 @@ class TestAttributionMove:
         counted.add(*old, -1)
         counted.add(*new)
         assert moved == counted
+
+
+DAY = 86_400_000_000
+reach_times = st.lists(st.integers(0, 3 * DAY), max_size=4).map(lambda times: tuple(sorted(times)))
+
+
+class TestReachMove:
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(reach_times, max_size=3), reach_times, reach_times)
+    def test_moving_reach_times_equals_counting_them_out_and_in_again(self, others: list, old: tuple, new: tuple) -> None:
+        moved, counted = Aggregates.empty(DEFAULTS), Aggregates.empty(DEFAULTS)
+        for times in [*others, old]:
+            moved._reach_times(times, 1)
+            counted._reach_times(times, 1)
+        moved._move_reach(old, new)
+        counted._reach_times(old, -1)
+        counted._reach_times(new, 1)
+        assert moved == counted
