@@ -157,7 +157,10 @@ def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
     if standing == MQL and stage_entered_at is not None:
         stale_from = stage_entered_at + defs.sal_stale_after_micros
     revenue = () if state.revenue is None else tuple(sorted(state.revenue.items()))
-    return LeadView(lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at, state.touch, revenue)
+    return _new_view(LeadView, (lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at, state.touch, revenue))
+
+
+_new_view = tuple.__new__  # LeadView(...) without the Python-level __new__ of a NamedTuple: view runs per touched lead
 
 
 def _reach_times(step_first: list[int | None], funnel_step: int) -> tuple[int, ...]:
