@@ -28,7 +28,7 @@ from streams.live.fetch import BatchConsumer
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
 from streams.live.metrics import WorkerMetrics
-from streams.live.projection import BatchResult, LiveProjection, Record
+from streams.live.projection import BatchResult, LiveProjection
 from streams.live.store import LeadBatch, LeadStore, Pending
 from streams.live.web import Api, register
 from streams.settings import Settings
@@ -161,8 +161,8 @@ class JourneyApp:
             partition = tp.partition
             if partition not in owned:
                 continue  # fetched just before the partition went to another worker
-            records = [Record(m.offset, m.value or b"") for m in messages]
-            usable = await self.gaps.contiguous(partition, self.projection.next_offset(partition), [r.offset for r in records])
+            records = [(m.offset, m.value or b"") for m in messages]  # plain tuples: a NamedTuple costs a Python call a record
+            usable = await self.gaps.contiguous(partition, self.projection.next_offset(partition), [offset for offset, _ in records])
             if not usable:
                 continue
             self.projection.process(partition, records[:usable], batch.partition(partition), result)

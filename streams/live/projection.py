@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -25,6 +25,8 @@ from streams.live.state import Progress, StoredLead, progress_key, progress_part
 
 
 class Record(NamedTuple):
+    """A record of journey.events, as `process` reads it (any (offset, value) pair will do)."""
+
     offset: int
     value: bytes
 
@@ -131,7 +133,7 @@ class LiveProjection:
 
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, partition: int, records: list[Record], table: LeadTable, result: BatchResult) -> None:
+    def process(self, partition: int, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult) -> None:
         """Apply one partition's records in offset order; writes each changed lead once, then
         the partition's progress (see `progress_key`: the order matters).
 
@@ -166,7 +168,7 @@ class LiveProjection:
                 stored.duplicates += 1
                 part.counts.duplicates += 1
         if records:
-            progress.through = max(progress.through, records[-1].offset)
+            progress.through = max(progress.through, records[-1][0])
         for lead_id, (stored, old_view, cause) in touched.items():
             table.put(lead_id, stored.encode())
             if cause is not None:
