@@ -1,9 +1,11 @@
 """Replay benchmark: `journey replay` against a loop that only parses each line with stdlib json.
 
-Both run in the same session on the same generated log, so the ratio is what
-counts; absolute numbers on a shared machine are noisy.
+Both run in the same session on the same generated log, alternated `--rounds`
+times, and the best time of each counts: the ratio is what matters, and on a
+shared machine one run of each is noise (its speed drifts by up to 2x within a
+minute). The ratio of each round is kept beside it.
 
-    python -m bench.replay [--events 1000000] [--json bench/results/replay.json]
+    python -m bench.replay [--events 1000000] [--rounds 3] [--json bench/results/replay.json]
 """
 
 from __future__ import annotations
@@ -66,11 +68,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "replay.json")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each, alternated; the best of each counts")
     args = parser.parse_args()
 
     log = generated_log(args.events)
-    baseline_s, lines = stdlib_json_loop(log)
-    replay_s, replay_rss, out = timed_child(str(JOURNEY), "replay", "--input", str(log), "--format", "json")
+    # Alternated, best of each: this machine's speed drifts by up to 2x within a minute, and
+    # one run of each can land the baseline in a fast moment and replay in a slow one.
+    baselines, replays = [], []
+    for _ in range(args.rounds):
+        baseline_s, lines = stdlib_json_loop(log)
+        replay_s, replay_rss, out = timed_child(str(JOURNEY), "replay", "--input", str(log), "--format", "json")
+        baselines.append(baseline_s)
+        replays.append(replay_s)
+    baseline_s, replay_s = min(baselines), min(replays)
     report = json.loads(out)
     empty = HERE / "data" / "empty.jsonl"
     empty.write_bytes(b"")
@@ -83,6 +93,8 @@ def main() -> None:
         "stdlib_json_lines_per_s": round(lines / baseline_s),
         "replay_lines_per_s": round(lines / replay_s),
         "replay_vs_stdlib_json": round(baseline_s / replay_s, 2),
+        "rounds": args.rounds,
+        "replay_vs_stdlib_json_per_round": [round(b / r, 2) for b, r in zip(baselines, replays, strict=True)],
         "replay_seconds": round(replay_s, 2),
         "replay_peak_rss_mib": round(replay_rss / 2**20, 1),
         "replay_bytes_per_lead": round((replay_rss - idle_rss) / max(report["leads"], 1)),
