@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         "auto", description="embedded: settings for the Tansu development broker; auto: detect it"
     )
     store: Literal["rocksdb", "memory"] = "rocksdb"
-    batch_size: int = Field(2000, ge=1, description="Most records of journey.events fetched and folded as one batch")
+    batch_size: int = Field(8000, ge=1, description="Most records of journey.events fetched and folded as one batch")
     log_level: str = "warning"
     ingest_token: SecretStr | None = Field(None, description="Bearer token for POST /api/events")
     ingest_token_file: Path | None = Field(None, description="A file holding the ingest token")
