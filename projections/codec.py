@@ -20,7 +20,6 @@ from projections.lead import LeadState
 VERSION = 2
 _NONE = -(2**63)  # stands for "no event of this type" in first_at, and "no touch" in touch_at
 _HEAD_V1 = struct.Struct("<6qqIIBI")  # first_at x6, last_at, events, content_reads, contacts, seen count
-_VERSION = struct.Struct("<B")
 # Version 2 adds, after the seen digests: touch_at, then (when there is a touch) touch_id, source,
 # channel, campaign as strings; then the revenue: a count, and per currency its name and hundredths.
 _TOUCH_AT = struct.Struct("<q")

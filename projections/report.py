@@ -63,7 +63,7 @@ class Aggregates:
         self.leads += sign
         self._attribute(lead, sign)
         self._place(lead, sign)
-        self._reach(lead, sign)
+        self._reach_times(lead.reach_at, sign)
 
     def replace(self, old: LeadView | None, new: LeadView) -> None:
         """A lead changed: count its old view out and its new one in.
@@ -97,9 +97,6 @@ class Aggregates:
         else:
             self.pending.remove((lead.stale_from, lead.lead_id))
 
-    def _reach(self, lead: LeadView, sign: int) -> None:
-        self._reach_times(lead.reach_at, sign)
-
     def _reach_times(self, reach_at: tuple[int, ...], sign: int) -> None:
         if not reach_at:
             return
@@ -109,7 +106,7 @@ class Aggregates:
         _count_day(self.cohorts_daily, reach_at[0] // DAY_MICROS, range(len(reach_at)), self.steps, sign)
 
     def _move_reach(self, old: tuple[int, ...], new: tuple[int, ...]) -> None:
-        """`_reach(old, -1)` then `_reach(new, 1)`, touching only the steps and days that differ."""
+        """`_reach_times(old, -1)` then `_reach_times(new, 1)`, touching only the steps and days that differ."""
         if not old or not new:
             self._reach_times(old, -1)
             self._reach_times(new, 1)
