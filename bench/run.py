@@ -38,10 +38,11 @@ def main() -> None:
     # 2x within a minute, and the 2-worker figure is compared with the 1-worker one.
     ones, twos = [], []
     for round_ in range(args.live_rounds):
-        plain = [] if round_ == 0 else ["--no-plain-agent"]
-        ones.append(run("live.py", "--events", str(args.live_events), "--workers", "1", *plain, output=f"live-1-{round_}.json"))
+        flags = [] if round_ == 0 else ["--no-plain-agent"]
+        ones.append(run("live.py", "--events", str(args.live_events), "--workers", "1", *flags, output=f"live-1-{round_}.json"))
         twos.append(run("live.py", "--events", str(args.live_events), "--workers", "2", "--no-plain-agent", output=f"live-2-{round_}.json"))
-    live1 = {**ones[0], **max(ones, key=lambda r: r["journey_vs_raw_consumer"])}
+    live1 = max(ones, key=lambda r: r["journey_vs_raw_consumer"])
+    plain = ones[0]  # the only run with the plain Faust agent, against its own raw consumer
     live2 = max(twos, key=lambda r: r["journey_events_per_s"])
     best_one = max(r["journey_events_per_s"] for r in ones)
     latency = run("latency.py", "--sample", "100", output="latency.json")
@@ -51,7 +52,7 @@ def main() -> None:
     rows = [
         ("replay", f"{replay['replay_lines_per_s']:,} lines/s", f"stdlib json.loads loop {replay['stdlib_json_lines_per_s']:,}/s", f"{replay['replay_vs_stdlib_json']}x", ">= 2.0x"),
         ("live, 1 worker", f"{live1['journey_events_per_s']:,} events/s", f"raw aiokafka+orjson {live1['raw_consumer_events_per_s']:,}/s", f"{100 * live1['journey_vs_raw_consumer']:.1f}%", ">= 10%"),
-        ("live, plain Faust agent", f"{live1['plain_faust_agent_events_per_s']:,} events/s", "the ceiling of any Faust agent", f"{100 * live1['plain_faust_agent_vs_raw_consumer']:.1f}%", ""),
+        ("live, plain Faust agent", f"{plain['plain_faust_agent_events_per_s']:,} events/s", "the ceiling of any Faust agent", f"{100 * plain['plain_faust_agent_vs_raw_consumer']:.1f}%", ""),
         ("live, 2 workers", f"{live2['journey_events_per_s']:,} events/s", f"1 worker {best_one:,}/s", f"{live2['journey_events_per_s'] / best_one:.2f}x", ">= 1.8x"),
         ("latency at 1,000/s", f"p50 {latency['p50_ms']} ms", f"p99 {latency['p99_ms']} ms", "", "p99 <= 250 ms"),
         (f"restart, {restart['leads']:,} leads", f"after SIGKILL {restart['after_sigkill_s']} s", f"after a clean stop {restart['after_clean_stop_s']} s", f"{restart['sigkill_vs_clean']}x", "<= 1.2x"),
