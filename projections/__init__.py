@@ -8,7 +8,7 @@ May import: schemas, projections
 
 from projections.definitions import Definitions, DefinitionsError, default_definitions, load_definitions, parse_definitions
 from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
-from projections.projector import Projector, decode_record
+from projections.projector import Projector, decode_record, stored_fold
 from projections.report import Aggregates, Changes, EventCounts, build_comparison, build_report, lead_record
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "load_definitions",
     "parse_definitions",
     "record",
+    "stored_fold",
     "view",
 ]

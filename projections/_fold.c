@@ -269,7 +269,7 @@ static PyObject *table_intern(LeadTable *t, PyObject *value) {
 static int lead_attribute(LeadTable *t, Lead *lead, PyObject *event_id, int64_t at, long kind, PyObject *source, PyObject *channel,
                           PyObject *campaign, PyObject *currency, PyObject *amount) {
     if (source != Py_None || channel != Py_None || campaign != Py_None) {
-        int earlier = lead->touch == NULL || at < lead->touch_at;
+        int earlier = lead->touch == NULL || lead->touch_id == NULL || at < lead->touch_at;
         if (!earlier && at == lead->touch_at) {
             int order = PyUnicode_Compare(event_id, lead->touch_id); /* by code point, as Python compares str */
             if (order == -1 && PyErr_Occurred()) return -1;
@@ -321,13 +321,22 @@ static int lead_attribute(LeadTable *t, Lead *lead, PyObject *event_id, int64_t 
     return 0;
 }
 
+typedef struct Live Live; /* the live worker's batch fold, below; NULL in a replay */
+
 typedef struct {
     LeadTable *table;
     PyObject *digest_of; /* xxhash.xxh3_64_intdigest */
     int64_t mark;
     int has_mark;
     Py_ssize_t valid, duplicates, invalid;
+    Live *live;
+    int64_t offset; /* of the record being folded (live only) */
 } Fold;
+
+static int live_touch(Fold *f, Lead *lead, int new_lead);
+static void live_applied(Fold *f, Lead *lead, PyObject *event_id, long kind, int64_t at);
+static void live_duplicate(Fold *f, Lead *lead);
+static int live_rejected(Fold *f, PyObject *rejection, PyObject *raw);
 
 /* The attribution fields of an event: source, channel, campaign, currency, amount (None: absent). */
 typedef struct {
@@ -349,8 +358,13 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind,
         flag = PyObject_IsTrue(inbound);
         if (flag < 0) return -1;
     }
+    Py_ssize_t known = f->table->n;
     Lead *lead = table_lead(f->table, lead_id);
     if (lead == NULL) return -1;
+    if (f->live != NULL) {
+        int fresh = live_touch(f, lead, f->table->n > known);
+        if (fresh <= 0) return fresh; /* -1 an error, 0 already applied at this offset */
+    }
     PyObject *encoded = PyUnicode_AsUTF8String(event_id);
     if (encoded == NULL) return -1;
     PyObject *hashed = PyObject_CallOneArg(f->digest_of, encoded);
@@ -364,10 +378,12 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind,
     if (applied < 0) return -1;
     if (applied == 0) {
         f->duplicates++;
+        if (f->live != NULL) live_duplicate(f, lead);
         return 0;
     }
     PyObject **x = extra->fields;
     if (lead_attribute(f->table, lead, event_id, at, kind, x[0], x[1], x[2], x[3], x[4]) < 0) return -1;
+    if (f->live != NULL) live_applied(f, lead, event_id, kind, at);
     f->valid++;
     if (!f->has_mark || at > f->mark) {
         f->mark = at;
@@ -431,7 +447,10 @@ static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *
     if (event == NULL) return -1;
     int rc = 0;
     if (Py_TYPE(event) != (PyTypeObject *)event_type) {
-        f->invalid++;
+        if (f->live != NULL)
+            rc = live_rejected(f, event, raw);
+        else
+            f->invalid++;
     } else if (PyTuple_GET_SIZE(event) != 10) {
         PyErr_SetString(PyExc_TypeError, "an Event has ten fields");
         rc = -1;
@@ -751,6 +770,79 @@ static int attribute(PyObject *groups, PyObject *revenues, Lead *lead, int funne
     return rc;
 }
 
+/* ---- what the definitions make of a lead (projections.lead.view, apart from the watermark) ---- */
+
+typedef struct {
+    int stage_of_type[N_TYPES], step_of_type[N_TYPES];
+    int n_stages, n_steps;
+    long long mql_min, stale_after;
+} Defs;
+
+static int read_defs(PyObject *stage_seq, PyObject *step_seq, int n_stages, int n_steps, long long mql_min, long long stale_after, Defs *d) {
+    if (read_groups(stage_seq, d->stage_of_type, "stage_of_type") < 0 || read_groups(step_seq, d->step_of_type, "step_of_type") < 0)
+        return -1;
+    if (n_stages < 0 || n_stages > N_TYPES || n_steps < 0 || n_steps > N_TYPES) {
+        PyErr_SetString(PyExc_ValueError, "at most one stage and one step per event type");
+        return -1;
+    }
+    for (int k = 0; k < N_TYPES; k++) {
+        if (d->stage_of_type[k] >= n_stages || d->step_of_type[k] >= n_steps) {
+            PyErr_SetString(PyExc_ValueError, "a type's stage or step is past the last one");
+            return -1;
+        }
+    }
+    d->n_stages = n_stages;
+    d->n_steps = n_steps;
+    d->mql_min = mql_min;
+    d->stale_after = stale_after;
+    return 0;
+}
+
+typedef struct {
+    int stage, funnel_step, level; /* NO_INDEX: no stage, no step; level: the standing, before staleness */
+    int64_t entered;               /* when the lead entered its stage (when it has one) */
+    int64_t reach[N_TYPES];        /* per step up to funnel_step, when the lead reached it */
+} Shape;
+
+static void lead_shape(const Lead *lead, const Defs *d, Shape *out) {
+    int stage = NO_INDEX, funnel_step = NO_INDEX;
+    int64_t entered = 0, step_first[N_TYPES];
+    for (int s = 0; s < N_TYPES; s++) step_first[s] = NONE_AT;
+    for (int k = 0; k < N_TYPES; k++) {
+        int64_t at = lead->first_at[k];
+        if (at == NONE_AT) continue;
+        int group = d->stage_of_type[k];
+        if (group > stage) {
+            stage = group;
+            entered = at;
+        } else if (group == stage && group != NO_INDEX && at < entered) {
+            entered = at;
+        }
+        int step = d->step_of_type[k];
+        if (step != NO_INDEX) {
+            if (step > funnel_step) funnel_step = step;
+            if (step_first[step] == NONE_AT || at < step_first[step]) step_first[step] = at;
+        }
+    }
+    const int64_t *first = lead->first_at;
+    if (first[PURCHASE] != NONE_AT || first[UPSELL] != NONE_AT)
+        out->level = CUSTOMER;
+    else if (first[NEGOTIATION] != NONE_AT)
+        out->level = SQL;
+    else if (!((long long)lead->content_reads >= d->mql_min || (lead->contacts & INBOUND)))
+        out->level = LEAD;
+    else
+        out->level = (lead->contacts & OUTBOUND) ? SAL : MQL;
+    int64_t earliest = NONE_AT;
+    for (int s = funnel_step; s >= 0; s--) { /* a step is reached at the earliest event of it or of a later step */
+        if (step_first[s] != NONE_AT && (earliest == NONE_AT || step_first[s] < earliest)) earliest = step_first[s];
+        out->reach[s] = earliest;
+    }
+    out->stage = stage;
+    out->funnel_step = funnel_step;
+    out->entered = entered;
+}
+
 /* aggregate(stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros)
  *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues): the fields of
  *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, lead id); for attribution,
@@ -762,19 +854,8 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
     long long mql_min, stale_after;
     if (!PyArg_ParseTuple(args, "OOiiLL:aggregate", &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min, &stale_after))
         return NULL;
-    int stage_of_type[N_TYPES], step_of_type[N_TYPES];
-    if (read_groups(stage_seq, stage_of_type, "stage_of_type") < 0 || read_groups(step_seq, step_of_type, "step_of_type") < 0)
-        return NULL;
-    if (n_stages < 0 || n_stages > N_TYPES || n_steps < 0 || n_steps > N_TYPES) {
-        PyErr_SetString(PyExc_ValueError, "at most one stage and one step per event type");
-        return NULL;
-    }
-    for (int k = 0; k < N_TYPES; k++) {
-        if (stage_of_type[k] >= n_stages || step_of_type[k] >= n_steps) {
-            PyErr_SetString(PyExc_ValueError, "a type's stage or step is past the last one");
-            return NULL;
-        }
-    }
+    Defs defs;
+    if (read_defs(stage_seq, step_seq, n_stages, n_steps, mql_min, stale_after, &defs) < 0) return NULL;
     int64_t pipeline[N_TYPES] = {0}, standing[N_LEVELS] = {0}, funnel[N_TYPES] = {0};
     Days funnel_daily = {NULL, 0, 0, n_steps}, cohorts_daily = {NULL, 0, 0, n_steps};
     size_t funnel_hint = 0, cohort_hint = 0;
@@ -782,39 +863,14 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
     if (pending == NULL || groups == NULL || revenues == NULL) goto done;
     for (Py_ssize_t i = 0; i < self->n; i++) {
         Lead *lead = &self->leads[i];
-        int stage = NO_INDEX, funnel_step = NO_INDEX;
-        int64_t entered = 0, step_first[N_TYPES];
-        for (int s = 0; s < N_TYPES; s++) step_first[s] = NONE_AT;
-        for (int k = 0; k < N_TYPES; k++) {
-            int64_t at = lead->first_at[k];
-            if (at == NONE_AT) continue;
-            int group = stage_of_type[k];
-            if (group > stage) {
-                stage = group;
-                entered = at;
-            } else if (group == stage && group != NO_INDEX && at < entered) {
-                entered = at;
-            }
-            int step = step_of_type[k];
-            if (step != NO_INDEX) {
-                if (step > funnel_step) funnel_step = step;
-                if (step_first[step] == NONE_AT || at < step_first[step]) step_first[step] = at;
-            }
-        }
-        int level;
-        const int64_t *first = lead->first_at;
-        if (first[PURCHASE] != NONE_AT || first[UPSELL] != NONE_AT)
-            level = CUSTOMER;
-        else if (first[NEGOTIATION] != NONE_AT)
-            level = SQL;
-        else if (!((long long)lead->content_reads >= mql_min || (lead->contacts & INBOUND)))
-            level = LEAD;
-        else
-            level = (lead->contacts & OUTBOUND) ? SAL : MQL;
+        Shape shape;
+        lead_shape(lead, &defs, &shape);
+        int stage = shape.stage, funnel_step = shape.funnel_step, level = shape.level;
+        const int64_t *reach = shape.reach;
         if (stage != NO_INDEX) pipeline[stage]++;
         if (attribute(groups, revenues, lead, funnel_step, level == CUSTOMER) < 0) goto done;
         if (level == MQL && stage != NO_INDEX) {
-            PyObject *item = Py_BuildValue("(LO)", (long long)(entered + stale_after), lead->key);
+            PyObject *item = Py_BuildValue("(LO)", (long long)(shape.entered + stale_after), lead->key);
             if (item == NULL || PyList_Append(pending, item) < 0) {
                 Py_XDECREF(item);
                 goto done;
@@ -824,11 +880,6 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
             standing[level]++;
         }
         if (funnel_step == NO_INDEX) continue;
-        int64_t reach[N_TYPES], earliest = NONE_AT;
-        for (int s = funnel_step; s >= 0; s--) {
-            if (step_first[s] != NONE_AT && (earliest == NONE_AT || step_first[s] < earliest)) earliest = step_first[s];
-            reach[s] = earliest;
-        }
         int64_t *cohort = days_row(&cohorts_daily, floor_day(reach[0]), &cohort_hint);
         if (cohort == NULL) {
             PyErr_NoMemory();
@@ -856,17 +907,21 @@ done:
     return result;
 }
 
+/* Frees what a lead owns, apart from its key. */
+static void lead_release(Lead *lead) {
+    PyMem_Free(lead->heap_seen);
+    Py_XDECREF(lead->touch_id);
+    Py_XDECREF(lead->touch);
+    for (uint8_t j = 0; j < lead->n_revenue; j++) Py_DECREF(lead->revenue[j].currency);
+    PyMem_Free(lead->revenue);
+}
+
 static Py_ssize_t table_length(LeadTable *self) { return self->n; }
 
 static void table_dealloc(LeadTable *self) {
     for (Py_ssize_t i = 0; i < self->n; i++) {
-        Lead *lead = &self->leads[i];
-        Py_DECREF(lead->key);
-        PyMem_Free(lead->heap_seen);
-        Py_XDECREF(lead->touch_id);
-        Py_XDECREF(lead->touch);
-        for (uint8_t j = 0; j < lead->n_revenue; j++) Py_DECREF(lead->revenue[j].currency);
-        PyMem_Free(lead->revenue);
+        Py_DECREF(self->leads[i].key);
+        lead_release(&self->leads[i]);
     }
     Py_XDECREF(self->interned);
     PyMem_Free(self->leads);
@@ -893,6 +948,462 @@ static PyTypeObject LeadTableType = {
     .tp_as_sequence = &table_as_sequence,
     .tp_new = PyType_GenericNew,
 };
+
+/* ---- the live worker's batch fold: one partition's records over its stored leads ----
+ *
+ * streams.live.projection.LiveProjection.process in C, for the leads a batch touches.
+ * A stored lead is streams.live.state.StoredLead: a head of the partition (uint16), the
+ * offset the lead is applied through and its duplicates (int64 each), little-endian, then
+ * its state as projections.codec writes it at version 2. Those Python classes are the
+ * reference and stay the path wherever this is not built; tests hold both to the same bytes
+ * and views. Stored bytes this code cannot read whole (an older version, or corrupt) go to
+ * `upgrade`, which rewrites them at the current version or raises, saying why.
+ */
+
+enum { STORED_HEAD = 18, STATE_HEAD = 70, STATE_VERSION = 2, MAX_TEXTS = 4 + 255 };
+
+typedef struct {
+    int64_t through, duplicates;
+    long partition;
+    PyObject *old_view; /* the lead's view before this batch; None for a lead new to the table */
+    PyObject *cause_id; /* the event id of the last event the batch applied to the lead, or NULL */
+    long cause_kind;
+    int64_t cause_at;
+} Stored;
+
+struct Live {
+    PyObject *get, *upgrade, *view_type, *cause_type, *invalid;
+    int64_t through; /* the partition's progress: records at or below it were judged before */
+    long partition;
+    Stored *stored; /* per lead of the batch's table, by position */
+    Py_ssize_t allocated, n_stored;
+    Defs defs;
+};
+
+static uint64_t get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint32_t get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint16_t get_u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static unsigned char *put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++, v >>= 8) p[i] = (unsigned char)v;
+    return p + 8;
+}
+static unsigned char *put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++, v >>= 8) p[i] = (unsigned char)v;
+    return p + 4;
+}
+
+/* Frees what a lead owns and makes it a lead without events (its key stays). */
+static void lead_reset(Lead *lead) {
+    lead_release(lead);
+    PyObject *key = lead->key;
+    Py_hash_t hash = lead->hash;
+    memset(lead, 0, sizeof(Lead));
+    lead->key = key;
+    lead->hash = hash;
+    for (int k = 0; k < N_TYPES; k++) lead->first_at[k] = NONE_AT;
+}
+
+/* A string of the codec at *at: 1 and a new reference in *out (None when absent), 0 when it is not one. */
+static int read_text(const unsigned char *s, Py_ssize_t n, Py_ssize_t *at, PyObject **out) {
+    if (n - *at < 4) return 0;
+    uint32_t length = get_u32(s + *at);
+    *at += 4;
+    if (length == 0xFFFFFFFFU) {
+        *out = Py_NewRef(Py_None);
+        return 1;
+    }
+    if ((uint64_t)length > (uint64_t)(n - *at)) return 0;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)s + *at, (Py_ssize_t)length, "surrogatepass");
+    if (text == NULL) {
+        PyErr_Clear(); /* `upgrade` reads it again and says why */
+        return 0;
+    }
+    *at += length;
+    *out = text;
+    return 1;
+}
+
+/* A stored lead into `lead` (fresh) and `st`: 1, 0 when the bytes are not a whole current-version
+ * stored lead (the lead is left fresh), -1 on error. */
+static int lead_read(LeadTable *t, Lead *lead, Stored *st, const unsigned char *s, Py_ssize_t n) {
+    if (n < STORED_HEAD + STATE_HEAD || s[STORED_HEAD] != STATE_VERSION) return 0;
+    const unsigned char *p = s + STORED_HEAD;
+    Py_ssize_t m = n - STORED_HEAD, at = STATE_HEAD;
+    uint32_t n_seen = get_u32(p + 66);
+    if ((uint64_t)n_seen * 8 + 8 + 2 > (uint64_t)(m - at)) return 0;
+    for (int k = 0; k < N_TYPES; k++) lead->first_at[k] = (int64_t)get_u64(p + 1 + 8 * k);
+    lead->last_at = (int64_t)get_u64(p + 49);
+    lead->events = get_u32(p + 57);
+    lead->content_reads = get_u32(p + 61);
+    lead->contacts = p[65];
+    if (n_seen > INLINE_SEEN) {
+        lead->heap_seen = PyMem_Malloc((size_t)n_seen * sizeof(int64_t));
+        if (lead->heap_seen == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        lead->capacity = n_seen;
+    }
+    int64_t *seen = lead_seen(lead);
+    for (uint32_t i = 0; i < n_seen; i++, at += 8) seen[i] = (int64_t)get_u64(p + at);
+    lead->n_seen = n_seen;
+    int64_t touch_at = (int64_t)get_u64(p + at);
+    at += 8;
+    if (touch_at != NONE_AT) {
+        PyObject *texts[4] = {NULL, NULL, NULL, NULL};
+        int whole = 1;
+        for (int i = 0; i < 4 && whole; i++) whole = read_text(p, m, &at, &texts[i]);
+        if (!whole) {
+            for (int i = 0; i < 4; i++) Py_XDECREF(texts[i]);
+            lead_reset(lead);
+            return 0;
+        }
+        lead->touch = PyTuple_Pack(3, texts[1], texts[2], texts[3]);
+        for (int i = 1; i < 4; i++) Py_DECREF(texts[i]);
+        if (texts[0] == Py_None) /* never written so, but read as the reference reads it: no touch id */
+            Py_CLEAR(texts[0]);
+        lead->touch_id = texts[0];
+        if (lead->touch == NULL) return -1;
+        lead->touch_at = touch_at;
+    }
+    if (m - at < 2) goto partial;
+    uint16_t count = get_u16(p + at);
+    at += 2;
+    if (count > UINT8_MAX) goto partial;
+    if (count > 0) {
+        lead->revenue = PyMem_Malloc(count * sizeof(Revenue));
+        if (lead->revenue == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        lead->revenue_capacity = (uint8_t)count;
+    }
+    for (uint16_t i = 0; i < count; i++) {
+        PyObject *currency;
+        if (!read_text(p, m, &at, &currency)) goto partial;
+        if (currency == Py_None || m - at < 8) {
+            Py_DECREF(currency);
+            goto partial;
+        }
+        PyObject *name = table_intern(t, currency);
+        Py_DECREF(currency);
+        if (name == NULL) return -1;
+        lead->revenue[i].currency = name;
+        lead->revenue[i].hundredths = (int64_t)get_u64(p + at);
+        lead->n_revenue++;
+        at += 8;
+    }
+    if (at != m) goto partial;
+    st->partition = get_u16(s);
+    st->through = (int64_t)get_u64(s + 2);
+    st->duplicates = (int64_t)get_u64(s + 10);
+    return 1;
+partial:
+    lead_reset(lead);
+    return 0;
+}
+
+typedef struct {
+    const char *s;
+    Py_ssize_t n; /* -1: absent (None) */
+    PyObject *owner; /* the encoded bytes of a string with lone surrogates, or NULL */
+} Text;
+
+static int text_of(PyObject *value, Text *out) {
+    out->owner = NULL;
+    if (value == NULL || value == Py_None) {
+        out->n = -1;
+        return 0;
+    }
+    out->s = PyUnicode_AsUTF8AndSize(value, &out->n);
+    if (out->s != NULL) return 0;
+    PyErr_Clear(); /* lone surrogates, which JSON escapes can make: kept as the reference keeps them */
+    out->owner = PyUnicode_AsEncodedString(value, "utf-8", "surrogatepass");
+    if (out->owner == NULL) return -1;
+    out->s = PyBytes_AS_STRING(out->owner);
+    out->n = PyBytes_GET_SIZE(out->owner);
+    return 0;
+}
+
+static unsigned char *put_text(unsigned char *p, const Text *text) {
+    if (text->n < 0) return put_u32(p, 0xFFFFFFFFU);
+    p = put_u32(p, (uint32_t)text->n);
+    memcpy(p, text->s, (size_t)text->n);
+    return p + text->n;
+}
+
+/* A stored lead's bytes, as StoredLead.encode writes them. */
+static PyObject *lead_encode(Lead *lead, Stored *st) {
+    if (st->partition < 0 || st->partition > 0xFFFF) {
+        PyErr_Format(PyExc_OverflowError, "partition %ld does not fit a stored lead", st->partition);
+        return NULL;
+    }
+    Text texts[MAX_TEXTS];
+    int n_texts = 0, touched = lead->touch != NULL;
+    PyObject *result = NULL;
+    Py_ssize_t size = STORED_HEAD + STATE_HEAD + 8 * (Py_ssize_t)lead->n_seen + 8 + 2 + 12 * (Py_ssize_t)lead->n_revenue;
+    if (touched) {
+        PyObject *values[4] = {lead->touch_id, PyTuple_GET_ITEM(lead->touch, 0), PyTuple_GET_ITEM(lead->touch, 1), PyTuple_GET_ITEM(lead->touch, 2)};
+        for (int i = 0; i < 4; i++, n_texts++) {
+            if (text_of(values[i], &texts[i]) < 0) goto done;
+            size += 4 + (texts[i].n < 0 ? 0 : texts[i].n);
+        }
+    }
+    for (uint8_t i = 0; i < lead->n_revenue; i++, n_texts++) {
+        if (text_of(lead->revenue[i].currency, &texts[n_texts]) < 0) goto done;
+        size += texts[n_texts].n;
+    }
+    result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL) goto done;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(result);
+    p[0] = (unsigned char)st->partition;
+    p[1] = (unsigned char)(st->partition >> 8);
+    p = put_u64(put_u64(p + 2, (uint64_t)st->through), (uint64_t)st->duplicates);
+    *p++ = STATE_VERSION;
+    for (int k = 0; k < N_TYPES; k++) p = put_u64(p, (uint64_t)lead->first_at[k]);
+    p = put_u64(p, (uint64_t)lead->last_at);
+    p = put_u32(put_u32(p, lead->events), lead->content_reads);
+    *p++ = lead->contacts;
+    p = put_u32(p, lead->n_seen);
+    const int64_t *seen = lead_seen(lead);
+    for (uint32_t i = 0; i < lead->n_seen; i++) p = put_u64(p, (uint64_t)seen[i]);
+    p = put_u64(p, (uint64_t)(touched ? lead->touch_at : NONE_AT));
+    int next = 0;
+    if (touched)
+        for (; next < 4; next++) p = put_text(p, &texts[next]);
+    *p++ = lead->n_revenue;
+    *p++ = 0;
+    for (uint8_t i = 0; i < lead->n_revenue; i++) {
+        p = put_text(p, &texts[next++]);
+        p = put_u64(p, (uint64_t)lead->revenue[i].hundredths);
+    }
+done:
+    for (int i = 0; i < n_texts; i++) Py_XDECREF(texts[i].owner);
+    return result;
+}
+
+/* An instance of a NamedTuple class, taking the `n` new references in `items` (NULL: an error, all released). */
+static PyObject *named_tuple(PyObject *type, PyObject **items, Py_ssize_t n) {
+    int complete = 1;
+    for (Py_ssize_t i = 0; i < n; i++) complete = complete && items[i] != NULL;
+    PyObject *tuple = complete ? ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, n) : NULL;
+    if (tuple == NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+}
+
+static PyObject *int_or_none(int present, int64_t value) { return present ? PyLong_FromLongLong(value) : Py_NewRef(Py_None); }
+
+/* projections.lead.view: the LeadView of a lead. */
+static PyObject *lead_view(Lead *lead, const Defs *d, PyObject *view_type) {
+    Shape shape;
+    lead_shape(lead, d, &shape);
+    Py_ssize_t reached = shape.funnel_step + 1;
+    PyObject *reach = PyTuple_New(reached);
+    for (Py_ssize_t s = 0; reach != NULL && s < reached; s++) {
+        PyObject *at = PyLong_FromLongLong(shape.reach[s]);
+        if (at == NULL) Py_CLEAR(reach);
+        else PyTuple_SET_ITEM(reach, s, at);
+    }
+    PyObject *revenue = PyList_New(lead->n_revenue);
+    for (uint8_t i = 0; revenue != NULL && i < lead->n_revenue; i++) {
+        PyObject *pair = Py_BuildValue("(OL)", lead->revenue[i].currency, (long long)lead->revenue[i].hundredths);
+        if (pair == NULL) Py_CLEAR(revenue);
+        else PyList_SET_ITEM(revenue, i, pair);
+    }
+    if (revenue != NULL && lead->n_revenue > 1 && PyList_Sort(revenue) < 0) Py_CLEAR(revenue);
+    if (revenue != NULL) Py_SETREF(revenue, PyList_AsTuple(revenue));
+    int staged = shape.stage != NO_INDEX;
+    PyObject *items[11] = {
+        Py_NewRef(lead->key),
+        PyLong_FromLong(shape.stage),
+        int_or_none(staged, shape.entered),
+        PyLong_FromLong(shape.funnel_step),
+        reach,
+        PyLong_FromLong(shape.level),
+        int_or_none(staged && shape.level == MQL, shape.entered + d->stale_after),
+        PyLong_FromUnsignedLong(lead->events),
+        PyLong_FromLongLong(lead->last_at),
+        Py_NewRef(lead->touch ? lead->touch : Py_None),
+        revenue,
+    };
+    return named_tuple(view_type, items, 11);
+}
+
+static int live_load(Fold *f, Lead *lead, Stored *st) {
+    Live *live = f->live;
+    PyObject *data = PyObject_CallOneArg(live->get, lead->key);
+    if (data == NULL) return -1;
+    if (data == Py_None) {
+        Py_DECREF(data);
+        st->old_view = Py_NewRef(Py_None);
+        return 0;
+    }
+    int rc = -1;
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "the stored value of lead %R is not bytes", lead->key);
+        goto done;
+    }
+    rc = lead_read(f->table, lead, st, (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+    if (rc == 0) {
+        Py_SETREF(data, PyObject_CallOneArg(live->upgrade, data));
+        if (data == NULL) return -1;
+        rc = PyBytes_Check(data) ? lead_read(f->table, lead, st, (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) : 0;
+        if (rc == 0) {
+            PyErr_Format(PyExc_ValueError, "the stored state of lead %R cannot be read at the current version", lead->key);
+            rc = -1;
+        }
+    }
+    if (rc > 0) {
+        st->old_view = lead_view(lead, &live->defs, live->view_type);
+        rc = st->old_view == NULL ? -1 : 0;
+    }
+done:
+    Py_DECREF(data);
+    return rc;
+}
+
+/* The record at f->offset reaches `lead`: 1 to apply it, 0 when the lead holds it already, -1 on error. */
+static int live_touch(Fold *f, Lead *lead, int new_lead) {
+    Live *live = f->live;
+    Py_ssize_t i = lead - f->table->leads;
+    if (new_lead) {
+        if (i >= live->allocated) {
+            Py_ssize_t allocated = live->allocated ? live->allocated * 2 : 256;
+            Stored *grown = PyMem_Realloc(live->stored, (size_t)allocated * sizeof(Stored));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            live->stored = grown;
+            live->allocated = allocated;
+        }
+        Stored *st = &live->stored[i];
+        memset(st, 0, sizeof(Stored));
+        st->through = -1;
+        st->partition = live->partition;
+        live->n_stored = i + 1;
+        if (live_load(f, lead, st) < 0) return -1;
+    }
+    Stored *st = &live->stored[i];
+    if (f->offset <= st->through) return 0; /* delivered again: already in this lead's state */
+    st->through = f->offset;
+    return 1;
+}
+
+static void live_applied(Fold *f, Lead *lead, PyObject *event_id, long kind, int64_t at) {
+    Stored *st = &f->live->stored[lead - f->table->leads];
+    Py_XSETREF(st->cause_id, Py_NewRef(event_id));
+    st->cause_kind = kind;
+    st->cause_at = at;
+}
+
+static void live_duplicate(Fold *f, Lead *lead) { f->live->stored[lead - f->table->leads].duplicates++; }
+
+static int live_rejected(Fold *f, PyObject *rejection, PyObject *raw) {
+    if (f->offset <= f->live->through) return 0; /* counted when it was first judged */
+    f->invalid++;
+    PyObject *entry = Py_BuildValue("(LOO)", (long long)f->offset, rejection, raw);
+    if (entry == NULL) return -1;
+    int rc = PyList_Append(f->live->invalid, entry);
+    Py_DECREF(entry);
+    return rc;
+}
+
+/* Per lead of the batch, in first-touched order: (lead id, stored bytes, old view, new view, cause);
+ * new view and cause are None for a lead the batch applied nothing to. */
+static PyObject *live_leads(Fold *f) {
+    Live *live = f->live;
+    PyObject *leads = PyList_New(f->table->n);
+    for (Py_ssize_t i = 0; leads != NULL && i < f->table->n; i++) {
+        Lead *lead = &f->table->leads[i];
+        Stored *st = &live->stored[i];
+        PyObject *new_view = Py_None, *cause = Py_None;
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        if (st->cause_id != NULL) {
+            Py_SETREF(new_view, lead_view(lead, &live->defs, live->view_type));
+            PyObject *fields[3] = {Py_NewRef(st->cause_id), PyLong_FromLong(st->cause_kind), PyLong_FromLongLong(st->cause_at)};
+            Py_SETREF(cause, named_tuple(live->cause_type, fields, 3));
+        }
+        PyObject *data = lead_encode(lead, st);
+        PyObject *entry = (data && new_view && cause) ? PyTuple_Pack(5, lead->key, data, st->old_view, new_view, cause) : NULL;
+        Py_XDECREF(data);
+        Py_XDECREF(new_view);
+        Py_XDECREF(cause);
+        if (entry == NULL) Py_CLEAR(leads);
+        else PyList_SET_ITEM(leads, i, entry);
+    }
+    return leads;
+}
+
+/* fold_stored(decode, expected, slow, event_type, digest_of, max_bytes, version, upgrade, view_type, cause_type,
+ *             stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros,
+ *             records, get, partition, through)
+ *   -> (valid, duplicates, invalid, watermark, leads): one partition's records, (offset, value) pairs in
+ *   offset order, over the stored leads `get(lead_id)` gives (bytes or None). `invalid` lists
+ *   (offset, rejection, value) of the records past `through` that `slow` rejected; `leads`, see live_leads. */
+static PyObject *fold_stored(PyObject *module, PyObject *args) {
+    PyObject *decode, *expected, *slow, *event_type, *digest_of, *upgrade, *view_type, *cause_type, *stage_seq, *step_seq, *records, *get;
+    Py_ssize_t max_bytes;
+    long version, partition;
+    int n_stages, n_steps;
+    long long mql_min, stale_after, through;
+    if (!PyArg_ParseTuple(args, "OOOOOnlOOOOOiiLLOOlL:fold_stored", &decode, &expected, &slow, &event_type, &digest_of, &max_bytes,
+                          &version, &upgrade, &view_type, &cause_type, &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min,
+                          &stale_after, &records, &get, &partition, &through))
+        return NULL;
+    if (!PyType_Check(view_type) || !PyType_IsSubtype((PyTypeObject *)view_type, &PyTuple_Type) || !PyType_Check(cause_type) ||
+        !PyType_IsSubtype((PyTypeObject *)cause_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "fold_stored: view_type and cause_type are tuple classes");
+        return NULL;
+    }
+    Live live = {get, upgrade, view_type, cause_type, NULL, through, partition, NULL, 0, 0};
+    if (read_defs(stage_seq, step_seq, n_stages, n_steps, mql_min, stale_after, &live.defs) < 0) return NULL;
+    PyObject *items = PySequence_Fast(records, "fold_stored: records is a sequence of (offset, value) pairs");
+    if (items == NULL) return NULL;
+    LeadTable *table = (LeadTable *)PyType_GenericNew(&LeadTableType, NULL, NULL);
+    live.invalid = PyList_New(0);
+    PyObject *result = NULL, *leads = NULL;
+    if (table == NULL || live.invalid == NULL) goto done;
+    Fold f = {table, digest_of, 0, 0, 0, 0, 0, &live, 0};
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 2) {
+            PyErr_SetString(PyExc_TypeError, "fold_stored: a record is an (offset, value) pair");
+            goto done;
+        }
+        f.offset = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 0));
+        if (f.offset == -1 && PyErr_Occurred()) goto done;
+        if (fold_record(&f, PyTuple_GET_ITEM(item, 1), decode, expected, slow, event_type, max_bytes, version) < 0) goto done;
+    }
+    leads = live_leads(&f);
+    if (leads == NULL) goto done;
+    PyObject *mark = f.has_mark ? PyLong_FromLongLong(f.mark) : Py_NewRef(Py_None);
+    if (mark != NULL) {
+        result = Py_BuildValue("nnONN", f.valid, f.duplicates, live.invalid, mark, leads); /* takes mark and leads */
+        leads = NULL;
+    }
+done:
+    Py_XDECREF(leads);
+    for (Py_ssize_t i = 0; i < live.n_stored; i++) {
+        Py_XDECREF(live.stored[i].old_view);
+        Py_XDECREF(live.stored[i].cause_id);
+    }
+    PyMem_Free(live.stored);
+    Py_XDECREF(live.invalid);
+    Py_XDECREF((PyObject *)table);
+    Py_DECREF(items);
+    return result;
+}
 
 /* ---- routing lines to replay processes ---- */
 
@@ -1089,6 +1600,7 @@ static PyMethodDef methods[] = {
     {"parse_time", parse_time, METH_O, "parse_time(text) -> microseconds since the epoch; ValueError unless RFC 3339 with offset"},
     {"route", route, METH_VARARGS, "The lines of a chunk that belong to one replay partition"},
     {"use_struct", use_struct, METH_O, "use_struct(cls): read the fields of decoded events of this msgspec class from their slots"},
+    {"fold_stored", fold_stored, METH_VARARGS, "One partition's records over its stored leads; see streams.live.projection"},
     {"partition", partition_of_key, METH_VARARGS, "partition(key, partitions) -> the partition Kafka's default partitioner gives the key"},
     {NULL, NULL, 0, NULL},
 };

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any
 
 from sortedcontainers import SortedList
 from xxhash import xxh3_64_intdigest
@@ -170,3 +172,24 @@ def _lead_state(
 def replay_projector() -> Projector:
     """The fastest projector this install has for a whole log."""
     return CompactProjector() if ACCELERATED else Projector()
+
+
+def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type: type) -> Callable[..., Any] | None:
+    """The C fold of one partition's batch over its stored leads, for these definitions: None where
+    `_fold` is not built or the definitions hold integers too large for C.
+
+    `fold(records, get, partition, through)` folds (offset, value) pairs in offset order over the
+    leads `get(lead_id)` gives as stored bytes (streams.live.state.StoredLead, which stays the
+    reference, as `upgrade`: any stored bytes to the current version, or CorruptState). It gives
+    (valid, duplicates, invalid, watermark, leads): `invalid` lists (offset, Rejection, value) of
+    the records past `through` that do not decode; `leads`, per lead touched, in first-touched order,
+    (lead id, stored bytes, view before or None, view after or None, cause or None), the cause a
+    `cause_type(event_id, type, occurred_at)` of the last event applied to it.
+    """
+    if _fold is None or defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
+        return None
+    return partial(
+        _fold.fold_stored, FAST_DECODER.decode, FAST_ERRORS, decode_record, Event, xxh3_64_intdigest, MAX_RECORD_BYTES, CURRENT_SCHEMA_VERSION,
+        upgrade, LeadView, cause_type, defs.stage_of_type, defs.step_of_type, len(defs.stages), len(defs.steps),
+        defs.mql_min_content_reads, defs.sal_stale_after_micros,
+    )

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
-from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, decode_record, lead_record, record, view
+from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, decode_record, lead_record, record, stored_fold, view
 from schemas import EVENT_TYPES, Event, Rejection
 from streams.live.changes import Cause, LeadChange, NewDefinitions
 from streams.live.partial import Partial
@@ -29,6 +29,14 @@ class Record(NamedTuple):
 
     offset: int
     value: bytes
+
+
+class LastEvent(NamedTuple):
+    """The last event a batch applied to a lead: what its lead change names as the cause."""
+
+    event_id: str
+    type: int
+    occurred_at: int
 
 
 class Invalid(NamedTuple):
@@ -71,13 +79,16 @@ class LeadTable(Protocol):
 @dataclass
 class BatchResult:
     invalid: list[Invalid] = field(default_factory=list)
-    moved: dict[str, tuple[LeadView | None, LeadView, Event]] = field(default_factory=dict)  # old view, new view, last event
+    moved: dict[str, tuple[LeadView | None, LeadView, Event | LastEvent]] = field(default_factory=dict)  # old view, new view, last event
     changes: list[LeadChange] = field(default_factory=list)
 
 
 class LiveProjection:
-    def __init__(self, defs: Definitions) -> None:
+    def __init__(self, defs: Definitions, *, compiled: bool = True) -> None:
+        """`compiled`: fold batches in C where `projections._fold` is built (`stored_fold`); the
+        Python fold below is the reference, and runs where it is not."""
         self.defs = defs
+        self._fold = stored_fold(defs, _current, LastEvent) if compiled else None
         self.partitions: dict[int, PartitionState] = {}
         self.cluster_watermark: int | None = None  # the latest watermark known from any worker
 
@@ -143,6 +154,38 @@ class LiveProjection:
         part = self.partitions.get(partition)
         if part is None:
             part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
+        if self._fold is not None:
+            self._process_compiled(partition, part, records, table, result)
+        else:
+            self._process(partition, part, records, table, result)
+        if records:
+            table.put(progress_key(partition), part.progress.encode())
+        self._learn(part.watermark)
+
+    def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult) -> None:
+        """`_process` in C: the records decoded, each touched lead read, folded and written as bytes."""
+        progress = part.progress
+        valid, duplicates, invalid, mark, leads = self._fold(records, table.get, partition, progress.through)  # type: ignore[misc]
+        for offset, rejection, value in invalid:
+            result.invalid.append(Invalid(partition, offset, rejection.reason, value))
+        progress.invalid += len(invalid)
+        counts = part.counts
+        counts.invalid += len(invalid)
+        counts.valid += valid
+        counts.duplicates += duplicates
+        if mark is not None:
+            part.see(mark)
+        if records:
+            progress.through = max(progress.through, records[-1][0])
+        put, replace, moved = table.put, part.replace, result.moved
+        for lead_id, data, old_view, new_view, cause in leads:
+            put(lead_id, data)
+            if new_view is not None:
+                replace(old_view, new_view)
+                moved[lead_id] = (old_view, new_view, cause)
+
+    def _process(self, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult) -> None:
+        """The reference fold of a partition's records."""
         progress = part.progress
         touched: dict[str, tuple[StoredLead, LeadView | None, Event | None]] = {}
         for offset, value in records:
@@ -175,9 +218,6 @@ class LiveProjection:
                 new_view = view(lead_id, stored.state, self.defs)
                 part.replace(old_view, new_view)
                 result.moved[lead_id] = (old_view, new_view, cause)
-        if records:
-            table.put(progress_key(partition), progress.encode())
-        self._learn(part.watermark)
 
     def settle(self, result: BatchResult, before: int | None, table: LeadTable) -> None:
         """The lead changes of a whole batch: its leads' own, then those the watermark turned SAL."""
@@ -212,7 +252,7 @@ class LiveProjection:
         self.cluster_watermark = watermark
         return True
 
-    def _change(self, old: LeadView | None, old_mark: int | None, new: LeadView, cause: Event) -> LeadChange | None:
+    def _change(self, old: LeadView | None, old_mark: int | None, new: LeadView, cause: Event | LastEvent) -> LeadChange | None:
         old_said = (None, None) if old is None else _said(old, self.defs, old_mark or 0)
         new_said = _said(new, self.defs, self.cluster_watermark or 0)
         if old is not None and old_said == new_said:
@@ -280,6 +320,11 @@ class LiveProjection:
     def lead(self, lead_id: str, data: bytes, watermark: int) -> dict[str, Any]:
         stored = StoredLead.decode(data)
         return lead_record(view(lead_id, stored.state, self.defs), self.defs, watermark)
+
+
+def _current(data: bytes) -> bytes:
+    """A stored lead of any version at the current one (CorruptState when it is none): for the C fold."""
+    return StoredLead.decode(data).encode()
 
 
 def _stage(lead: LeadView, defs: Definitions) -> str | None:
