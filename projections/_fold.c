@@ -106,6 +106,49 @@ static PyObject *parse_time(PyObject *module, PyObject *text) {
     return PyLong_FromLongLong(micros);
 }
 
+/* Howard Hinnant's algorithm again, backwards: the proleptic Gregorian date of a day since 1970-01-01. */
+static void civil_from_days(int64_t z, int64_t *year, int *month, int *day) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *day = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *month = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *year = yoe + era * 400 + (*month <= 2);
+}
+
+/* format_time(micros): schemas.events.format_time, RFC 3339 in UTC with microseconds. */
+static PyObject *format_time(PyObject *module, PyObject *arg) {
+    long long micros = PyLong_AsLongLong(arg);
+    if (micros == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_OverflowError, "date value out of range");
+        }
+        return NULL;
+    }
+    const long long day_micros = 86400000000LL;
+    long long days = micros / day_micros, rest = micros % day_micros;
+    if (rest < 0) {
+        rest += day_micros;
+        days -= 1;
+    }
+    int64_t year;
+    int month, day;
+    civil_from_days(days, &year, &month, &day);
+    if (year < 1 || year > 9999) {
+        PyErr_SetString(PyExc_OverflowError, "date value out of range");
+        return NULL;
+    }
+    long long seconds = rest / 1000000;
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (int)year, month, day, (int)(seconds / 3600),
+                     (int)(seconds / 60 % 60), (int)(seconds % 60), (int)(rest % 1000000));
+    return PyUnicode_DecodeASCII(text, n, NULL);
+}
+
 /* ---- the lead table: every lead's state in one C array ----
  *
  * The same state as projections.lead.LeadState, packed: a replay touches a
@@ -1598,6 +1641,7 @@ fail:
 
 static PyMethodDef methods[] = {
     {"parse_time", parse_time, METH_O, "parse_time(text) -> microseconds since the epoch; ValueError unless RFC 3339 with offset"},
+    {"format_time", format_time, METH_O, "format_time(micros) -> RFC 3339 in UTC with microseconds, as schemas.events.format_time"},
     {"route", route, METH_VARARGS, "The lines of a chunk that belong to one replay partition"},
     {"use_struct", use_struct, METH_O, "use_struct(cls): read the fields of decoded events of this msgspec class from their slots"},
     {"fold_stored", fold_stored, METH_VARARGS, "One partition's records over its stored leads; see streams.live.projection"},

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from projections import Definitions, DefinitionsError
-from schemas import format_time, parse_time
+from projections import Definitions, DefinitionsError, format_time
+from schemas import parse_time
 
 
 class Cause(NamedTuple):

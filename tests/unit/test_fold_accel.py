@@ -8,7 +8,7 @@ projectors too (test_golden.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -20,10 +20,12 @@ from projections import Definitions, Projector, parse_definitions
 from projections.definitions import DAY_MICROS, DEFAULT_YAML, NO_INDEX
 from projections.lead import INBOUND_CONTACT, OUTBOUND_CONTACT, QUALIFICATIONS
 from projections.projector import ACCELERATED, CompactProjector, _fold, decode_record
+from projections.projector import format_time as fast_format_time
 from projections.routing import kafka_partition
 from schemas import events
 from schemas.decode import Event, decode
 from schemas.events import EVENT_TYPES, parse_time
+from schemas.events import format_time as schemas_format_time
 from streams.replay import sources
 from streams.replay.parallel import _mine, lead_of, partition_of
 from tests.unit.test_decode_properties import raw_records
@@ -100,6 +102,23 @@ class TestTimeCheck:
     )
     def test_edges_of_the_calendar(self, text: str) -> None:
         assert c_time(text) == reference_time(text)
+
+
+def formatted(format_time: Callable[[int], str], micros: int) -> str | None:
+    try:
+        return format_time(micros)
+    except OverflowError:
+        return None
+
+
+class TestTimeFormat:
+    FIRST, LAST = parse_time("0001-01-01T00:00:00Z"), parse_time("9999-12-31T23:59:59.999999Z")
+
+    @settings(max_examples=2000, deadline=None)
+    @given(st.integers(FIRST - 10**12, LAST + 10**12) | st.sampled_from([FIRST, LAST, FIRST - 1, LAST + 1, 0, -1, 2**63, -(2**63) - 1]))
+    def test_the_c_format_writes_what_the_reference_writes_and_refuses_what_it_refuses(self, micros: int) -> None:
+        assert fast_format_time is not schemas_format_time
+        assert formatted(fast_format_time, micros) == formatted(schemas_format_time, micros)
 
 
 class TestLiveDecoder:
