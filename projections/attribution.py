@@ -58,7 +58,7 @@ class Attribution:
         old_touch, old_step, old_customer, old_revenue = old
         new_touch, new_step, new_customer, new_revenue = new
         values = values_of(new_touch)
-        if values != values_of(old_touch):
+        if old_touch != new_touch and values != values_of(old_touch):
             self.add(*old, -1)
             self.add(*new)
             return
@@ -164,5 +164,9 @@ def _drop_if_empty(rows: dict[str, Row], value: str, row: Row) -> None:
 
 def values_of(touch: Touch | None) -> tuple[str, str, str]:
     if touch is None:
-        return (NONE_VALUE, NONE_VALUE, NONE_VALUE)
-    return tuple(NONE_VALUE if value is None else value for value in touch)  # type: ignore[return-value]  # three in, three out
+        return _NO_VALUES
+    source, channel, campaign = touch  # unpacked, not a generator: this runs for every lead a batch moves
+    return (NONE_VALUE if source is None else source, NONE_VALUE if channel is None else channel, NONE_VALUE if campaign is None else campaign)
+
+
+_NO_VALUES = (NONE_VALUE, NONE_VALUE, NONE_VALUE)
