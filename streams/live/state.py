@@ -15,7 +15,9 @@ from projections import LeadState
 from projections.codec import decode_state, encode_state
 from schemas.events import MAX_ID_CHARS
 
-_LEAD_HEAD = struct.Struct("<Hqq")  # partition, applied through offset, duplicates
+# partition, applied through offset, duplicates. projections/_fold.c (`fold_stored`) reads and writes this
+# layout too, for the worker's batch fold; tests/unit/test_live_fold.py holds it to StoredLead byte for byte.
+_LEAD_HEAD = struct.Struct("<Hqq")
 _PROGRESS = struct.Struct("<qq")  # applied through offset, invalid records
 _PROGRESS_PREFIX = "\x00journey:progress:"
 
