@@ -817,7 +817,6 @@ static int attribute(PyObject *groups, PyObject *revenues, Lead *lead, int funne
 
 typedef struct {
     int stage_of_type[N_TYPES], step_of_type[N_TYPES];
-    int n_stages, n_steps;
     long long mql_min, stale_after;
 } Defs;
 
@@ -834,8 +833,6 @@ static int read_defs(PyObject *stage_seq, PyObject *step_seq, int n_stages, int 
             return -1;
         }
     }
-    d->n_stages = n_stages;
-    d->n_steps = n_steps;
     d->mql_min = mql_min;
     d->stale_after = stale_after;
     return 0;
