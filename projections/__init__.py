@@ -7,13 +7,12 @@ May import: schemas, projections
 """
 
 from projections.definitions import Definitions, DefinitionsError, default_definitions, load_definitions, parse_definitions
-from projections.lead import QUALIFICATIONS, SAL, LeadState, LeadView, record, view
+from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
 from projections.projector import Projector, decode_record, format_time, stored_fold
 from projections.report import Aggregates, Changes, EventCounts, build_comparison, build_report, lead_record
 
 __all__ = [
     "QUALIFICATIONS",
-    "SAL",
     "Aggregates",
     "Changes",
     "Definitions",

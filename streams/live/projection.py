@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
-from projections import QUALIFICATIONS, SAL, Aggregates, Definitions, EventCounts, LeadState, LeadView, decode_record, lead_record, record, stored_fold, view
+from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, decode_record, lead_record, record, stored_fold, view
 from schemas import EVENT_TYPES, Event, Rejection
 from streams.live.changes import Cause, LeadChange, NewDefinitions
 from streams.live.partial import Partial
@@ -159,6 +159,7 @@ class LiveProjection:
         else:
             self._process(partition, part, records, table, result)
         if records:
+            part.progress.through = max(part.progress.through, records[-1][0])
             table.put(progress_key(partition), part.progress.encode())
         self._learn(part.watermark)
 
@@ -175,8 +176,6 @@ class LiveProjection:
         counts.duplicates += duplicates
         if mark is not None:
             part.see(mark)
-        if records:
-            progress.through = max(progress.through, records[-1][0])
         put, replace, moved = table.put, part.replace, result.moved
         for lead_id, data, old_view, new_view, cause in leads:
             put(lead_id, data)
@@ -210,8 +209,6 @@ class LiveProjection:
             else:
                 stored.duplicates += 1
                 part.counts.duplicates += 1
-        if records:
-            progress.through = max(progress.through, records[-1][0])
         for lead_id, (stored, old_view, cause) in touched.items():
             table.put(lead_id, stored.encode())
             if cause is not None:
@@ -253,20 +250,11 @@ class LiveProjection:
         return True
 
     def _change(self, old: LeadView | None, old_mark: int | None, new: LeadView, cause: Event | LastEvent) -> LeadChange | None:
-        # `_said` of both views, inlined: this runs for every lead a batch moves
-        stages, mark = self.defs.stages, self.cluster_watermark or 0
-        new_stage = None if new.stage < 0 else stages[new.stage]
-        stale_from = new.stale_from
-        new_level = QUALIFICATIONS[SAL if stale_from is not None and mark >= stale_from else new.standing]
-        if old is None:
-            old_stage = old_level = None
-        else:
-            old_stage = None if old.stage < 0 else stages[old.stage]
-            stale_from = old.stale_from
-            old_level = QUALIFICATIONS[SAL if stale_from is not None and (old_mark or 0) >= stale_from else old.standing]
-            if old_stage == new_stage and old_level == new_level:
-                return None
-        return LeadChange(new.lead_id, old_stage, old_level, new_stage, new_level, Cause(cause.event_id, EVENT_TYPES[cause.type]), cause.occurred_at, new.events)
+        old_said = (None, None) if old is None else _said(old, self.defs, old_mark or 0)
+        new_said = _said(new, self.defs, self.cluster_watermark or 0)
+        if old is not None and old_said == new_said:
+            return None
+        return LeadChange(new.lead_id, *old_said, *new_said, Cause(cause.event_id, EVENT_TYPES[cause.type]), cause.occurred_at, new.events)
 
     def _stale_changes(self, before: int | None, exclude: dict[str, Any], table: LeadTable) -> list[LeadChange]:
         mark = self.cluster_watermark
