@@ -8,7 +8,7 @@ May import: schemas, projections
 
 from projections.definitions import Definitions, DefinitionsError, default_definitions, load_definitions, parse_definitions
 from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
-from projections.projector import Projector, decode_record, format_time, stored_fold
+from projections.projector import Projector, decode_record, format_time, lead_change_records, stored_fold
 from projections.report import Aggregates, Changes, EventCounts, build_comparison, build_report, lead_record
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "decode_record",
     "default_definitions",
     "format_time",
+    "lead_change_records",
     "lead_record",
     "load_definitions",
     "parse_definitions",

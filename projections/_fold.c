@@ -119,16 +119,8 @@ static void civil_from_days(int64_t z, int64_t *year, int *month, int *day) {
     *year = yoe + era * 400 + (*month <= 2);
 }
 
-/* format_time(micros): schemas.events.format_time, RFC 3339 in UTC with microseconds. */
-static PyObject *format_time(PyObject *module, PyObject *arg) {
-    long long micros = PyLong_AsLongLong(arg);
-    if (micros == -1 && PyErr_Occurred()) {
-        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_OverflowError, "date value out of range");
-        }
-        return NULL;
-    }
+/* RFC 3339 in UTC with microseconds, into `text` (32 bytes): its length, or -1 with OverflowError set. */
+static int format_micros(long long micros, char *text) {
     const long long day_micros = 86400000000LL;
     long long days = micros / day_micros, rest = micros % day_micros;
     if (rest < 0) {
@@ -140,13 +132,200 @@ static PyObject *format_time(PyObject *module, PyObject *arg) {
     civil_from_days(days, &year, &month, &day);
     if (year < 1 || year > 9999) {
         PyErr_SetString(PyExc_OverflowError, "date value out of range");
-        return NULL;
+        return -1;
     }
     long long seconds = rest / 1000000;
+    return snprintf(text, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (int)year, month, day, (int)(seconds / 3600),
+                    (int)(seconds / 60 % 60), (int)(seconds % 60), (int)(rest % 1000000));
+}
+
+static long long micros_of(PyObject *arg) {
+    long long micros = PyLong_AsLongLong(arg);
+    if (micros == -1 && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_OverflowError)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_OverflowError, "date value out of range");
+    }
+    return micros;
+}
+
+/* format_time(micros): schemas.events.format_time, RFC 3339 in UTC with microseconds. */
+static PyObject *format_time(PyObject *module, PyObject *arg) {
+    long long micros = micros_of(arg);
+    if (micros == -1 && PyErr_Occurred())
+        return NULL;
     char text[32];
-    int n = snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (int)year, month, day, (int)(seconds / 3600),
-                     (int)(seconds / 60 % 60), (int)(seconds % 60), (int)(rest % 1000000));
-    return PyUnicode_DecodeASCII(text, n, NULL);
+    int n = format_micros(micros, text);
+    return n < 0 ? NULL : PyUnicode_DecodeASCII(text, n, NULL);
+}
+
+/* ---- lead changes as JSON: streams.live.changes.LeadChange.encode, without a dict a change ----
+ *
+ * The bytes orjson.dumps(change.as_json()) gives (a test compares them):
+ * compact, keys in as_json's order, strings escaped as orjson escapes them
+ * (the short forms \" \\ \b \t \n \f \r, other control characters \u00xx,
+ * everything else as UTF-8).
+ */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Json;
+
+static int json_room(Json *out, Py_ssize_t more) {
+    if (out->len + more <= out->cap)
+        return 0;
+    Py_ssize_t cap = out->cap ? out->cap : 256;
+    while (cap < out->len + more)
+        cap *= 2;
+    char *data = PyMem_Realloc(out->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->data = data;
+    out->cap = cap;
+    return 0;
+}
+
+static int json_raw(Json *out, const char *text, Py_ssize_t n) {
+    if (json_room(out, n) < 0)
+        return -1;
+    memcpy(out->data + out->len, text, n);
+    out->len += n;
+    return 0;
+}
+
+#define JSON_LITERAL(out, text) json_raw((out), (text), (Py_ssize_t)(sizeof(text) - 1))
+
+/* A str as a JSON string, None as null; `what` names it in the TypeError for anything else. */
+static int json_str(Json *out, PyObject *value, const char *what) {
+    if (value == Py_None)
+        return JSON_LITERAL(out, "null");
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "a lead change's %s must be str or None, not %.80s", what, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &n);
+    if (text == NULL || json_room(out, 6 * n + 2) < 0)
+        return -1;
+    static const char hex[] = "0123456789abcdef";
+    char *at = out->data + out->len;
+    *at++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *at++ = (char)c;
+            continue;
+        }
+        *at++ = '\\';
+        switch (c) {
+        case '"': *at++ = '"'; break;
+        case '\\': *at++ = '\\'; break;
+        case '\b': *at++ = 'b'; break;
+        case '\t': *at++ = 't'; break;
+        case '\n': *at++ = 'n'; break;
+        case '\f': *at++ = 'f'; break;
+        case '\r': *at++ = 'r'; break;
+        default:
+            *at++ = 'u';
+            *at++ = '0';
+            *at++ = '0';
+            *at++ = hex[c >> 4];
+            *at++ = hex[c & 15];
+        }
+    }
+    *at++ = '"';
+    out->len = at - out->data;
+    return 0;
+}
+
+/* One LeadChange (lead_id, old_stage, old_qualification, new_stage, new_qualification, cause,
+ * occurred_at, events) as JSON; its cause None (the watermark), a 1-tuple (new definitions: the
+ * digest) or a 2-tuple (the event: id and type). */
+static int json_lead_change(Json *out, PyObject *change) {
+    if (!PyTuple_Check(change) || PyTuple_GET_SIZE(change) != 8) {
+        PyErr_Format(PyExc_TypeError, "a lead change is a LeadChange, not %.80s", Py_TYPE(change)->tp_name);
+        return -1;
+    }
+    if (!PyUnicode_Check(PyTuple_GET_ITEM(change, 0))) {
+        PyErr_SetString(PyExc_TypeError, "a lead change's lead_id must be str");
+        return -1;
+    }
+    PyObject *cause = PyTuple_GET_ITEM(change, 5);
+    Py_ssize_t causes = PyTuple_Check(cause) ? PyTuple_GET_SIZE(cause) : 0;
+    if (cause != Py_None && causes != 1 && causes != 2) {
+        PyErr_SetString(PyExc_TypeError, "a lead change's cause is a Cause, NewDefinitions or None");
+        return -1;
+    }
+    long long micros = micros_of(PyTuple_GET_ITEM(change, 6));
+    if (micros == -1 && PyErr_Occurred())
+        return -1;
+    long long events = PyLong_AsLongLong(PyTuple_GET_ITEM(change, 7));
+    if (events == -1 && PyErr_Occurred())
+        return -1;
+    char time[32], number[24];
+    int time_n = format_micros(micros, time);
+    if (time_n < 0)
+        return -1;
+    int number_n = snprintf(number, sizeof(number), "%lld", events);
+    if (JSON_LITERAL(out, "{\"lead_id\":") < 0 || json_str(out, PyTuple_GET_ITEM(change, 0), "lead_id") < 0 ||
+        JSON_LITERAL(out, ",\"old\":{\"stage\":") < 0 || json_str(out, PyTuple_GET_ITEM(change, 1), "old stage") < 0 ||
+        JSON_LITERAL(out, ",\"qualification\":") < 0 || json_str(out, PyTuple_GET_ITEM(change, 2), "old qualification") < 0 ||
+        JSON_LITERAL(out, "},\"new\":{\"stage\":") < 0 || json_str(out, PyTuple_GET_ITEM(change, 3), "new stage") < 0 ||
+        JSON_LITERAL(out, ",\"qualification\":") < 0 || json_str(out, PyTuple_GET_ITEM(change, 4), "new qualification") < 0)
+        return -1;
+    if (cause == Py_None) {
+        if (JSON_LITERAL(out, "},\"cause\":{\"watermark\":true") < 0)
+            return -1;
+    } else if (causes == 1) {
+        if (JSON_LITERAL(out, "},\"cause\":{\"definitions\":") < 0 || json_str(out, PyTuple_GET_ITEM(cause, 0), "digest") < 0)
+            return -1;
+    } else if (JSON_LITERAL(out, "},\"cause\":{\"event_id\":") < 0 || json_str(out, PyTuple_GET_ITEM(cause, 0), "event_id") < 0 ||
+               JSON_LITERAL(out, ",\"type\":") < 0 || json_str(out, PyTuple_GET_ITEM(cause, 1), "type") < 0) {
+        return -1;
+    }
+    if (JSON_LITERAL(out, "},\"occurred_at\":\"") < 0 || json_raw(out, time, time_n) < 0 || JSON_LITERAL(out, "\",\"events\":") < 0 ||
+        json_raw(out, number, number_n) < 0 || JSON_LITERAL(out, "}") < 0)
+        return -1;
+    return 0;
+}
+
+/* lead_change_records(changes): per change, its record for journey.lead-changes, (key, value, []):
+ * aiokafka's record builder takes headers as a list, and only a list. */
+static PyObject *lead_change_records(PyObject *module, PyObject *changes) {
+    PyObject *seq = PySequence_Fast(changes, "lead_change_records takes a list of LeadChange");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *records = PyList_New(n);
+    Json out = {NULL, 0, 0};
+    if (records == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *change = PySequence_Fast_GET_ITEM(seq, i);
+        out.len = 0;
+        if (json_lead_change(&out, change) < 0)
+            goto fail;
+        PyObject *key = PyUnicode_AsUTF8String(PyTuple_GET_ITEM(change, 0));
+        PyObject *value = key == NULL ? NULL : PyBytes_FromStringAndSize(out.data, out.len);
+        PyObject *headers = value == NULL ? NULL : PyList_New(0);
+        PyObject *record = headers == NULL ? NULL : PyTuple_Pack(3, key, value, headers);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        Py_XDECREF(headers);
+        if (record == NULL)
+            goto fail;
+        PyList_SET_ITEM(records, i, record);
+    }
+    PyMem_Free(out.data);
+    Py_DECREF(seq);
+    return records;
+fail:
+    PyMem_Free(out.data);
+    Py_XDECREF(records);
+    Py_DECREF(seq);
+    return NULL;
 }
 
 /* ---- the lead table: every lead's state in one C array ----
@@ -1639,6 +1818,7 @@ fail:
 static PyMethodDef methods[] = {
     {"parse_time", parse_time, METH_O, "parse_time(text) -> microseconds since the epoch; ValueError unless RFC 3339 with offset"},
     {"format_time", format_time, METH_O, "format_time(micros) -> RFC 3339 in UTC with microseconds, as schemas.events.format_time"},
+    {"lead_change_records", lead_change_records, METH_O, "lead_change_records(changes) -> [(key, value, [])]: LeadChange.encode in C"},
     {"route", route, METH_VARARGS, "The lines of a chunk that belong to one replay partition"},
     {"use_struct", use_struct, METH_O, "use_struct(cls): read the fields of decoded events of this msgspec class from their slots"},
     {"fold_stored", fold_stored, METH_VARARGS, "One partition's records over its stored leads; see streams.live.projection"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -32,6 +32,8 @@ if _fold is not None:
 decode_record = decode if _fold is None else decoder(_fold.parse_time)
 # `schemas.events.format_time` in C where it is built (a tenth of the cost): for the worker's lead changes.
 format_time: Callable[[int], str] = schemas_format_time if _fold is None else _fold.format_time
+# Lead changes as records, in C where it is built: streams.live.changes.change_records' fast path.
+lead_change_records: Callable[[Sequence[Any]], list[tuple[bytes, bytes, list[Any]]]] | None = None if _fold is None else _fold.lead_change_records
 _C_LIMIT = 2**62  # definitions beyond this (absurd, but allowed) are aggregated in Python, without overflow
 
 

@@ -21,7 +21,7 @@ from streams.kafka.compacted import latest_values
 from streams.kafka.deadletters import DeadLetter
 from streams.kafka.errors import BrokerError
 from streams.kafka.group import remember_member
-from streams.live.changes import LeadChange, read_spoken_under, spoken_under
+from streams.live.changes import LeadChange, change_records, read_spoken_under, spoken_under
 from streams.live.cluster import Cluster, Peers
 from streams.live.embedded import Profile
 from streams.live.fetch import BatchConsumer
@@ -183,7 +183,7 @@ class JourneyApp:
             letters = [DeadLetter.of(bad.reason, topics.EVENTS, bad.partition, bad.offset, bad.value).encode() for bad in result.invalid]
             pending.others.append(await out.send(topics.DLQ, 0, ((None, value, headers) for value, headers in letters)))
         if result.changes:
-            pending.others += await out.send_keyed(topics.LEAD_CHANGES, ((*change.encode(), []) for change in result.changes))
+            pending.others += await out.send_keyed(topics.LEAD_CHANGES, change_records(result.changes))
         return pending
 
     async def _flush(self) -> None:

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
 
-from projections import Definitions, DefinitionsError, format_time
+from projections import Definitions, DefinitionsError, format_time, lead_change_records
 from schemas import parse_time
 
 
@@ -73,6 +74,17 @@ class LeadChange(NamedTuple):
             parse_time(data["occurred_at"]),
             data["events"],
         )
+
+
+def change_records(changes: Sequence[LeadChange]) -> list[tuple[bytes, bytes, list[Any]]]:
+    """Each change's record for journey.lead-changes: (key, value, no headers), as BatchProducer sends them.
+
+    In C where it is built (projections/_fold.c): the bytes of `encode`, at
+    about a tenth of its cost; a worker sends about one change every two
+    events."""
+    if lead_change_records is not None:
+        return lead_change_records(changes)
+    return [(*change.encode(), []) for change in changes]
 
 
 def _cause(data: dict[str, Any]) -> Cause | NewDefinitions | None:

@@ -4,13 +4,17 @@ dead letters, lead changes, the lead table's values and the workers' partial rep
 from __future__ import annotations
 
 import orjson
+import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections import Aggregates, EventCounts, LeadState, build_report, default_definitions, record, view
+from projections.projector import ACCELERATED, lead_change_records
 from schemas import Event, decode
+from schemas.events import parse_time
 from streams.kafka.deadletters import MAX_VALUE, DeadLetter, summarize
-from streams.live.changes import Cause, LeadChange, NewDefinitions
+from streams.live.changes import Cause, LeadChange, NewDefinitions, change_records
 from streams.live.partial import Partial, merge
 from streams.live.state import Progress, StoredLead, progress_key, progress_partition
 from streams.tools.synthetic import JourneyGenerator
@@ -62,6 +66,34 @@ class TestLeadChanges:
         else:
             expected = {"event_id": cause.event_id, "type": cause.type}
         assert orjson.loads(value)["cause"] == expected
+
+    @settings(max_examples=1000, deadline=None)
+    @given(
+        st.text(min_size=1), st.none() | st.text(), st.none() | st.sampled_from(["lead", "mql"]) | st.text(), st.none() | st.text(), st.text(),
+        st.none() | st.builds(Cause, st.text(), st.text()) | st.builds(NewDefinitions, st.text()),
+        st.integers(parse_time("0001-01-01T00:00:00Z") - 10, parse_time("9999-12-31T23:59:59.999999Z") + 10), st.integers(0, 2**63 - 1),
+    )
+    def test_the_c_records_hold_the_bytes_encode_writes(self, lead: str, old_stage: str | None, old_level: str | None, new_stage: str | None, new_level: str, cause: Cause | NewDefinitions | None, at: int, events: int) -> None:
+        # change_records writes in C (projections/_fold.c) what encode writes with orjson: any text, any time
+        change = LeadChange(lead, old_stage, old_level, new_stage, new_level, cause, at, events)
+        try:
+            expected = [(*change.encode(), [])]
+        except OverflowError:  # a time before year 1 or after 9999: refused both ways
+            with pytest.raises(OverflowError):
+                change_records([change])
+            return
+        assert change_records([change]) == expected
+        assert change_records([change, change]) == expected * 2
+
+    def test_the_c_records_are_the_ones_a_built_worker_sends_and_aiokafka_takes_them(self) -> None:
+        assert ACCELERATED and lead_change_records is not None
+        assert change_records([]) == []
+        builder = BatchBuilder(2**20, 0)  # what BatchProducer appends to: its C half takes headers as a list only
+        for key, value, headers in change_records([LeadChange("a", None, None, "Lead", "lead", Cause("e1", "ad_seen"), 0, 1)] * 3):
+            assert builder.append(key=key, value=value, timestamp=None, headers=headers) is not None
+        assert builder.record_count() == 3
+        with pytest.raises(TypeError, match="lead_id must be str"):
+            change_records([LeadChange(None, None, None, None, "lead", None, 0, 1)])  # type: ignore[arg-type]
 
 
 class TestLeadTable:
