@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
@@ -124,7 +124,7 @@ class JourneyApp:
 
     # -- the hot path ----------------------------------------------------------------------
 
-    async def deliver(self, fetched: Mapping[TP, list[ConsumerRecord]]) -> None:
+    async def deliver(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> None:
         """One fetch of journey.events (streams/live/fetch.py), applied as one batch.
 
         Nothing is applied while the tables recover or a rebalance is under way:
@@ -153,19 +153,18 @@ class JourneyApp:
             async with self._batch_lock:
                 await self._flush_or_forget(read_again=True)
 
-    async def _fold(self, fetched: Mapping[TP, list[ConsumerRecord]]) -> tuple[LeadBatch, BatchResult]:
+    async def _fold(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> tuple[LeadBatch, BatchResult]:
         batch, result = self._view(), BatchResult()
         before = self.projection.cluster_watermark
         owned = self.projection.partitions
-        for tp, messages in fetched.items():
+        for tp, records in fetched.items():
             partition = tp.partition
             if partition not in owned:
                 continue  # fetched just before the partition went to another worker
-            records = [(m.offset, m.value or b"") for m in messages]  # plain tuples: a NamedTuple costs a Python call a record
             usable = await self.gaps.contiguous(partition, self.projection.next_offset(partition), [offset for offset, _ in records])
             if not usable:
                 continue
-            self.projection.process(partition, records[:usable], batch.partition(partition), result)
+            self.projection.process(partition, records if usable == len(records) else records[:usable], batch.partition(partition), result)
             self.metrics.count(usable, [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
         self.projection.settle(result, before, batch)
         return batch, result

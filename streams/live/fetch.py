@@ -16,6 +16,15 @@ records are never acked to Faust, so Faust never commits their offsets; the
 sink keeps its progress itself (in the lead table, beside the leads), and
 `perform_seek`, called once the tables are recovered, puts each of its
 partitions where that progress says.
+
+The topic's records reach the sink as (offset, value) tuples, not as
+aiokafka's ConsumerRecords: aiokafka's fetcher makes one of those a record
+from eleven fields, in Python, and the worker reads two of them. The worker's
+consumer carries a `PlainRecords` marker as its value deserializer, and
+aiokafka's `PartitionRecords` is replaced by a subclass that, seeing the
+marker, makes tuples for the topic (measured: 24.1 -> 20.7 µs of worker CPU
+an event). Every other consumer, and every other topic, gets ConsumerRecords
+as before.
 """
 
 from __future__ import annotations
@@ -23,15 +32,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from faust.transport.drivers.aiokafka import Consumer
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP
 
 
 class BatchSink(Protocol):
     topic: str
 
-    async def deliver(self, fetched: Mapping[TP, list[Any]]) -> None:
-        """Apply one fetch of the topic's records (aiokafka ConsumerRecords per partition)."""
+    async def deliver(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> None:
+        """Apply one fetch of the topic's records: (offset, value) tuples per partition, a missing value as b""."""
 
     async def idle(self) -> None:
         """A fetch brought none of the topic's records."""
@@ -40,10 +50,57 @@ class BatchSink(Protocol):
         """Where each assigned partition of the topic continues: one past its progress."""
 
 
+class PlainRecords:
+    """A consumer's value deserializer that marks its fetcher's records of `topic` to come as
+    (offset, value) tuples (`PartitionRecords`); values of other topics pass unchanged."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def __call__(self, value: bytes | None) -> bytes | None:
+        return value
+
+
+def _plain(tp: Any, record: Any) -> tuple[int, bytes]:
+    return record.offset, record.value or b""
+
+
+class PartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
+    """aiokafka's records of one fetched partition, as (offset, value) for a PlainRecords topic."""
+
+    def __init__(self, tp: Any, records: Any, aborted: Any, fetch_offset: int, key_deserializer: Any, value_deserializer: Any, *rest: Any) -> None:
+        if isinstance(value_deserializer, PlainRecords):
+            if tp.topic == value_deserializer.topic:
+                self._consumer_record = _plain  # read by aiokafka's _unpack_records, a record at a time
+            value_deserializer = None
+        super().__init__(tp, records, aborted, fetch_offset, key_deserializer, value_deserializer, *rest)
+
+
+def plain_records() -> None:
+    """Let aiokafka's fetchers make PartitionRecords of the subclass above: unchanged wherever
+    a consumer's value deserializer is not a PlainRecords (aiokafka has no hook for it)."""
+    aiokafka_fetcher.PartitionRecords = PartitionRecords
+
+
+class BatchConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
+    """Faust's consumer thread, whose aiokafka consumer fetches the sink's topic as plain records."""
+
+    consumer: BatchConsumer
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        plain_records()
+        consumer = super()._create_worker_consumer(transport)
+        consumer._value_deserializer = PlainRecords(self.consumer.sink.topic)  # read when it starts, by its Fetcher
+        return consumer
+
+
 class BatchConsumer(Consumer):
     """Faust's aiokafka consumer, delivering one topic a fetch at a time (see the module doc)."""
 
     sink: BatchSink  # set by the app, in the subclass it hands Faust
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         sink = self.sink
@@ -60,7 +117,7 @@ class BatchConsumer(Consumer):
                 if not records or self.should_stop or not self.flow_active:
                     await sink.idle()
                     continue
-                batch: dict[TP, list[Any]] = {}
+                batch: dict[TP, list[tuple[int, bytes]]] = {}
                 for tp, messages in records.items():
                     if active is not None and tp not in active and tp not in buffered:
                         continue
