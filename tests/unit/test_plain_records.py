@@ -26,7 +26,7 @@ def fetched(topic: str, values: list[bytes | None], value_deserializer: object, 
     return list(records)
 
 
-def test_aiokafka_makes_the_subclass_once_a_worker_consumer_is_created() -> None:
+def test_plain_records_puts_the_subclass_where_aiokafkas_fetcher_looks_it_up() -> None:
     plain_records()
     assert aiokafka_fetcher.PartitionRecords is PartitionRecords
 
