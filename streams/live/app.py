@@ -28,6 +28,7 @@ from streams.live.fetch import BatchConsumer
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
 from streams.live.metrics import WorkerMetrics
+from streams.live.pauses import pause
 from streams.live.projection import BatchResult, LiveProjection
 from streams.live.store import LeadBatch, LeadStore, Pending
 from streams.live.web import Api, register
@@ -319,6 +320,7 @@ class JourneyApp:
             await asyncio.gather(*[await self._send_change(change) for change in found])
             await self._say_spoken_under(partition)
             log.info("partition %d: journey.lead-changes caught up to definitions %s", partition, self.defs.digest)
+            await pause("catch-up")
 
     async def _say_spoken_under(self, partition: int) -> None:
         key, value = spoken_under(partition, self.defs)
