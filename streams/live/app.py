@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -75,7 +75,6 @@ class JourneyApp:
         # livelock check must not wait for acks and commits of it and log a stalled stream
         self.events = self.app.topic(topics.EVENTS, partitions=settings.partitions, acks=False, **raw)
         self.dlq = self.app.topic(topics.DLQ, partitions=1, **raw)
-        self.changes = self.app.topic(topics.LEAD_CHANGES, partitions=settings.partitions, **raw)
         self.watermarks = self.app.topic(topics.WATERMARKS, partitions=1, **raw)
         self.spoken = self.app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **raw)
         self.leads = self.app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
@@ -172,8 +171,7 @@ class JourneyApp:
 
     async def _send(self, batch: LeadBatch, result: BatchResult) -> Pending:
         """Send a batch's changelog records, dead letters and lead changes, without waiting."""
-        out = BatchProducer(self.app.producer._ensure_producer()) if self._out is None else self._out
-        self._out = out
+        out = self._producer()
         pending = Pending()
         for partition, view in batch.partitions.items():
             if view.entries:
@@ -185,6 +183,18 @@ class JourneyApp:
         if result.changes:
             pending.others += await out.send_keyed(topics.LEAD_CHANGES, change_records(result.changes))
         return pending
+
+    def _producer(self) -> BatchProducer:
+        if self._out is None:
+            self._out = BatchProducer(self.app.producer._ensure_producer())
+        return self._out
+
+    async def _publish_changes(self, changes: Sequence[LeadChange]) -> None:
+        """Lead changes from outside a batch (catch-up, a later watermark): all sent at once, then
+        each acknowledged. One at a time, a round trip each, 400 of them held the batch lock for
+        half a second (README: Performance)."""
+        for sent in await self._producer().send_keyed(topics.LEAD_CHANGES, change_records(changes)):
+            await sent.acknowledged()
 
     async def _flush(self) -> None:
         """Wait for the pending batch's acknowledgements, then write its leads locally."""
@@ -250,10 +260,6 @@ class JourneyApp:
     async def _seek(self, partition: int, offset: int) -> None:
         await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
 
-    async def _send_change(self, change: LeadChange) -> Any:
-        key, value = change.encode()
-        return await self.changes.send(key=key, value=value)
-
     async def _publish_events(self, records: list[tuple[bytes, bytes]]) -> None:
         """HTTP ingest: publish to journey.events and wait until the broker has acknowledged each."""
         pending = [await self.events.send(key=key, value=value) for key, value in records]
@@ -317,7 +323,7 @@ class JourneyApp:
         for partition, found in changes.items():
             old_digest = "unknown" if behind[partition] is None else behind[partition].digest
             log.info("partition %d: publishing %d lead changes, definitions %s -> %s", partition, len(found), old_digest, self.defs.digest)
-            await asyncio.gather(*[await self._send_change(change) for change in found])
+            await self._publish_changes(found)
             await self._say_spoken_under(partition)
             log.info("partition %d: journey.lead-changes caught up to definitions %s", partition, self.defs.digest)
             await pause("catch-up")
@@ -364,7 +370,7 @@ class JourneyApp:
                 if marks and self.ready.is_set():
                     async with self._batch_lock:  # the leads as the store has them, not halfway through a batch
                         changes = self.projection.learn_watermark(max(marks), self._view())
-                        for change in changes:
-                            await (await self._send_change(change))
+                        if changes:
+                            await self._publish_changes(changes)
         finally:
             await consumer.stop()
