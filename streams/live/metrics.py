@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from projections import QUALIFICATIONS
-from streams.live.projection import LiveProjection
+from projections.live import LiveProjection
 
 Highwater = Callable[[int], "int | None"]  # a journey.events partition's end offset as the consumer last saw it
 

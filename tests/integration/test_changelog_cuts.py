@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from projections import Projector, default_definitions
+from projections.live import BatchResult, LiveProjection, Record
+from projections.stored import progress_partition
 from streams.kafka import topics
 from streams.kafka.address import KafkaSource
 from streams.kafka.reader import kafka_messages
 from streams.live.partial import merge
-from streams.live.projection import BatchResult, LiveProjection, Record
-from streams.live.state import progress_partition
 from streams.tools.synthetic import JourneyGenerator
 from tests.helpers import raw, same_instants
 from tests.integration.conftest import produce, report_when_counted
