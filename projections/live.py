@@ -87,7 +87,7 @@ class LiveProjection:
         """`compiled`: fold batches in C where `projections._fold` is built (`stored_fold`); the
         Python fold (`fold_reference`) is the reference, and runs where it is not."""
         self.defs = defs
-        self._fold = stored_fold(defs, _current, Applied) if compiled else None
+        self.compiled_fold = stored_fold(defs, _current, Applied) if compiled else None
         self.partitions: dict[int, PartitionState] = {}
         self.cluster_watermark: int | None = None  # the latest watermark known from any worker
 
@@ -153,7 +153,7 @@ class LiveProjection:
         part = self.partitions.get(partition)
         if part is None:
             part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
-        if self._fold is not None:
+        if self.compiled_fold is not None:
             self._process_compiled(partition, part, records, table, result)
         else:
             fold_reference(self.defs, partition, part, records, table, result)
@@ -165,7 +165,7 @@ class LiveProjection:
     def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
         """`fold_reference` in C: the records decoded, each touched lead read, folded and written as bytes."""
         progress = part.progress
-        valid, duplicates, invalid, mark, leads = self._fold(records, table.get, partition, progress.through)  # type: ignore[misc]
+        valid, duplicates, invalid, mark, leads = self.compiled_fold(records, table.get, partition, progress.through)  # type: ignore[misc]
         for offset, rejection, value in invalid:
             result.invalid.append(Invalid(partition, offset, rejection.reason, value))
         progress.invalid += len(invalid)

@@ -105,11 +105,7 @@ class Cluster:
         return self._share({"watermark": self.projection.local_watermark(), "partitions": sorted(self.projection.partitions)})
 
     def partial_share(self, mark: int | None) -> dict[str, Any]:
-        """This worker's share of the report, qualification settled at the cluster's watermark."""
-        projection = self.projection
-        totals, counts = projection.totals()
-        partial = Partial(sorted(projection.partitions), counts, projection.local_watermark(), totals, projection.qualification_at(mark))
-        return self._share(partial.encode())
+        return self._share(Partial.of(self.projection, mark).encode())
 
     def stages_share(self, mark: int | None) -> dict[str, Any]:
         return self._share({"partitions": sorted(self.projection.partitions), "stages": self.projection.stage_counts(mark)})

@@ -74,7 +74,7 @@ class BatchPipeline:
             if not self.ready.is_set():
                 return
             with self.metrics.batch_seconds.time():
-                batch, result = await self._fold(fetched)
+                batch, result = await self._project(fetched)
                 try:
                     sent = await self._send(batch, result)
                 except KafkaError as exc:
@@ -89,7 +89,7 @@ class BatchPipeline:
             async with self.lock:
                 await self.flush_or_forget(read_again=True)
 
-    async def _fold(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> tuple[LeadBatch, BatchResult]:
+    async def _project(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> tuple[LeadBatch, BatchResult]:
         projection = self.projection
         batch, result = self.view(), BatchResult()
         before = projection.cluster_watermark

@@ -45,7 +45,7 @@ def batches(draw: st.DrawFn, count: int) -> list[tuple[int, int]]:
 
 def run(lines: list[bytes], spans: list[tuple[int, int]], defs: Definitions, compiled: bool, table: DictTable) -> tuple[LiveProjection, list[BatchResult]]:
     live = LiveProjection(defs, compiled=compiled)
-    assert (live._fold is not None) == compiled
+    assert (live.compiled_fold is not None) == compiled
     live.rebuild(table.items(), {PARTITION})  # as a worker does on assignment
     results = []
     for start, end in spans:
@@ -128,5 +128,5 @@ class TestStoredFold:
 
     def test_definitions_too_large_for_c_integers_fold_in_python(self) -> None:
         huge = parse_definitions(DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: 1000000000000000"), "huge")
-        assert LiveProjection(huge)._fold is None
-        assert LiveProjection(default_definitions())._fold is not None
+        assert LiveProjection(huge).compiled_fold is None
+        assert LiveProjection(default_definitions()).compiled_fold is not None
