@@ -1,7 +1,9 @@
-"""The deployment hangs together (issue 6). No Docker engine runs here, so what can be checked is:
-the real validators accept the files (docker-compose's own parser, the Kubernetes API schemas),
-and what no validator knows: every mounted file exists, every setting passed is one journey reads,
-the services and probes point where the workers listen."""
+"""The deployment hangs together (issues 6 and 30). No Docker engine runs here, so what can be checked is:
+the real validators accept the files (docker-compose's own parser, the Kubernetes API schemas, kustomize
+as kubectl runs it), and what no validator knows: every mounted file exists, every setting passed is one
+journey reads, the services and probes point where the workers listen, the pods meet the restricted Pod
+Security profile, compose scales and keeps Kafka's log, and no secret value ships. (The image build:
+test_image.py; Prometheus and the alert rules: test_prometheus.py.)"""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes_validate
@@ -20,8 +23,9 @@ from projections import parse_definitions
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+K8S_DIR = ROOT / "deploy" / "k8s"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-K8S = [doc for doc in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "journey.yaml").read_text()) if doc]
+K8S = [doc for doc in yaml.safe_load_all((K8S_DIR / "journey.yaml").read_text()) if doc]
 SETTINGS = {f"JOURNEY_{name.upper()}" for name in Settings.model_fields}
 
 
@@ -31,6 +35,99 @@ def journey_services() -> dict[str, dict]:
 
 KUBERNETES_VERSION = "1.33.0"  # what the manifests are held to; kubernetes-validate knows each release's schemas
 DOCKER_COMPOSE = shutil.which("docker-compose")
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed: the kustomize output (kubectl kustomize) cannot be rendered here")
+
+
+def kustomize(directory: Path) -> list[dict]:
+    done = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict]:
+    """What `kubectl apply -k deploy/k8s` applies."""
+    if KUBECTL is None:
+        pytest.skip("kubectl not installed: the kustomize output (kubectl kustomize) cannot be rendered here")
+    return kustomize(K8S_DIR)
+
+
+def only(docs: list[dict], kind: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+def pod_specs(docs: list[dict]) -> Iterator[tuple[str, dict]]:
+    for doc in docs:
+        template = doc.get("spec", {}).get("template") or doc.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template")
+        if doc["kind"] == "Pod":
+            yield f"Pod/{doc['metadata']['name']}", doc["spec"]
+        elif template:
+            yield f"{doc['kind']}/{doc['metadata']['name']}", template["spec"]
+
+
+def worker_container(docs: list[dict]) -> dict:
+    return only(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(container: dict) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+# -- the restricted Pod Security profile (Kubernetes' Pod Security Standards, v1.33) ---------------------
+
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+
+
+def restricted_violations(spec: dict) -> list[str]:
+    """What keeps a pod out of a namespace enforcing `restricted`, plus what journey asks on top
+    (uid/gid/fsGroup 10001, a read-only root filesystem). Empty when the pod is admitted."""
+    found = []
+    pod = spec.get("securityContext", {})
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(host) is True:
+            found.append(f"pod {host}")
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            found.append(f"volume {volume['name']}: {kinds - ALLOWED_VOLUMES}")
+    if pod.get("sysctls"):
+        found.append("pod sysctls")
+    if pod.get("fsGroup") != 10001:
+        found.append("pod fsGroup is not 10001")
+    containers = [(kind, c) for kind in ("initContainers", "containers", "ephemeralContainers") for c in spec.get(kind, [])]
+    if not containers:
+        found.append("no containers")
+    for kind, container in containers:
+        name = f"{kind}/{container['name']}"
+        own = container.get("securityContext", {})
+
+        def effective(field: str, own: dict = own) -> object:
+            return own.get(field, pod.get(field))
+
+        if own.get("privileged"):
+            found.append(f"{name}: privileged")
+        if own.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation is not false")
+        capabilities = own.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []):
+            found.append(f"{name}: capabilities do not drop ALL")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: adds capabilities {capabilities['add']}")
+        if effective("runAsNonRoot") is not True:
+            found.append(f"{name}: runAsNonRoot is not true")
+        if effective("runAsUser") != 10001 or effective("runAsGroup") != 10001:
+            found.append(f"{name}: does not run as 10001:10001")
+        if (effective("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: seccompProfile is not RuntimeDefault")
+        if own.get("readOnlyRootFilesystem") is not True:
+            found.append(f"{name}: root filesystem is writable")
+        if own.get("procMount", "Default") != "Default":
+            found.append(f"{name}: procMount")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: hostPort")
+    return found
 
 
 class TestValidators:
@@ -46,13 +143,19 @@ class TestValidators:
         (tmp_path / "broken.yml").write_text(yaml.safe_dump(broken))
         done = config(tmp_path / "broken.yml")
         assert done.returncode != 0 and "kafka-typo" in done.stderr
+        broken = copy.deepcopy(COMPOSE)
+        broken["services"]["worker"]["deploy"]["replicas"] = "two"
+        (tmp_path / "broken.yml").write_text(yaml.safe_dump(broken))
+        done = config(tmp_path / "broken.yml")
+        assert done.returncode != 0 and "replicas" in done.stderr
 
     @pytest.mark.parametrize("index", range(len(K8S)), ids=[f"{doc['kind']}/{doc['metadata']['name']}" for doc in K8S])
     def test_every_kubernetes_resource_is_valid_against_the_api_schema_strictly(self, index: int) -> None:
         kubernetes_validate.validate(K8S[index], KUBERNETES_VERSION, strict=True)
 
+
     def test_the_kubernetes_validator_refuses_a_broken_manifest(self) -> None:
-        (workers,) = [doc for doc in K8S if doc["kind"] == "StatefulSet"]
+        workers = only(K8S, "StatefulSet")
         broken = copy.deepcopy(workers)
         broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
         with pytest.raises(kubernetes_validate.ValidationError, match="not of type 'integer'"):
@@ -63,12 +166,15 @@ class TestValidators:
             kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
+
 class TestCompose:
     def test_every_mounted_file_exists(self) -> None:
         for name, service in COMPOSE["services"].items():
             for volume in service.get("volumes", []):
-                source = volume.split(":")[0]
-                if source.startswith("./"):
+                source, _, target = volume.partition(":")
+                if not target:
+                    assert source.startswith("/"), f"{name}: anonymous volume {source} must be an absolute path"
+                elif source.startswith("./"):
                     assert (ROOT / source).exists(), f"{name} mounts missing {source}"
                 else:
                     assert source in COMPOSE["volumes"], f"{name} uses undeclared volume {source}"
@@ -79,14 +185,23 @@ class TestCompose:
             assert not unknown, f"{name} sets {unknown}, which journey does not read"
             Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in service["environment"].items()})
 
-    def test_workers_publish_their_web_port_and_advertise_their_own_name(self) -> None:
+    def test_one_worker_service_scales_without_fixed_ports_names_or_volumes(self) -> None:
         workers = {n: s for n, s in journey_services().items() if s["command"] == ["worker"]}
-        assert len(workers) == 2
-        for name, service in workers.items():
-            env = service["environment"]
-            assert env["JOURNEY_WEB_HOST"] == name and env["JOURNEY_WEB_BIND"] == "0.0.0.0"
-            assert any(port.endswith(f":{env['JOURNEY_WEB_PORT']}") for port in service["ports"])
-            assert env["JOURNEY_BROKER"] == "kafka://kafka:9092"
+        assert list(workers) == ["worker"], "one worker service, scaled with --scale worker=N"
+        worker = workers["worker"]
+        env = worker["environment"]
+        assert env["JOURNEY_WEB_HOST"] == "auto" and env["JOURNEY_WEB_BIND"] == "0.0.0.0"
+        assert Settings(web_host=env["JOURNEY_WEB_HOST"]).web_host not in ("auto", "127.0.0.1")
+        assert env["JOURNEY_BROKER"] == "kafka://kafka:9092"
+        assert worker["ports"] == [f"127.0.0.1::{env['JOURNEY_WEB_PORT']}"], "the container port on a free host port, per replica"
+        assert not {"container_name", "hostname"} & set(worker), "a fixed name cannot be given to several replicas"
+        data = [v for v in worker["volumes"] if v.split(":")[-1] == env["JOURNEY_DATA_DIR"] or v == env["JOURNEY_DATA_DIR"]]
+        assert data == [env["JOURNEY_DATA_DIR"]], "the data dir is an anonymous volume: one per container"
+        assert worker["deploy"]["replicas"] == 2
+
+    def test_the_worker_healthcheck_is_readiness_with_time_to_recover(self) -> None:
+        check = COMPOSE["services"]["worker"]["healthcheck"]
+        assert "/readyz" in " ".join(check["test"]) and check["start_period"] == "10m"
 
     def test_the_topics_step_runs_before_the_workers(self) -> None:
         assert COMPOSE["services"]["topics"]["command"] == ["topics"]
@@ -100,11 +215,28 @@ class TestCompose:
         assert env["KAFKA_PROCESS_ROLES"] == "broker,controller" and "kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
         assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
 
-    def test_prometheus_scrapes_each_worker_on_its_port(self) -> None:
-        config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-        targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-        workers = {f"{n}:{s['environment']['JOURNEY_WEB_PORT']}" for n, s in journey_services().items() if s["command"] == ["worker"]}
-        assert targets == workers
+    def test_kafka_keeps_its_log_on_a_named_volume_across_down_and_up(self) -> None:
+        kafka = COMPOSE["services"]["kafka"]
+        env = kafka["environment"]
+        # apache/kafka's default log dir is /tmp/kraft-combined-logs, in the container: it must be set
+        mounts = dict(v.split(":")[:2][::-1] for v in kafka["volumes"])
+        volume = mounts[env["KAFKA_LOG_DIRS"]]
+        assert volume in COMPOSE["volumes"] and not volume.startswith((".", "/"))
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"]), "the formatted log dir must find the same cluster id at every start"
+
+    def test_every_published_port_is_bound_to_localhost(self) -> None:
+        for name, service in COMPOSE["services"].items():
+            for port in service.get("ports", []):
+                assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+    def test_nothing_waits_for_a_worker_to_be_healthy(self) -> None:
+        for name, service in COMPOSE["services"].items():
+            assert "worker" not in service.get("depends_on", {}), f"{name} waits for the workers"
+
+    def test_grafana_asks_for_a_login(self) -> None:
+        env = COMPOSE["services"]["grafana"]["environment"]
+        assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+        assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
 
     def test_grafana_provisioning_points_at_prometheus_and_the_dashboard(self) -> None:
         source = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
@@ -118,9 +250,10 @@ class TestCompose:
     def test_the_mounted_definitions_are_valid(self) -> None:
         parse_definitions((ROOT / "deploy" / "definitions.yaml").read_text(), "deploy/definitions.yaml")
 
-    def test_the_dockerfile_runs_journey_and_checks_healthz(self) -> None:
+    def test_the_dockerfile_runs_journey_as_10001_and_checks_healthz(self) -> None:
         dockerfile = (ROOT / "Dockerfile").read_text()
         assert 'ENTRYPOINT ["journey"]' in dockerfile and "/healthz" in dockerfile
+        assert "USER 10001:10001" in dockerfile, "numeric, so the kubelet can verify runAsNonRoot"
         for env in re.findall(r"(JOURNEY_\w+)=", dockerfile):
             assert env in SETTINGS
 
