@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "deploy" / "k8s"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 K8S = [doc for doc in yaml.safe_load_all((K8S_DIR / "journey.yaml").read_text()) if doc]
+KUSTOMIZATION = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
 SETTINGS = {f"JOURNEY_{name.upper()}" for name in Settings.model_fields}
 
 
@@ -153,6 +154,10 @@ class TestValidators:
     def test_every_kubernetes_resource_is_valid_against_the_api_schema_strictly(self, index: int) -> None:
         kubernetes_validate.validate(K8S[index], KUBERNETES_VERSION, strict=True)
 
+    def test_every_resource_kustomize_renders_is_valid_strictly(self, rendered: list[dict]) -> None:
+        assert {d["kind"] for d in rendered} == {d["kind"] for d in K8S} | {"ConfigMap"}
+        for doc in rendered:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
     def test_the_kubernetes_validator_refuses_a_broken_manifest(self) -> None:
         workers = only(K8S, "StatefulSet")
@@ -165,6 +170,14 @@ class TestValidators:
         with pytest.raises(kubernetes_validate.ValidationError):
             kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
+    @needs_kubectl
+    def test_kustomize_refuses_a_broken_kustomization(self, tmp_path: Path) -> None:
+        shutil.copytree(K8S_DIR, tmp_path / "k8s")
+        kustomization = copy.deepcopy(KUSTOMIZATION)
+        kustomization["configMapGenerator"][0]["files"].append("missing.yaml")
+        (tmp_path / "k8s" / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        done = subprocess.run([KUBECTL, "kustomize", str(tmp_path / "k8s")], capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and "missing.yaml" in done.stderr
 
 
 class TestCompose:
@@ -259,47 +272,188 @@ class TestCompose:
 
 
 class TestKubernetes:
-    def kind(self, kind: str) -> list[dict]:
-        return [doc for doc in K8S if doc["kind"] == kind]
-
-    def test_workers_are_a_statefulset_with_a_volume_per_pod_and_probes_on_healthz(self) -> None:
-        (workers,) = self.kind("StatefulSet")
-        container = workers["spec"]["template"]["spec"]["containers"][0]
+    def test_workers_are_a_statefulset_with_a_volume_per_pod(self) -> None:
+        workers = only(K8S, "StatefulSet")
+        container = worker_container(K8S)
         assert workers["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
         assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
-        for probe in ("readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
-        env = {e["name"]: e.get("value") for e in container["env"]}
+        env = env_of(container)
         assert set(env) - {"POD_NAME"} <= SETTINGS
         assert env["JOURNEY_DATA_DIR"] == "/data" and env["JOURNEY_WEB_PORT"] == str(container["ports"][0]["containerPort"])
         assert env["JOURNEY_WEB_HOST"] == f"$(POD_NAME).{workers['spec']['serviceName']}"
+        assert env["JOURNEY_STANDBY_REPLICAS"] == "1"
+        Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in env.items() if k.startswith("JOURNEY_") and not k.endswith("_FILE")})
+
+    def test_every_setting_any_pod_passes_is_one_journey_reads(self) -> None:
+        for where, spec in pod_specs(K8S):
+            for container in spec["containers"]:
+                assert set(env_of(container)) - {"POD_NAME"} <= SETTINGS, where
+
+    def test_probes_readiness_and_startup_on_readyz_liveness_on_healthz(self) -> None:
+        container = worker_container(K8S)
+        startup, readiness, liveness = (container[p] for p in ("startupProbe", "readinessProbe", "livenessProbe"))
+        assert liveness["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert readiness["httpGet"] == {"path": "/readyz", "port": "http"} and startup["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert readiness != liveness and startup != liveness
+        assert startup["failureThreshold"] * startup["periodSeconds"] >= 600, "a restore from the changelog takes minutes"
+        assert container["ports"][0]["name"] == "http"
+
+    def test_rocksdb_memory_fits_the_limit(self) -> None:
+        """docs/operations.md (Sizing): RocksDB's shared cache and write buffers take at most half the memory
+        limit, the rest is the Python heap; the request holds at least what RocksDB takes."""
+        container = worker_container(K8S)
+        env = env_of(container)
+        rocksdb = int(env["JOURNEY_ROCKSDB_CACHE_MB"]) + int(env["JOURNEY_ROCKSDB_WRITE_BUFFER_MB"])
+
+        def mib(quantity: str) -> int:
+            number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()
+            return int(number) * (1024 if unit == "Gi" else 1)
+
+        assert rocksdb <= mib(container["resources"]["limits"]["memory"]) / 2
+        assert rocksdb <= mib(container["resources"]["requests"]["memory"])
 
     def test_services_select_the_worker_pods(self) -> None:
-        (workers,) = self.kind("StatefulSet")
+        workers = only(K8S, "StatefulSet")
         labels = workers["spec"]["template"]["metadata"]["labels"]
-        services = {s["metadata"]["name"]: s for s in self.kind("Service")}
-        assert workers["spec"]["serviceName"] in services and services[workers["spec"]["serviceName"]]["spec"]["clusterIP"] == "None"
+        services = {s["metadata"]["name"]: s for s in K8S if s["kind"] == "Service"}
+        headless = services[workers["spec"]["serviceName"]]["spec"]
+        assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
         for service in services.values():
             assert service["spec"]["selector"].items() <= labels.items()
 
-    def test_the_definitions_configmap_is_valid_and_mounted_where_the_worker_reads_it(self) -> None:
-        (config,) = self.kind("ConfigMap")
-        parse_definitions(config["data"]["definitions.yaml"], "configmap")
-        (workers,) = self.kind("StatefulSet")
-        container = workers["spec"]["template"]["spec"]["containers"][0]
-        env = {e["name"]: e.get("value") for e in container["env"]}
-        mount = next(m for m in container["volumeMounts"] if m["name"] == "definitions")
-        assert env["JOURNEY_DEFINITIONS"] == f"{mount['mountPath']}/definitions.yaml"
-
-    def test_the_segment_event_map_is_the_shipped_one_and_read_where_mounted(self) -> None:
-        (config,) = self.kind("ConfigMap")
-        assert config["data"]["segment-events.yaml"] == (ROOT / "deploy" / "segment-events.yaml").read_text()
-        (workers,) = self.kind("StatefulSet")
-        container = workers["spec"]["template"]["spec"]["containers"][0]
-        env = {e["name"]: e.get("value") for e in container["env"]}
-        mount = next(m for m in container["volumeMounts"] if m["name"] == "definitions")
-        assert env["JOURNEY_SEGMENT_EVENTS"] == f"{mount['mountPath']}/segment-events.yaml"
+    def test_a_pod_disruption_budget_selects_the_workers(self) -> None:
+        budget = only(K8S, "PodDisruptionBudget")["spec"]
+        workers = only(K8S, "StatefulSet")
+        assert budget["selector"]["matchLabels"].items() <= workers["spec"]["template"]["metadata"]["labels"].items()
+        assert budget.get("maxUnavailable") == 1 and workers["spec"]["replicas"] > 1
 
     def test_a_job_creates_the_topics(self) -> None:
-        (job,) = self.kind("Job")
+        job = only(K8S, "Job")
         assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics"]
+        assert job["spec"]["ttlSecondsAfterFinished"] > 0
+
+
+class TestRestrictedProfile:
+    @pytest.mark.parametrize("where", [w for w, _ in pod_specs(K8S)])
+    def test_every_pod_meets_the_restricted_profile(self, where: str) -> None:
+        spec = dict(pod_specs(K8S))[where]
+        assert restricted_violations(spec) == []
+
+    def test_every_rendered_pod_meets_it_too(self, rendered: list[dict]) -> None:
+        specs = dict(pod_specs(rendered))
+        assert len(specs) == 2
+        for where, spec in specs.items():
+            assert restricted_violations(spec) == [], where
+
+    @pytest.mark.parametrize(
+        ("change", "complaint"),
+        [
+            (lambda s: s["securityContext"].pop("runAsNonRoot"), "runAsNonRoot"),
+            (lambda s: s["securityContext"].update(runAsUser=0), "10001"),
+            (lambda s: s["securityContext"].pop("seccompProfile"), "seccompProfile"),
+            (lambda s: s["securityContext"].pop("fsGroup"), "fsGroup"),
+            (lambda s: s["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation"),
+            (lambda s: s["containers"][0]["securityContext"].pop("capabilities"), "drop ALL"),
+            (lambda s: s["containers"][0]["securityContext"].update(readOnlyRootFilesystem=False), "root filesystem"),
+            (lambda s: s["containers"][0]["securityContext"].update(capabilities={"drop": ["ALL"], "add": ["NET_ADMIN"]}), "adds capabilities"),
+            (lambda s: s["volumes"].append({"name": "host", "hostPath": {"path": "/"}}), "hostPath"),
+            (lambda s: s.update(hostNetwork=True), "hostNetwork"),
+            (lambda s: s.setdefault("initContainers", []).append({"name": "init", "image": "busybox"}), "initContainers/init"),
+        ],
+        ids=["runAsNonRoot", "root", "seccomp", "fsGroup", "escalation", "capabilities", "writable-root", "add-cap", "hostPath", "hostNetwork", "init-container"],
+    )
+    def test_the_check_refuses_a_pod_that_breaks_the_profile(self, change, complaint: str) -> None:
+        spec = copy.deepcopy(only(K8S, "StatefulSet")["spec"]["template"]["spec"])
+        change(spec)
+        assert any(complaint in v for v in restricted_violations(spec)), restricted_violations(spec)
+
+    def test_a_scratch_volume_is_mounted_at_tmp_in_every_container(self) -> None:
+        for where, spec in pod_specs(K8S):
+            scratch = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+            for container in spec["containers"]:
+                assert any(m["mountPath"] == "/tmp" and m["name"] in scratch for m in container["volumeMounts"]), where
+
+
+class TestSecretsAndConfig:
+    SECRET_WORDS = re.compile(r"TOKEN|PASSWORD|SECRET|KEY", re.I)
+
+    def check_no_secret_values(self, docs: list[dict]) -> None:
+        for doc in docs:
+            if doc["kind"] == "Secret":
+                assert not doc.get("data") and not doc.get("stringData"), f"Secret/{doc['metadata']['name']} ships values"
+        for where, spec in pod_specs(docs):
+            for container in spec["containers"]:
+                for env in container.get("env", []):
+                    if self.SECRET_WORDS.search(env["name"]):
+                        assert env["name"].endswith("_FILE") and env["value"].startswith("/"), f"{where}: {env['name']} carries a secret, not a file"
+                        assert "valueFrom" not in env, f"{where}: {env['name']} takes a secret into the environment"
+
+    def test_no_secret_value_ships_and_tokens_are_files(self) -> None:
+        self.check_no_secret_values(K8S)
+        assert "change-me" not in (K8S_DIR / "journey.yaml").read_text()
+
+    def test_the_check_refuses_a_shipped_secret_and_a_token_in_the_environment(self) -> None:
+        with pytest.raises(AssertionError, match="ships values"):
+            self.check_no_secret_values([*K8S, {"kind": "Secret", "metadata": {"name": "t"}, "stringData": {"ingest-token": "x"}}])
+        broken = copy.deepcopy(K8S)
+        env = worker_container(broken)["env"]
+        env.append({"name": "JOURNEY_INGEST_TOKEN", "valueFrom": {"secretKeyRef": {"name": "journey-tokens", "key": "ingest-token"}}})
+        with pytest.raises(AssertionError, match="JOURNEY_INGEST_TOKEN"):
+            self.check_no_secret_values(broken)
+
+    def test_every_token_file_is_in_the_mounted_secret(self) -> None:
+        container = worker_container(K8S)
+        spec = only(K8S, "StatefulSet")["spec"]["template"]["spec"]
+        secrets = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] in secrets]
+        assert mount["readOnly"] is True and secrets[mount["name"]]["secretName"] == "journey-tokens"
+        files = {k: v for k, v in env_of(container).items() if k.endswith("_TOKEN_FILE")}
+        assert set(files) == {"JOURNEY_INGEST_TOKEN_FILE", "JOURNEY_READ_TOKEN_FILE", "JOURNEY_ADMIN_TOKEN_FILE"}
+        for name, path in files.items():
+            assert path == f"{mount['mountPath']}/{name.removeprefix('JOURNEY_').removesuffix('_TOKEN_FILE').lower()}-token"
+        operations = (ROOT / "docs" / "operations.md").read_text()
+        assert re.search(r"kubectl (-n \S+ )?create secret generic journey-tokens", operations)
+        for key in ("ingest-token", "read-token", "admin-token"):
+            assert f"--from-literal={key}=" in operations or f"--from-file={key}=" in operations
+
+    def test_the_generated_configmap_holds_the_shipped_definitions_and_event_map(self) -> None:
+        (generator,) = KUSTOMIZATION["configMapGenerator"]
+        assert generator["name"] == "journey-definitions"
+        for name in generator["files"]:
+            assert (K8S_DIR / name).read_text() == (ROOT / "deploy" / name).read_text(), f"deploy/k8s/{name} differs from deploy/{name}"
+        parse_definitions((K8S_DIR / "definitions.yaml").read_text(), "deploy/k8s/definitions.yaml")
+        container = worker_container(K8S)
+        env = env_of(container)
+        spec = only(K8S, "StatefulSet")["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v.get("configMap", {}).get("name") == generator["name"]]
+        mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+        assert env["JOURNEY_DEFINITIONS"] == f"{mount['mountPath']}/definitions.yaml"
+        assert env["JOURNEY_SEGMENT_EVENTS"] == f"{mount['mountPath']}/segment-events.yaml"
+
+    def test_a_changed_definition_rolls_the_workers(self, rendered: list[dict], tmp_path: Path) -> None:
+        """The generated ConfigMap's name carries a hash of its content and the StatefulSet's pod template
+        refers to it: a changed file is a changed pod template, which Kubernetes rolls out pod by pod."""
+        config = only(rendered, "ConfigMap")["metadata"]["name"]
+        assert re.fullmatch(r"journey-definitions-[a-z0-9]{10}", config)
+        template = only(rendered, "StatefulSet")["spec"]["template"]
+        assert any(v.get("configMap", {}).get("name") == config for v in template["spec"]["volumes"])
+        shutil.copytree(K8S_DIR, tmp_path / "k8s")
+        definitions = tmp_path / "k8s" / "definitions.yaml"
+        definitions.write_text(definitions.read_text().replace("mql_min_content_reads: 2", "mql_min_content_reads: 3"))
+        changed = kustomize(tmp_path / "k8s")
+        assert only(changed, "ConfigMap")["metadata"]["name"] != config
+        assert only(changed, "StatefulSet")["spec"]["template"] != template
+        unchanged = kustomize(K8S_DIR)
+        assert only(unchanged, "StatefulSet")["spec"]["template"] == template, "the same files, the same pods"
+
+    def test_the_image_is_one_the_operator_sets_never_latest(self, rendered: list[dict]) -> None:
+        (image,) = KUSTOMIZATION["images"]
+        for where, spec in [*pod_specs(K8S), *pod_specs(rendered)]:
+            for container in spec["containers"]:
+                assert container["imagePullPolicy"] == "IfNotPresent", where
+        for where, spec in pod_specs(rendered):
+            for container in spec["containers"]:
+                assert container["image"] == f"{image['newName']}:{image['newTag']}", where
+                assert not container["image"].endswith(":latest")
+        for _, spec in pod_specs(K8S):
+            assert all(c["image"] == image["name"] for c in spec["containers"]), "journey.yaml names the image kustomize replaces"
