@@ -1,0 +1,236 @@
+"""Valid records that are merely unusual: the C fold gives what the Python reference gives, and never raises.
+
+SPEC §2 bounds a record (64 KiB) and its ids (128 characters), and nothing
+else: one lead may have any number of events, purchases in any number of
+currencies, and source, channel, campaign and currency strings as long as the
+record allows. These tests draw such leads and hold both C folds, replay's
+(`CompactProjector`) and the live worker's (`LiveProjection(compiled=True)`),
+to the Python reference (`Projector`, `LiveProjection(compiled=False)`).
+
+Where the C side has a fixed-size count it does not meet today, the test is
+marked xfail(strict=True): it turns into a failure, to be unmarked, the day the
+count is widened (issue 28; the stored lead layout version 3 widens them).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from projections import Definitions, Projector, default_definitions
+from projections.live import BatchResult, LiveProjection
+from projections.projector import ACCELERATED, CompactProjector
+from projections.stored import LEAD_HEAD, StoredLead
+from schemas.decode import Rejection, decode
+from schemas.events import EVENT_TYPES, MAX_ID_CHARS, MAX_RECORD_BYTES
+from tests.unit.test_catch_up import DictTable
+from tests.unit.test_live_fold import PARTITION, batches, same
+from tests.unit.test_view_reference import definitions
+
+pytestmark = pytest.mark.skipif(not ACCELERATED, reason="needs projections._fold; test_fold_accel fails when it is not built")
+
+CURRENCY_BYTE = "the C fold keeps a lead's currencies in a byte (255 at most): the stored lead layout version 3 widens it (issue 28)"
+HEAVY = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+# A known failure (xfail) is not shrunk: shrinking thousands of records takes minutes and says nothing new.
+KNOWN = settings(HEAVY, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+# Characters of 1 to 4 UTF-8 bytes, and some JSON escapes: strings whose length in characters,
+# UTF-8 bytes and JSON bytes all differ.
+ALPHABET = ["a", "Z", "é", "€", "𝄞", "\u2028", '"', "\\", "\x00", " "]
+DAYS = [f"2026-09-{day:02d}T{hour:02d}:00:00Z" for day in (1, 2, 3) for hour in (0, 12)] + ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
+
+
+def event_id_of(index: int) -> str:
+    """128 characters of 1- to 4-byte characters with a long shared prefix: touches that tie on
+    time are told apart by their ends."""
+    tail = f"-{index}"
+    return ("𝄞é" * MAX_ID_CHARS)[: MAX_ID_CHARS - len(tail)] + tail
+
+
+LEAD = "L" + "€" * (MAX_ID_CHARS - 1)  # a lead id at the limit, of 3-byte characters
+
+
+@dataclass(frozen=True)
+class OneLead:
+    """The records of one lead, made from a seed: `events` of them, purchases and upsells in
+    `currencies` distinct currencies, duplicates, touches tying on time, amounts up to the limit,
+    and with `long_strings` sources, channels, campaigns and currencies of up to thousands of
+    characters. Thousands of records are too many for Hypothesis to draw one by one (and to
+    print): it draws the sizes and the seed."""
+
+    events: int
+    currencies: int
+    seed: int
+    long_strings: bool = False
+
+    def lines(self) -> list[bytes]:
+        rng = random.Random(self.seed)
+        strings = [self._text(rng) for _ in range(rng.randint(3, 6))] if self.long_strings else ["google", "", "é"]
+        names = [f"C{i}" for i in range(self.currencies)]
+        return [orjson.dumps(self._record(rng, index, names, strings)) for index in range(self.events)]
+
+    def _record(self, rng: random.Random, index: int, names: list[str], strings: list[str]) -> dict[str, object]:
+        kind = rng.choice(EVENT_TYPES) if index >= len(names) else ("purchase" if index % 2 else "upsell")
+        roll = rng.randrange(10)
+        eid = event_id_of(rng.randrange(index)) if roll == 0 and index else f"e{index}" if roll == 1 else event_id_of(index)
+        record: dict[str, object] = {"event_id": eid, "lead_id": LEAD, "type": kind, "occurred_at": rng.choice(DAYS)}
+        if kind in ("purchase", "upsell"):
+            record["amount"] = rng.choice([0.005, 2.675, 19.995, 10**12])
+            record["currency"] = names[index] if index < len(names) else rng.choice([*names[:3], None])
+        if rng.random() < 0.5:
+            for field in ("source", "channel", "campaign"):
+                record[field] = rng.choice([*strings, None])
+        if self.long_strings and "currency" in record and rng.random() < 0.5:
+            record["currency"] = rng.choice(strings)
+        if kind == "contact_made":
+            record["inbound"] = rng.random() < 0.5
+        return record
+
+    @staticmethod
+    def _text(rng: random.Random) -> str:
+        """Up to a third of a record's bytes (four of them fit a record or, now and then, do not), of 1- to 4-byte
+        characters and JSON escapes: lengths in characters, UTF-8 bytes and JSON bytes all differ."""
+        piece = "".join(rng.choices(ALPHABET, k=rng.randint(1, 6)))
+        chars = rng.randint(0, MAX_RECORD_BYTES // 3) // max(1, len(piece.encode()))
+        return (piece * chars)[:chars]
+
+
+def one_lead(events: tuple[int, int], currencies: tuple[int, int], long_strings: bool = False) -> st.SearchStrategy[OneLead]:
+    return st.builds(OneLead, st.integers(*events), st.integers(*currencies), st.integers(0, 2**32), st.just(long_strings))
+
+
+def replays_alike(lines: list[bytes], defs: Definitions) -> None:
+    compact, reference = CompactProjector(), Projector()
+    compact.feed_all(lines)
+    reference.feed_all(lines)
+    assert compact.counts == reference.counts
+    assert compact.watermark == reference.watermark
+    assert compact.leads == reference.leads
+    assert compact.aggregate(defs) == reference.aggregate(defs)
+    assert compact.report(defs) == reference.report(defs)
+
+
+class TestManyEventsForOneLead:
+    @HEAVY
+    @given(st.data(), one_lead(events=(1_000, 3_000), currencies=(0, 20)))
+    def test_replay(self, data: st.DataObject, lead: OneLead) -> None:
+        lines = lead.lines()
+        replays_alike(lines, data.draw(definitions()))
+
+    @HEAVY
+    @given(st.data(), one_lead(events=(1_000, 2_500), currencies=(0, 20)))
+    def test_live(self, data: st.DataObject, lead: OneLead) -> None:
+        lines = lead.lines()
+        same(lines, batches(data.draw, len(lines)), default_definitions(), {})
+
+    def test_ten_thousand_events_in_one_batch(self) -> None:
+        lines = [orjson.dumps({"event_id": event_id_of(i), "lead_id": LEAD, "type": EVENT_TYPES[i % 6], "occurred_at": DAYS[i % 6]}) for i in range(10_000)]
+        replays_alike(lines + lines[:100], default_definitions())
+        same(lines + lines[:100], [(0, 5_000), (5_000, 10_100)], default_definitions(), {})
+
+
+class TestLongStrings:
+    @HEAVY
+    @given(st.data(), one_lead(events=(1, 40), currencies=(0, 8), long_strings=True))
+    def test_replay(self, data: st.DataObject, lead: OneLead) -> None:
+        lines = lead.lines()
+        replays_alike(lines, data.draw(definitions()))
+
+    @HEAVY
+    @given(st.data(), one_lead(events=(1, 40), currencies=(0, 8), long_strings=True))
+    def test_live(self, data: st.DataObject, lead: OneLead) -> None:
+        lines = lead.lines()
+        same(lines, batches(data.draw, len(lines)), default_definitions(), {})
+
+    @pytest.mark.parametrize("size", [MAX_RECORD_BYTES - 1, MAX_RECORD_BYTES, MAX_RECORD_BYTES + 1])
+    def test_one_string_fills_the_record(self, size: int) -> None:
+        """A source (or currency) as long as a record allows, and one byte more: valid, valid, invalid."""
+        for field in ("source", "currency", "campaign"):
+            base = {"event_id": event_id_of(0), "lead_id": LEAD, "type": "purchase", "occurred_at": DAYS[0], "amount": 1, field: ""}
+            padding = size - len(orjson.dumps(base))
+            line = orjson.dumps({**base, field: "𝄞" * (padding // 4) + "a" * (padding % 4)})
+            assert len(line) == size
+            assert (type(decode(line)) is Rejection) == (size > MAX_RECORD_BYTES)
+            replays_alike([line, line], default_definitions())
+            same([line, line], [(0, 1), (0, 2)], default_definitions(), {})
+
+    def test_ids_at_the_limit_and_one_past_it(self) -> None:
+        ok = {"event_id": event_id_of(7), "lead_id": LEAD, "type": "ad_seen", "occurred_at": DAYS[0], "source": "s"}
+        over = [{**ok, "event_id": ok["event_id"] + "x"}, {**ok, "lead_id": LEAD + "x"}]
+        lines = [orjson.dumps(record) for record in (ok, *over)]
+        assert [type(decode(line)) is Rejection for line in lines] == [False, True, True]
+        replays_alike(lines, default_definitions())
+        same(lines, [(0, 3)], default_definitions(), {})
+
+
+class TestManyCurrencies:
+    @HEAVY
+    @given(st.data(), one_lead(events=(255, 400), currencies=(200, 255)))
+    def test_up_to_255_currencies(self, data: st.DataObject, lead: OneLead) -> None:
+        lines = lead.lines()
+        replays_alike(lines, default_definitions())
+        same(lines, batches(data.draw, len(lines)), default_definitions(), {})
+
+    @pytest.mark.xfail(strict=True, reason=CURRENCY_BYTE)
+    @KNOWN
+    @given(one_lead(events=(400, 600), currencies=(256, 400)))
+    def test_hundreds_of_currencies_in_replay(self, lead: OneLead) -> None:
+        lines = lead.lines()
+        replays_alike(lines, default_definitions())
+
+    @pytest.mark.xfail(strict=True, reason=CURRENCY_BYTE)
+    @KNOWN
+    @given(st.data(), one_lead(events=(400, 600), currencies=(256, 400)))
+    def test_hundreds_of_currencies_live(self, data: st.DataObject, lead: OneLead) -> None:
+        lines = lead.lines()
+        same(lines, batches(data.draw, len(lines)), default_definitions(), {})
+
+    @pytest.mark.xfail(strict=True, reason=CURRENCY_BYTE)
+    def test_a_lead_the_python_fold_stored_with_300_currencies_is_read_by_the_c_fold(self) -> None:
+        lines = [orjson.dumps({"event_id": f"e{i}", "lead_id": "L", "type": "purchase", "occurred_at": DAYS[0], "amount": 1, "currency": f"C{i}"}) for i in range(301)]
+        table = DictTable()
+        reference = LiveProjection(default_definitions(), compiled=False)
+        reference.process(PARTITION, list(enumerate(lines[:300])), table, BatchResult())
+        assert len(StoredLead.decode(table["L"]).state.revenue or {}) == 300
+        assert table["L"][: LEAD_HEAD.size] == LEAD_HEAD.pack(PARTITION, 299, 0)
+        same(lines, [(300, 301)], default_definitions(), dict(table))
+
+
+class TestSums:
+    @pytest.mark.xfail(strict=True, reason="the C aggregate (_fold.c attribute()) sums revenue across leads in int64; past 9.2e16 it wraps negative")
+    def test_revenue_summed_across_leads_past_int64(self) -> None:
+        """92,234 purchases of 10^12 (SPEC's largest amount) with one first touch: 9.2e18 hundredths."""
+        lines = [
+            orjson.dumps({"event_id": "e", "lead_id": f"L{i}", "type": "purchase", "occurred_at": DAYS[0], "amount": 10**12, "currency": "EUR", "source": "s"})
+            for i in range(92_300)
+        ]
+        replays_alike(lines, default_definitions())
+
+
+CALENDAR = "schemas accepts a local time whose UTC instant falls in year 0 or 10000; formatting it (report watermark, lead records, lead changes) raises OverflowError"
+EDGES = ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"]
+
+
+class TestCalendarEdges:
+    @pytest.mark.xfail(strict=True, reason=CALENDAR)
+    @pytest.mark.parametrize("at", EDGES)
+    def test_replay_reports_it(self, at: str) -> None:
+        line = orjson.dumps({"event_id": "e", "lead_id": "L", "type": "ad_seen", "occurred_at": at})
+        assert type(decode(line)) is not Rejection  # valid, as SPEC §2 reads
+        replays_alike([line], default_definitions())
+
+    @pytest.mark.xfail(strict=True, reason=CALENDAR)
+    @pytest.mark.parametrize("at", EDGES)
+    def test_the_live_worker_publishes_its_lead_change(self, at: str) -> None:
+        from streams.live.changes import change_records
+
+        line = orjson.dumps({"event_id": "e", "lead_id": "L", "type": "ad_seen", "occurred_at": at})
+        live, table, result = LiveProjection(default_definitions()), DictTable(), BatchResult()
+        live.process(PARTITION, [(0, line)], table, result)
+        live.settle(result, None, table)
+        assert len(change_records(result.changes)) == 1
