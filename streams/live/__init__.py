@@ -7,6 +7,7 @@
 - `store`: the lead table's local store, written after its changelog;
 - `internals`: every place the worker reaches into Faust's or aiokafka's internals, checked at start;
 - `embedded`: the development broker's profile; `gaps`: the guard against skipped offsets;
+- `poison`: the guard against a record the fold raises on; `faults`, `pauses`: test hooks (unset in deployments);
 - `changes`, `partial`: wire formats (lead changes, a worker's share of the report);
 - `cluster`, `web`, `ingest`, `metrics`, `dashboard/`: the HTTP face.
 

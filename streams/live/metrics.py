@@ -57,6 +57,9 @@ class WorkerMetrics:
             ["endpoint", "status"], registry=self.registry,
         )
         self.rebalances = Counter("journey_rebalances", "Partition assignments this worker received (one per rebalance)", registry=self.registry)
+        self.poison = Counter(
+            "journey_poison_records", "Valid records the fold raised on (a bug): sent to the DLQ as internal and counted invalid", registry=self.registry,
+        )
         self.registry.register(_ProjectionCollector(projection, gap_seeks, highwater, topic_partitions))
 
     def ingest_request(self, endpoint: str, status: int) -> None:
@@ -66,6 +69,10 @@ class WorkerMetrics:
     def rebalance(self) -> None:
         """This worker was given its (new) partitions."""
         self.rebalances.inc()
+
+    def poison_record(self) -> None:
+        """The fold raised on a record, which went to the DLQ (streams/live/poison.py)."""
+        self.poison.inc()
 
     def count(self, records: int, invalid: list[str]) -> None:
         """Records of one partition's batch, and the reason classes of those that were invalid."""

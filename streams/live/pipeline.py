@@ -2,8 +2,9 @@
 batch before it written locally once the broker holds them (streams/live/store.py).
 
 Per batch, in order:
-1. the fetch is folded (`LiveProjection.process`) into a `LeadBatch`, the leads it touched per
-   partition with the partition's progress last, and its lead changes are settled;
+1. the fetch is folded (`LiveProjection.process`, guarded by streams/live/poison.py: a record the
+   fold raises on goes to the DLQ) into a `LeadBatch`, the leads it touched per partition with the
+   partition's progress last, and its lead changes are settled;
 2. its dead letters and lead changes are sent, and its changelog records;
 3. the batch before it is acknowledged and written to the local store in one `WriteBatch`
    per partition, with the changelog offset it reaches.
@@ -32,6 +33,7 @@ from streams.kafka.deadletters import DeadLetter
 from streams.live.changes import change_records
 from streams.live.gaps import GapGuard
 from streams.live.metrics import WorkerMetrics
+from streams.live.poison import PoisonGuard
 from streams.live.store import LeadBatch, LeadStore, Pending
 
 log = logging.getLogger("journey.worker")
@@ -63,6 +65,7 @@ class BatchPipeline:
         self.lock = asyncio.Lock()  # one batch at a time; rebalances and watermarks wait for it
         self.ready = asyncio.Event()  # set once the tables are recovered and the projection rebuilt
         self._pending: Pending | None = None  # sent, not yet acknowledged and written locally
+        self.guard = PoisonGuard(projection, metrics.poison_record)  # a record the fold raises on goes to the DLQ
 
     async def deliver(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> None:
         """One fetch of journey.events (streams/live/internals.py), applied as one batch.
@@ -100,7 +103,7 @@ class BatchPipeline:
             usable = await self.gaps.contiguous(partition, projection.next_offset(partition), [offset for offset, _ in records])
             if not usable:
                 continue
-            projection.process(partition, records if usable == len(records) else records[:usable], batch.partition(partition), result)
+            self.guard.fold(partition, records if usable == len(records) else records[:usable], batch, result)
             self.metrics.count(usable, [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
         projection.settle(result, before, batch)
         return batch, result

@@ -25,6 +25,7 @@ already holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,15 @@ class LeadStore:
 
     def items(self) -> Any:
         return self.table.items()
+
+    def items_of(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """The entries of one partition's local store (a memory store gives every partition's: the
+        caller keeps the partition's own, as `LiveProjection.rebuild` does)."""
+        store = self._store
+        if isinstance(store, RocksStore):
+            offset_key = changelog_offset_key(store)
+            return ((key, value) for key, value in rocks_db(store, partition).items() if key != offset_key)
+        return iter(list(store.data.items()))
 
 
 @dataclass

@@ -9,8 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from projections import default_definitions
+from projections.live import LiveProjection
 from streams.live.metrics import WorkerMetrics
-from streams.live.projection import LiveProjection
 
 
 def scrape(metrics: WorkerMetrics) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -101,6 +101,11 @@ class TestIngestAndRebalances:
         metrics.rebalance()
         metrics.rebalance()
         assert scrape(metrics)["journey_rebalances_total"] == {(): 2}
+
+    def test_poison_records_count_from_zero(self, metrics: WorkerMetrics) -> None:
+        assert scrape(metrics)["journey_poison_records_total"] == {(): 0}
+        metrics.poison_record()
+        assert scrape(metrics)["journey_poison_records_total"] == {(): 1}
 
 
 class TestPartitions:
