@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     read_token: SecretStr | None = Field(None, description="Bearer token for the read endpoints; none: open")
     read_token_file: Path | None = Field(None, description="A file holding the read token")
     admin_token_file: Path | None = Field(None, description="A file holding the token of the admin endpoints")
+    ingest_timeout: float = Field(10.0, gt=0, le=600, description="Seconds HTTP ingest waits for the broker to acknowledge a request's events before answering 503")
     demo: bool = Field(False, description="Demo mode: ingest is open without a token")
     segment_events: Path | None = Field(None, description="YAML map of Segment event names to journey types; default: deploy/segment-events.yaml")
     standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition other workers keep, so a moved partition need not be restored from the changelog")

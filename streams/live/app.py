@@ -115,7 +115,7 @@ class JourneyApp:
             cluster=Cluster(pipeline.projection, peers, settings.partitions),
             leads=self.leads,
             lead=pipeline.lead,
-            ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events, segment_events=segment_events),
+            ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events, segment_events=segment_events, timeout=settings.ingest_timeout),
             metrics=self.metrics.render,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
         ))

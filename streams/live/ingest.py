@@ -8,6 +8,12 @@ request. Each accepted event is published to journey.events (key = lead id) as
 the journey event it maps to (`schemas.platforms`); the answer says, per
 event, accepted, rejected with the reason, or (Segment calls other than track)
 ignored. A 2xx answer means the broker has acknowledged every accepted event.
+
+A broker that has not acknowledged them within `timeout` (JOURNEY_INGEST_TIMEOUT,
+10 s by default: well inside the usual 15-30 s of an HTTP client) gets the
+request a 503 with the reason and Retry-After, never a hang. Some of its events
+may still reach the topic later (the producer keeps trying): at-least-once, so
+the sender sends the request again, and an event that arrives twice counts once.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class Ingest:
     open_without_token: bool
     publish: Publish
     segment_events: SegmentEvents
+    timeout: float = 10.0  # seconds to wait for the broker's acknowledgements
 
     async def handle(self, request: Request) -> Answer:
         """POST /api/events: journey events, or CloudEvents."""
@@ -83,7 +90,7 @@ class Ingest:
             results, accepted = _judge(items)
             await self._publish(accepted)
         except IngestError as error:
-            headers = {"WWW-Authenticate": 'Bearer realm="journey"'} if error.status == 401 else None
+            headers = {"WWW-Authenticate": 'Bearer realm="journey"'} if error.status == 401 else {"Retry-After": "1"} if error.status == 503 else None
             return error.status, error.body, headers
         counts = {status: sum(1 for r in results if r["status"] == status) for status in ("accepted", "rejected", IGNORED)}
         if not segment:
@@ -99,10 +106,23 @@ class Ingest:
             raise IngestError(401, "a valid 'Authorization: Bearer <token>' header is required")
 
     async def _publish(self, accepted: list[tuple[bytes, bytes]]) -> None:
+        """Publish and wait for the acknowledgements, at most `timeout`. The wait is given up, not the
+        sending: cancelled, the producer's delivery futures would be cancelled under Faust, whose
+        callbacks then log a traceback per record, and the records go out anyway."""
+        sending = asyncio.ensure_future(self.publish(accepted))
+        sending.add_done_callback(_outcome_seen)
         try:
-            await asyncio.wait_for(self.publish(accepted), timeout=30)
+            await asyncio.wait_for(asyncio.shield(sending), timeout=self.timeout)
+        except TimeoutError:
+            raise IngestError(503, f"the broker did not acknowledge the events within {self.timeout:g} s; send them again (an event that arrives twice counts once)") from None
         except Exception as exc:  # noqa: BLE001 - any failure means: not acknowledged, tell the client to retry
             raise IngestError(503, f"the events were not acknowledged by the broker ({type(exc).__name__}); send them again") from None
+
+
+def _outcome_seen(sending: asyncio.Future[None]) -> None:
+    """A send given up on may still fail later: its exception is taken here, not logged as never retrieved."""
+    if not sending.cancelled():
+        sending.exception()
 
 
 async def _body(request: Request) -> bytes:

@@ -62,3 +62,16 @@ class TestWorkerSettings:
     def test_negative_sizes_are_refused(self, field: str) -> None:
         with pytest.raises(ValueError, match=field):
             Settings(**{field: -1})
+
+
+class TestIngestTimeout:
+    def test_ten_seconds_unless_set(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Well inside an HTTP client's usual 15-30 s, so a stalled broker gets a 503, never a hang."""
+        assert Settings().ingest_timeout == 10.0
+        monkeypatch.setenv("JOURNEY_INGEST_TIMEOUT", "2.5")
+        assert Settings().ingest_timeout == 2.5
+
+    @pytest.mark.parametrize("seconds", [0, -1, 601])
+    def test_none_zero_or_absurd_is_refused(self, seconds: float) -> None:
+        with pytest.raises(ValueError, match="ingest_timeout"):
+            Settings(ingest_timeout=seconds)
