@@ -1,8 +1,11 @@
 """The cluster's watermark: each worker announces its own on journey.watermarks and follows
 everyone's, because time-based lead changes (an MQL going stale) depend on the latest.
 
-The follower never ends the worker: a broker that fails it is retried with backoff, and
-reading the topic from its start again is harmless (a watermark only moves forward).
+The follower never ends the worker (Faust ends a worker whose task raises): whatever fails it,
+a broker error or anything else, is logged and retried with backoff, and reading the topic from
+its start again is harmless (a watermark only moves forward). Marks read while the worker is
+not ready (tables recovering after a rebalance, as a broker outage can cause) are kept and
+learnt once it is, not dropped: another worker announces a mark only when it moves.
 """
 
 from __future__ import annotations
@@ -40,33 +43,39 @@ class Watermarks:
         mark = self.pipeline.projection.local_watermark()
         if mark is None or (self._announced is not None and mark <= self._announced):
             return
-        self._announced = mark
         await self.topic.send(key=self.own_url().encode(), value=b"%d" % mark)
+        self._announced = mark  # after the send: one that failed is announced again with the next batch
 
     async def follow(self) -> None:
         """Learn every worker's watermark, for as long as the worker runs."""
         while True:
             try:
                 await self._follow()
-            except KafkaError as exc:
+            except Exception as exc:  # noqa: BLE001 - any exception here would end the worker; cancellation passes
                 delay = BACKOFF_SECONDS[min(self._failures, len(BACKOFF_SECONDS) - 1)]
                 self._failures += 1
-                log.warning("following %s failed (%s: %s); trying again in %.1f s", topics.WATERMARKS, type(exc).__name__, exc, delay)
+                what = f"{type(exc).__name__}: {exc}" if isinstance(exc, KafkaError) else type(exc).__name__  # no lead id above DEBUG
+                log.warning("following %s failed (%s); trying again in %.1f s", topics.WATERMARKS, what, delay)
+                log.debug("following %s failed", topics.WATERMARKS, exc_info=exc)
                 await asyncio.sleep(delay)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
         await consumer.start()
-        self._failures = 0
         try:
             tp = TopicPartition(topics.WATERMARKS, 0)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
+            unlearnt: int | None = None  # the latest mark read, waiting for the worker to be ready
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
                 marks = [int(m.value) for m in batch.get(tp, []) if m.value and m.value.isdigit()]
-                if marks and self.pipeline.ready.is_set():
-                    await self._learn(max(marks))
+                if marks:
+                    unlearnt = max(marks) if unlearnt is None else max(unlearnt, *marks)
+                if unlearnt is not None and self.pipeline.ready.is_set():
+                    await self._learn(unlearnt)
+                    unlearnt = None
+                self._failures = 0  # a whole round went well: the next failure waits the least again
         finally:
             await consumer.stop()
 
@@ -74,10 +83,10 @@ class Watermarks:
         projection = self.pipeline.projection
         async with self.pipeline.lock:  # the leads as the store has them, not halfway through a batch
             before = projection.cluster_watermark
-            changes = projection.learn_watermark(mark, self.pipeline.view())
-            if changes:
-                try:
+            try:
+                changes = projection.learn_watermark(mark, self.pipeline.view())
+                if changes:
                     await self.publish(changes)
-                except KafkaError:
-                    projection.unlearn_watermark(before)  # learnt again, changes and all, on the next try
-                    raise
+            except BaseException:
+                projection.unlearn_watermark(before)  # learnt again, changes and all, on the next try
+                raise
