@@ -48,6 +48,11 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"kafka://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The Tansu process's id while it runs (tests pause it with SIGSTOP to stall the broker)."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         if port_open(self.host, self.port):
             raise BrokerStartError(f"port {self.port} is already in use; choose another with --port")
