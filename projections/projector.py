@@ -46,8 +46,12 @@ class Projector:
         self.counts = EventCounts()
         self.watermark: int | None = None
 
-    def feed_all(self, records: Iterable[bytes]) -> None:
+    def feed_all(self, records: Iterable[bytes], slow: Callable[[bytes], Event | Rejection] = decode) -> None:
         """Decode and apply records (invalid ones are counted): `apply` for a whole log.
+
+        `slow` is `schemas.decode.decode`, or a function that gives what it gives (replay --rejects
+        keeps the rejections it makes): here it decodes every record; CompactProjector hands it
+        what its fast path does not take, every invalid record among them.
 
         The cyclic garbage collector is paused meanwhile: the fold makes no
         cycles, and the collector would walk every lead state again and again
@@ -59,7 +63,7 @@ class Projector:
         gc.disable()
         try:
             for raw in records:
-                event = decode(raw)
+                event = slow(raw)
                 if type(event) is Rejection:
                     counts.invalid += 1
                 else:
@@ -136,10 +140,10 @@ class CompactProjector(Projector):
             self._states = self._table.states(_lead_state)
         return self._states
 
-    def feed_all(self, records: Iterable[bytes]) -> None:
+    def feed_all(self, records: Iterable[bytes], slow: Callable[[bytes], Event | Rejection] = decode) -> None:
         self._states = None
         valid, duplicates, invalid, self.watermark = self._table.fold(
-            records, FAST_DECODER.decode, FAST_ERRORS, decode, Event, xxh3_64_intdigest,
+            records, FAST_DECODER.decode, FAST_ERRORS, slow, Event, xxh3_64_intdigest,
             MAX_RECORD_BYTES, CURRENT_SCHEMA_VERSION, self.watermark,
         )
         self.counts.valid += valid

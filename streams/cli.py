@@ -68,7 +68,11 @@ def cli() -> None:
 @click.option("--baseline", type=click.Path(path_type=Path), help="Compare against these definitions (OLD.yaml).")
 @click.option("--leads-out", type=click.Path(path_type=Path), help="Write one JSON object per lead to this file.")
 @click.option("--partitions", type=click.IntRange(min=1), help="Processes for a file (default: one per core for files over 4 MiB).")
-def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | None, leads_out: Path | None, partitions: int | None) -> None:
+@click.option(
+    "--rejects", type=click.Path(path_type=Path), metavar="FILE",
+    help="Write one JSON line per invalid record to this file: its line (or partition and offset), reason kind, reason and first 1 KiB.",
+)
+def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | None, leads_out: Path | None, partitions: int | None, rejects: Path | None) -> None:
     """Replay a journey log and print its report (or a comparison of two definitions)."""
     from streams.replay.run import ReplayRequest
     from streams.replay.run import replay as run_replay
@@ -81,6 +85,7 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
         baseline=load_definitions(baseline) if baseline is not None else None,
         leads_out=leads_out,
         partitions=partitions,
+        rejects=rejects,
     )
     result = run_replay(request)
     if fmt == "json":

@@ -25,11 +25,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from projections import Aggregates, Changes, Definitions
+from projections import Aggregates, Changes, Definitions, Projector
 from projections.projector import ACCELERATED, _fold, replay_projector
 from projections.report import EventCounts, build_comparison, build_report
-from projections.routing import kafka_partition
-from streams.replay.sources import record_chunks, text_chunks
+from projections.routing import fast_partition, kafka_partition
+from streams.replay.rejects import Rejects, check_count, merge_parts, writing
+from streams.replay.sources import numbered_records, record_chunks, text_chunks
 
 MIN_PARALLEL_BYTES = 4 * 1024 * 1024
 
@@ -65,32 +66,39 @@ def partition_of(line: bytes, partitions: int) -> int:
     return kafka_partition(lead.encode("utf-8", "surrogatepass"), partitions) if type(lead) is str else 0
 
 
-def replay_parallel(path: Path, defs: Definitions, baseline: Definitions | None, leads_out: Path | None, partitions: int) -> dict[str, Any]:
+def replay_parallel(
+    path: Path, defs: Definitions, baseline: Definitions | None, leads_out: Path | None, partitions: int, rejects: Path | None = None
+) -> dict[str, Any]:
+    """`rejects`: each process writes the invalid records of its partition in line order, merged
+    into this file by line (streams/replay/rejects.py)."""
     context = multiprocessing.get_context("fork")
     pipes, processes = [], []
-    for index in range(partitions):
-        parent, child = context.Pipe()
-        process = context.Process(target=_partition, args=(child, path, index, partitions, defs, baseline), daemon=True)
-        process.start()
-        pipes.append(parent)
-        processes.append(process)
-    try:
-        folded = [_receive(pipe) for pipe in pipes]
-        marks = [f["watermark"] for f in folded if f["watermark"] is not None]
-        watermark = max(marks) if marks else None
-        with tempfile.TemporaryDirectory(prefix="journey-replay-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="journey-replay-") as scratch:
+        rejects_parts = [Path(scratch) / f"rejects-{i}.jsonl" for i in range(partitions)] if rejects else [None] * partitions
+        for index in range(partitions):
+            parent, child = context.Pipe()
+            process = context.Process(target=_partition, args=(child, path, index, partitions, defs, baseline, rejects_parts[index]), daemon=True)
+            process.start()
+            pipes.append(parent)
+            processes.append(process)
+        try:
+            folded = [_receive(pipe) for pipe in pipes]
+            if rejects is not None:
+                check_count(merge_parts(rejects_parts, rejects), sum(f["counts"].invalid for f in folded))
+            marks = [f["watermark"] for f in folded if f["watermark"] is not None]
+            watermark = max(marks) if marks else None
             parts = [Path(scratch) / f"leads-{i}.jsonl" for i in range(partitions)] if leads_out else [None] * partitions
             for pipe, part in zip(pipes, parts, strict=True):
                 pipe.send((watermark, part))
             finished = [_receive(pipe) for pipe in pipes]
             if leads_out is not None:
                 _merge_sorted(parts, leads_out)
-        return _result(defs, baseline, watermark, folded, finished)
-    finally:
-        for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
+            return _result(defs, baseline, watermark, folded, finished)
+        finally:
+            for process in processes:
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
 
 
 def _result(defs: Definitions, baseline: Definitions | None, watermark: int | None, folded: list[dict], finished: list[dict]) -> dict[str, Any]:
@@ -112,11 +120,14 @@ def _result(defs: Definitions, baseline: Definitions | None, watermark: int | No
     return build_comparison(report(1, baseline), report(0, defs), changes)
 
 
-def _partition(conn: Connection, path: Path, index: int, partitions: int, defs: Definitions, baseline: Definitions | None) -> None:
+def _partition(conn: Connection, path: Path, index: int, partitions: int, defs: Definitions, baseline: Definitions | None, rejects: Path | None) -> None:
     try:
         projector = replay_projector()
-        for records in _mine(path, index, partitions):
-            projector.feed_all(records)
+        if rejects is None:
+            for records in _mine(path, index, partitions):
+                projector.feed_all(records)
+        else:
+            _fold_keeping_rejects(projector, path, index, partitions, rejects)
         gc.freeze()  # the lead states stay to the end: later collections need not walk them again
         sides = [defs] if baseline is None else [defs, baseline]
         conn.send({"counts": projector.counts, "watermark": projector.watermark, "aggregates": [projector.aggregate(d) for d in sides]})
@@ -143,6 +154,21 @@ def _mine(path: Path, index: int, partitions: int, accelerated: bool = ACCELERAT
         return
     for lines in record_chunks(path):
         yield [line for line in lines if partition_of(line, partitions) == index]
+
+
+def _fold_keeping_rejects(projector: Projector, path: Path, index: int, partitions: int, rejects: Path) -> None:
+    """The partition's records with their line numbers, each invalid one written to `rejects`.
+    Routed by `partition_of`'s rule (the C routing keeps no line numbers), with the C murmur2."""
+    with writing(rejects) as out:
+        kept = Rejects(out)
+        for numbered in numbered_records(path):
+            mine = [(number, line) for number, line in numbered if _partition_fast(line, partitions) == index]
+            projector.feed_all(kept.track(mine), kept.decode)
+
+
+def _partition_fast(line: bytes, partitions: int) -> int:
+    lead = lead_of(line)
+    return fast_partition(lead.encode("utf-8", "surrogatepass"), partitions) if type(lead) is str else 0
 
 
 def _receive(pipe: Connection) -> dict[str, Any]:

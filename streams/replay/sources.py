@@ -50,6 +50,24 @@ def jsonl_chunks(stream: BinaryIO) -> Iterator[list[bytes]]:
         yield lines
 
 
+def numbered_chunks(stream: BinaryIO) -> Iterator[list[tuple[int, bytes]]]:
+    """The records of `jsonl_chunks`, each with its line number: 1-based, counting every line of
+    the stream as read, blank ones included (replay --rejects names records by it)."""
+    seen = 0
+    for chunk in line_chunks(stream):
+        lines = bytes(chunk).split(b"\n")
+        if not lines[-1]:
+            lines.pop()  # the ending of the chunk's last line, not a line
+        numbered = []
+        for number, line in enumerate(lines, seen + 1):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line and not line.isspace():
+                numbered.append((number, line))
+        seen += len(lines)
+        yield numbered
+
+
 def line_chunks(stream: BinaryIO) -> Iterator[memoryview]:
     """A stream in large chunks of whole lines (the last one may lack its line ending).
 
@@ -104,6 +122,13 @@ def _read(path: Path, chunks: Callable[[BinaryIO], Iterator[T]]) -> Iterator[T]:
             yield from chunks(stream)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def numbered_records(source: Path | None) -> Iterator[list[tuple[int, bytes]]]:
+    """`numbered_chunks` of a file (with a clear error when it cannot be read) or of stdin (None)."""
+    if source is None:
+        return numbered_chunks(sys.stdin.buffer)
+    return _read(source, numbered_chunks)
 
 
 def open_records(source: Path | None) -> Iterator[bytes]:
