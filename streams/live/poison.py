@@ -45,15 +45,16 @@ class PoisonGuard:
         self.projection = projection
         self.counted = counted
         self.faults = faults.read()
-        self._fold_returned = False
+        self._in_fold = False  # set while the C fold runs: an exception that leaves it set came from inside it
         fold = projection.compiled_fold
         if fold is not None:  # the C fold: it writes nothing, so a failure inside it changed nothing
             projection.compiled_fold = self._tracked(self.faults.wrap_fold(fold))
 
     def _tracked(self, fold: Callable[..., Any]) -> Callable[..., Any]:
         def tracked(*args: Any) -> Any:
+            self._in_fold = True
             found = fold(*args)
-            self._fold_returned = True
+            self._in_fold = False
             return found
 
         return tracked
@@ -61,16 +62,16 @@ class PoisonGuard:
     def fold(self, partition: int, records: Sequence[Record], batch: LeadBatch, result: BatchResult) -> None:
         """`LiveProjection.process` of one partition's records into the batch, guarded."""
         view = batch.partition(partition)
-        earlier = dict(view.entries)
+        earlier, mark = dict(view.entries), self._watermark(partition)
         attempt = BatchResult()
-        self._fold_returned = False
+        self._in_fold = False
         try:
             self.projection.process(partition, records, self.faults.wrap_table(view), attempt)
         except Exception as exc:  # noqa: BLE001 - any bug; cancellation and shutdown are BaseExceptions and pass
             log.info("partition %d: folding %d records raised %s; folding them one at a time", partition, len(records), type(exc).__name__)
             view.entries = earlier
             if self._dirty():
-                self._rebuild(partition, batch, view)
+                self._rebuild(partition, batch, view, mark)
             self._one_at_a_time(partition, records, batch, view, result)
             return
         _merge(result, attempt)
@@ -78,13 +79,13 @@ class PoisonGuard:
     def _one_at_a_time(self, partition: int, records: Sequence[Record], batch: LeadBatch, view: PartitionView, result: BatchResult) -> None:
         poisoned = 0
         for record in records:
-            overlay, attempt = _Overlay(view), BatchResult()
-            self._fold_returned = False
+            overlay, attempt, mark = _Overlay(view), BatchResult(), self._watermark(partition)
+            self._in_fold = False
             try:
                 self.projection.process(partition, [record], self.faults.wrap_table(overlay), attempt)
             except Exception as exc:  # noqa: BLE001 - as in `fold`
                 if self._dirty():
-                    self._rebuild(partition, batch, view)
+                    self._rebuild(partition, batch, view, mark)
                 poisoned += self._poisoned(partition, record, exc, view, result)
                 continue
             overlay.commit()
@@ -93,18 +94,25 @@ class PoisonGuard:
             log.warning("partition %d: no record raised on its own; all %d are folded", partition, len(records))
 
     def _dirty(self) -> bool:
-        """Whether the failed attempt may have changed the partition's aggregates and counts."""
-        return self.projection.compiled_fold is None or self._fold_returned
+        """Whether the failed attempt may have changed the partition's aggregates and counts: unless it
+        raised inside the C fold, which writes nothing (the Python fold counts as it goes)."""
+        return not self._in_fold
 
-    def _rebuild(self, partition: int, batch: LeadBatch, view: PartitionView) -> None:
+    def _watermark(self, partition: int) -> int | None:
+        part = self.projection.partitions.get(partition)
+        return None if part is None else part.watermark
+
+    def _rebuild(self, partition: int, batch: LeadBatch, view: PartitionView, mark: int | None) -> None:
         """The partition's aggregates and counts derived again from its leads: the local store's,
-        then the pending batch's, then those of this batch kept so far."""
+        then the pending batch's, then those of this batch kept so far; its watermark as it was
+        before the attempt (a lead keeps no last event time before 1970, so the leads cannot say)."""
         entries = {_text(key): value for key, value in batch.store.items_of(partition)}
         entries.update(batch.pending.get(partition, {}))
         entries.update(view.entries)
         scratch = LiveProjection(self.projection.defs, compiled=False)
         scratch.rebuild(entries.items(), {partition})
-        self.projection.partitions[partition] = scratch.partitions[partition]
+        self.projection.partitions[partition] = rebuilt = scratch.partitions[partition]
+        rebuilt.watermark = mark
 
     def _poisoned(self, partition: int, record: Record, exc: Exception, view: PartitionView, result: BatchResult) -> int:
         """A record that raised on its own: dead-lettered and counted invalid, unless judged before."""

@@ -157,6 +157,14 @@ class TestAWriteFault:
         worker = alike(lines, {i for i in range(24) if i % 4 == 2}, [(0, 9), (5, 17), (17, 24)], default_definitions(), compiled)
         assert worker.poisoned == 6
 
+    def test_a_partition_of_events_before_1970_keeps_its_watermark(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Derived again from its leads, the partition's watermark would be 1970: a lead keeps no last
+        event time before it (LeadState.last_at starts at 0). The guard keeps the one it had."""
+        monkeypatch.setenv("JOURNEY_FAULT", "write=POISON")
+        lines = [orjson.dumps({"event_id": "e", "lead_id": lead, "type": "ad_seen", "occurred_at": "1969-12-31T23:59:59.5Z"}) for lead in ("L1", "xPOISON")]
+        worker = alike(lines, {1}, [(0, 2)], default_definitions())
+        assert worker.projection.partitions[P].watermark == -500_000
+
 
 marked = st.lists(st.booleans(), min_size=60, max_size=60)
 
