@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from schemas.events import EVENT_TYPES
 
@@ -31,9 +31,16 @@ funnel:
 qualification:
   mql_min_content_reads: 2
   sal_stale_after_days: 14
+conversion_window_days: 30     # optional: a funnel conversion counts within this many days of the first step
+identity:                      # optional: anonymous ids joining their lead
+  max_anonymous_ids: 100
+  ignored_ids: ["", "null", "undefined", "0", "anonymous", "guest"]
 """
 
 DAY_MICROS = 86_400_000_000
+DEFAULT_WINDOW_DAYS = 30
+DEFAULT_MAX_ANONYMOUS_IDS = 100
+DEFAULT_IGNORED_IDS = ("", "null", "undefined", "0", "anonymous", "guest")
 _KEY_ERRORS = ("extra_forbidden", "invalid_key")  # invalid_key: a YAML key that is not a string
 NO_INDEX = -1
 
@@ -50,8 +57,16 @@ class Definitions:
     step_of_type: tuple[int, ...]  # per event type index: its funnel step index, or NO_INDEX
     mql_min_content_reads: int
     sal_stale_after_micros: int
+    conversion_window_micros: int = DEFAULT_WINDOW_DAYS * DAY_MICROS
+    max_anonymous_ids: int = DEFAULT_MAX_ANONYMOUS_IDS
+    ignored_ids: frozenset[str] = frozenset(DEFAULT_IGNORED_IDS)
     digest: str = ""  # SPEC §7: names these definitions across a cluster (see `digest_of`)
     canonical: str = ""  # the parsed document as canonical JSON: what the digest is taken over
+
+    @property
+    def identity(self) -> tuple[int, tuple[str, ...]]:
+        """The identity options (SPEC §9): what the live identity state itself is built under."""
+        return self.max_anonymous_ids, tuple(sorted(self.ignored_ids))
 
     @classmethod
     def from_document(cls, data: Any, origin: str) -> Definitions:
@@ -81,11 +96,19 @@ class _Qualification(BaseModel):
     sal_stale_after_days: StrictInt | StrictFloat = Field(ge=0)
 
 
+class _Identity(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    max_anonymous_ids: StrictInt = Field(DEFAULT_MAX_ANONYMOUS_IDS, ge=0)
+    ignored_ids: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_IGNORED_IDS))
+
+
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     pipeline: _Pipeline
     funnel: _Funnel
     qualification: _Qualification
+    conversion_window_days: StrictInt = Field(DEFAULT_WINDOW_DAYS, ge=1)
+    identity: _Identity = Field(default_factory=_Identity)
 
 
 def default_definitions() -> Definitions:
@@ -134,6 +157,9 @@ def _build(data: Any, lines: _Lines, origin: str) -> Definitions:
         step_of_type=step_of_type,
         mql_min_content_reads=parsed.qualification.mql_min_content_reads,
         sal_stale_after_micros=round(parsed.qualification.sal_stale_after_days * DAY_MICROS),
+        conversion_window_micros=parsed.conversion_window_days * DAY_MICROS,
+        max_anonymous_ids=parsed.identity.max_anonymous_ids,
+        ignored_ids=frozenset(parsed.identity.ignored_ids),
         digest=digest_of(data),
         canonical=canonical_json(data),
     )

@@ -24,6 +24,7 @@ from sortedcontainers import SortedList
 
 from projections.changes import Applied, LeadChange, moved, redefined, went_stale
 from projections.definitions import Definitions
+from projections.identity import anon_key
 from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
 from projections.projector import decode_record, stored_fold
 from projections.report import Aggregates, EventCounts, lead_record
@@ -165,7 +166,7 @@ class LiveProjection:
     def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
         """`fold_reference` in C: the records decoded, each touched lead read, folded and written as bytes."""
         progress = part.progress
-        valid, duplicates, invalid, mark, leads = self.compiled_fold(records, table.get, partition, progress.through)  # type: ignore[misc]
+        valid, duplicates, invalid, mark, leads, _links = self.compiled_fold(records, table.get, partition, progress.through)  # type: ignore[misc]
         for offset, rejection, value in invalid:
             result.invalid.append(Invalid(partition, offset, rejection.reason, value))
         progress.invalid += len(invalid)
@@ -176,7 +177,7 @@ class LiveProjection:
         if mark is not None:
             part.see(mark)
         put, replace, moved_leads = table.put, part.replace, result.moved
-        for lead_id, data, old_view, new_view, cause in leads:
+        for lead_id, data, old_view, new_view, cause, _identity in leads:
             put(lead_id, data)
             if new_view is not None:
                 replace(old_view, new_view)
@@ -280,9 +281,10 @@ def fold_reference(defs: Definitions, partition: int, part: PartitionState, reco
                 part.counts.invalid += 1
                 result.invalid.append(Invalid(partition, offset, decoded.reason, value))
             continue
-        entry = touched.get(decoded.lead_id)
+        key = decoded.lead_id if decoded.lead_id is not None else anon_key(decoded.anonymous_id)  # type: ignore[arg-type]
+        entry = touched.get(key)
         if entry is None:
-            entry = touched[decoded.lead_id] = _load(defs, partition, decoded.lead_id, table)
+            entry = touched[key] = _load(defs, partition, key, table)
         stored, old_view, cause = entry
         if offset <= stored.through:
             continue  # delivered again: already in this lead's state
@@ -290,7 +292,7 @@ def fold_reference(defs: Definitions, partition: int, part: PartitionState, reco
         if record(stored.state, decoded):
             part.counts.valid += 1
             part.see(decoded.occurred_at)
-            touched[decoded.lead_id] = (stored, old_view, Applied(decoded.event_id, decoded.type, decoded.occurred_at))
+            touched[key] = (stored, old_view, Applied(decoded.event_id, decoded.type, decoded.occurred_at))
         else:
             stored.duplicates += 1
             part.counts.duplicates += 1

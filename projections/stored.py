@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from projections.codec import decode_state, encode_state
+from projections.codec import decode_owner, encode_state
 from projections.lead import LeadState
 from schemas.events import MAX_ID_CHARS
 
@@ -27,18 +27,23 @@ _PROGRESS_PREFIX = "\x00journey:progress:"
 
 @dataclass(slots=True)
 class StoredLead:
+    """A stored owner: a lead, or an anonymous id (SPEC §9), with its identity section (what the
+    live identity path keeps beside its facts: projections.identity, opaque here)."""
+
     partition: int
     through: int
     duplicates: int
     state: LeadState
+    identity: bytes = b""
 
     def encode(self) -> bytes:
-        return LEAD_HEAD.pack(self.partition, self.through, self.duplicates) + encode_state(self.state)
+        return LEAD_HEAD.pack(self.partition, self.through, self.duplicates) + encode_state(self.state, self.identity)
 
     @classmethod
     def decode(cls, data: bytes) -> StoredLead:
         partition, through, duplicates = LEAD_HEAD.unpack_from(data)
-        return cls(partition, through, duplicates, decode_state(data[LEAD_HEAD.size :]))
+        state, identity = decode_owner(data[LEAD_HEAD.size :])
+        return cls(partition, through, duplicates, state, identity)
 
 
 @dataclass(slots=True)

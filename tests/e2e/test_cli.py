@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.conftest import golden_json
 from tests.e2e.conftest import run_journey
 from tests.helpers import same_instants
 
@@ -44,7 +45,18 @@ class TestReplay:
             "replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json",
             "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
         )
-        assert same_instants(json.loads(result.stdout), json.loads((golden / "expected-compare.json").read_text()))
+        assert same_instants(json.loads(result.stdout), golden_json("expected-compare.json"))
+
+    def test_a_comparison_of_other_identity_options_has_the_persons_of_each_side(self, golden: Path, tmp_path: Path) -> None:
+        keep_one = tmp_path / "keep-one.yaml"
+        keep_one.write_text((golden / "default-definitions.yaml").read_text().replace("max_anonymous_ids: 100", "max_anonymous_ids: 1"))
+        result = run_journey("replay", "--input", str(golden / "journey-identity.jsonl"), "--format", "json", "--baseline", str(golden / "default-definitions.yaml"),
+                             "--definitions", str(keep_one))
+        assert result.returncode == 0, result.stderr
+        comparison = json.loads(result.stdout)
+        assert same_instants(comparison["baseline"], golden_json("expected-identity-report.json"))
+        candidate = comparison["candidate"]["identity"]
+        assert candidate["joined"] < comparison["baseline"]["identity"]["joined"] and candidate["anonymous_ids"] == comparison["baseline"]["identity"]["anonymous_ids"]
 
     def test_text_format_shows_tables_with_conversion(self, golden: Path) -> None:
         result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"))
@@ -179,16 +191,31 @@ class TestWorkerMistakes:
 
 class TestParallelReplay:
     @pytest.mark.parametrize("partitions", ["2", "3"])
-    def test_partitioned_replay_equals_the_golden_files(self, golden: Path, tmp_path: Path, partitions: str, expected_report: dict, expected_leads: list[dict]) -> None:
+    @pytest.mark.parametrize(("log", "report", "persons"), [
+        ("journey-small.jsonl", "expected-report.json", "expected-leads.jsonl"),
+        ("journey-identity.jsonl", "expected-identity-report.json", "expected-identity-leads.jsonl"),  # persons across processes
+    ])
+    def test_partitioned_replay_equals_the_golden_files(self, golden: Path, tmp_path: Path, partitions: str, log: str, report: str, persons: str) -> None:
         out = tmp_path / "leads.jsonl"
-        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json", "--partitions", partitions, "--leads-out", str(out))
+        result = run_journey("replay", "--input", str(golden / log), "--format", "json", "--partitions", partitions, "--leads-out", str(out))
         assert result.returncode == 0, result.stderr
-        assert same_instants(json.loads(result.stdout), expected_report)
-        assert same_instants([json.loads(line) for line in out.read_text().splitlines()], expected_leads)
+        assert same_instants(json.loads(result.stdout), golden_json(report))
+        assert same_instants([json.loads(line) for line in out.read_text().splitlines()], golden_json(persons))
 
     def test_partitioned_comparison_equals_the_golden_comparison(self, golden: Path) -> None:
         result = run_journey(
             "replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json", "--partitions", "3",
             "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
         )
-        assert same_instants(json.loads(result.stdout), json.loads((golden / "expected-compare.json").read_text()))
+        assert same_instants(json.loads(result.stdout), golden_json("expected-compare.json"))
+
+    def test_a_comparison_of_other_identity_options_has_the_persons_of_each_side(self, golden: Path, tmp_path: Path) -> None:
+        keep_one = tmp_path / "keep-one.yaml"
+        keep_one.write_text((golden / "default-definitions.yaml").read_text().replace("max_anonymous_ids: 100", "max_anonymous_ids: 1"))
+        result = run_journey("replay", "--input", str(golden / "journey-identity.jsonl"), "--format", "json", "--baseline", str(golden / "default-definitions.yaml"),
+                             "--definitions", str(keep_one))
+        assert result.returncode == 0, result.stderr
+        comparison = json.loads(result.stdout)
+        assert same_instants(comparison["baseline"], golden_json("expected-identity-report.json"))
+        candidate = comparison["candidate"]["identity"]
+        assert candidate["joined"] < comparison["baseline"]["identity"]["joined"] and candidate["anonymous_ids"] == comparison["baseline"]["identity"]["anonymous_ids"]

@@ -100,6 +100,8 @@ class TestDigest:
     def test_key_order_whitespace_and_comments_change_nothing(self) -> None:
         reordered = """\
 # the same definitions, written otherwise
+identity: {ignored_ids: ["", "null", "undefined", "0", "anonymous", "guest"], max_anonymous_ids: 100}
+conversion_window_days: 30
 qualification: {sal_stale_after_days: 14,   mql_min_content_reads: 2}
 funnel:
   steps:
@@ -117,6 +119,13 @@ pipeline:
     - {events: [upsell],       name: upsell}
 """
         assert parse_definitions(reordered, "t").digest == default_definitions().digest
+
+    def test_a_file_without_the_optional_keys_gets_their_defaults_but_its_own_digest(self) -> None:
+        # SPEC §3: the digest is of the file as written; the built-in defaults include the optional keys
+        without = DEFAULT_YAML.split("conversion_window_days")[0]
+        defs, default = parse_definitions(without, "t"), default_definitions()
+        assert (defs.conversion_window_micros, defs.identity) == (default.conversion_window_micros, default.identity)
+        assert defs.digest != default.digest
 
     def test_any_change_of_meaning_changes_it(self) -> None:
         longer = DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: 15")
