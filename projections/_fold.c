@@ -559,7 +559,7 @@ typedef struct {
     LeadTable *table;
     PyObject *digest_of;   /* xxhash.xxh3_64_intdigest */
     PyObject *anon_prefix; /* an anonymous id's owner key is this + the id (projections.identity.anon_key) */
-    PyObject *links;       /* a list: (anonymous id, occurred_at, event id, lead id) per link applied */
+    PyObject *links;       /* a list: (anonymous id, occurred_at, event id, lead id, type) per link applied */
     int64_t mark;
     int has_mark;
     Py_ssize_t valid, duplicates, invalid;
@@ -587,9 +587,9 @@ static PyObject *owner_key(Fold *f, PyObject *lead_id, PyObject *anonymous_id) {
     return PyUnicode_Concat(f->anon_prefix, anonymous_id);
 }
 
-/* A link applied: (anonymous id, occurred_at, event id, lead id) on f->links. */
-static int add_link(Fold *f, PyObject *lead_id, PyObject *anonymous_id, PyObject *event_id, int64_t at) {
-    PyObject *link = Py_BuildValue("(OLOO)", anonymous_id, (long long)at, event_id, lead_id);
+/* A link applied: (anonymous id, occurred_at, event id, lead id, type) on f->links (projections.identity.LinkRecord). */
+static int add_link(Fold *f, PyObject *lead_id, PyObject *anonymous_id, PyObject *event_id, int64_t at, long kind) {
+    PyObject *link = Py_BuildValue("(OLOOl)", anonymous_id, (long long)at, event_id, lead_id, kind);
     if (link == NULL) return -1;
     int rc = PyList_Append(f->links, link);
     Py_DECREF(link);
@@ -641,7 +641,7 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *anonymous_id, PyObje
     PyObject **x = extra->fields;
     if (lead_attribute(f->table, lead, event_id, at, kind, x[0], x[1], x[2], x[3], x[4]) < 0) return -1;
     if (f->live != NULL) live_applied(f, lead, event_id, kind, at);
-    if (lead_id != Py_None && anonymous_id != Py_None && add_link(f, lead_id, anonymous_id, event_id, at) < 0) return -1;
+    if (lead_id != Py_None && anonymous_id != Py_None && add_link(f, lead_id, anonymous_id, event_id, at, kind) < 0) return -1;
     f->valid++;
     if (!f->has_mark || at > f->mark) {
         f->mark = at;
@@ -1847,7 +1847,7 @@ fail:
  *   one partition's records, (offset, value) pairs in offset order, over the stored owners `get(key)` gives
  *   (bytes or None); `setup` (projections.projector.FoldSetup) holds the decoders, the classes to make and the
  *   definitions. `invalid` lists (offset, rejection, value) of the records past `through` that `slow`
- *   rejected; `leads`, see live_leads; `links`, (anonymous id, occurred_at, event id, lead id) per link applied. */
+ *   rejected; `leads`, see live_leads; `links`, (anonymous id, occurred_at, event id, lead id, type) per link applied. */
 static PyObject *fold_stored(PyObject *module, PyObject *args) {
     PyObject *setup_object, *records, *get;
     long partition;

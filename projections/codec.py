@@ -74,6 +74,16 @@ def encode_state(state: LeadState, identity: bytes = b"") -> bytes:
     return b"".join(parts)
 
 
+def write_string(text: str | None) -> bytes:
+    """A string as every layout here writes it: its UTF-8 length (uint32; _ABSENT for None), then the bytes."""
+    return _string(text)
+
+
+def read_string(data: bytes, at: int) -> tuple[str | None, int]:
+    """A string written by `write_string`, and where it ends; struct.error when it runs past the end."""
+    return _read_string(data, at)
+
+
 def _string(text: str | None) -> bytes:
     if text is None:
         return _LENGTH.pack(_ABSENT)

@@ -56,15 +56,18 @@ class Claim(NamedTuple):
     link: Link
 
 
-def claims(links: Iterable[tuple[str, int, str, str]], defs: Definitions) -> Iterable[Claim]:
-    """The links (anonymous id, occurred_at, event_id, lead id) that claim: neither id ignored."""
+LinkRecord = tuple[str, int, str, str, int]  # a link among the applied events: (anonymous id, occurred_at, event_id, lead id, type)
+
+
+def claims(links: Iterable[LinkRecord], defs: Definitions) -> Iterable[Claim]:
+    """The links that claim: neither id ignored."""
     ignored = defs.ignored_ids
-    for anonymous_id, at, event_id, lead_id in links:
+    for anonymous_id, at, event_id, lead_id, _ in links:
         if anonymous_id not in ignored and lead_id not in ignored:
             yield Claim(anonymous_id, Link(at, event_id, lead_id))
 
 
-def winners(links: Iterable[tuple[str, int, str, str]], defs: Definitions) -> dict[str, Link]:
+def winners(links: Iterable[LinkRecord], defs: Definitions) -> dict[str, Link]:
     """Each claimed anonymous id's winning link."""
     found: dict[str, Link] = {}
     for anonymous_id, link in claims(links, defs):
@@ -122,9 +125,8 @@ class Persons:
     counts: IdentityCounts = NO_IDENTITY
 
 
-def persons(owners: Mapping[str, LeadState], links: Iterable[tuple[str, int, str, str]], defs: Definitions) -> Persons:
-    """SPEC §9's persons, from every owner's state and every link (anonymous id, occurred_at,
-    event_id, lead id) among the valid unique events. The states of persons that joined
+def persons(owners: Mapping[str, LeadState], links: Iterable[LinkRecord], defs: Definitions) -> Persons:
+    """SPEC §9's persons, from every owner's state and every link among the valid unique events. The states of persons that joined
     anonymous ids are new objects; the owners' states are left as they are."""
     links = list(links)
     anonymous = {anonymous_of(key) for key in owners} - {None}

@@ -14,7 +14,21 @@ from xxhash import xxh3_64_intdigest
 
 from projections.attribution import Attribution
 from projections.definitions import Definitions
-from projections.identity import ANON_PREFIX, IdentityCounts, Persons, anon_key, anonymous_of, counts_of, kept, made, person_order, persons, sorted_ids, winners
+from projections.identity import (
+    ANON_PREFIX,
+    IdentityCounts,
+    LinkRecord,
+    Persons,
+    anon_key,
+    anonymous_of,
+    counts_of,
+    kept,
+    made,
+    person_order,
+    persons,
+    sorted_ids,
+    winners,
+)
 from projections.lead import LeadState, LeadView, Touch, record, view
 from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report, lead_record
 from projections.stored import StoredLead
@@ -44,12 +58,12 @@ class Projector:
     """Owner states of one set of owners (a whole log, or one partition of it), and the persons they make.
 
     `leads` holds every owner's state: a lead's under its id, an anonymous id's under
-    `anon_key(A)` (SPEC §9); `links` every link among the applied events, as
-    (anonymous id, occurred_at, event_id, lead id). Every output is per person."""
+    `anon_key(A)` (SPEC §9); `links` every link among the applied events
+    (projections.identity.LinkRecord). Every output is per person."""
 
     def __init__(self) -> None:
         self.leads: dict[str, LeadState] = {}
-        self.links: list[tuple[str, int, str, str]] = []
+        self.links: list[LinkRecord] = []
         self.counts = EventCounts()
         self.watermark: int | None = None
         self._persons: dict[tuple[int, tuple[str, ...]], Persons] = {}
@@ -90,7 +104,7 @@ class Projector:
         if self.watermark is None or event.occurred_at > self.watermark:
             self.watermark = event.occurred_at
         if lead_id is not None and anonymous_id is not None:
-            self.links.append((anonymous_id, event.occurred_at, event.event_id, lead_id))
+            self.links.append((anonymous_id, event.occurred_at, event.event_id, lead_id, event.type))
         return True
 
     def persons(self, defs: Definitions) -> Persons:
@@ -179,7 +193,7 @@ class CompactProjector(Projector):
         self._states: dict[str, LeadState] | None = None
         self._made: Persons | None = None
         self._made_under: tuple[int, tuple[str, ...]] | None = None
-        self.links: list[tuple[str, int, str, str]] = []
+        self.links: list[LinkRecord] = []
         self.counts = EventCounts()
         self.watermark: int | None = None
 

@@ -13,6 +13,7 @@ Only this module and worker.py see the whole Faust app.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import faust
@@ -79,23 +80,28 @@ class JourneyApp:
         # livelock check must not wait for acks and commits of it and log a stalled stream
         self.events = app.topic(topics.EVENTS, partitions=settings.partitions, acks=False, **RAW)
         self.leads = app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+        identity = topics.identity_topic(settings.app_id)
+        self.identity = app.topic(identity, partitions=settings.partitions, acks=False, **RAW)  # SPEC §9's messages, as journey.events
         projection = LiveProjection(defs)
-        self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
-        self.metrics = WorkerMetrics(projection, lambda: self.gaps.seeks, self._highwater)
+        self.gaps = {topic: GapGuard(settings.bootstrap, topic, functools.partial(self._seek, topic)) for topic in (topics.EVENTS, identity)}
+        self.metrics = WorkerMetrics(projection, lambda: sum(gaps.seeks for gaps in self.gaps.values()), self._highwater, topic_partitions=settings.partitions)
         self._producer: BatchProducer | None = None
-        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), self._seek, self._announce)
+        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), identity, self._seek, self._announce)
         self.pipeline = BatchPipeline(projection, LeadStore(self.leads), self.gaps, self.metrics, outlets)
         self.watermarks = Watermarks(settings.bootstrap, app.topic(topics.WATERMARKS, partitions=1, **RAW), self._own_url, self.pipeline, self.pipeline.publish_changes)
         catch_up = CatchUp(
             settings.bootstrap, profile.embedded, projection, self.pipeline.store,
             app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **RAW), self.pipeline.publish_changes,
         )
-        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._remember_member)
+        self.rebalancing = Rebalancing(self.pipeline, catch_up, list(self.gaps.values()), app.assignor.assigned_actives, self._remember_member)
         self._wire(ingest_token, segment_events)
 
     def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
         app, settings, pipeline, rebalancing = self.app, self.settings, self.pipeline, self.rebalancing
-        app.topics.add(self.events)  # subscribed, so the assignor hands out its partitions; no agent reads it
+        # subscribed, so the assignor hands out their partitions, partition i of both to the same worker
+        # (Faust's assignor co-partitions topics of one partition count); no agent reads them
+        app.topics.add(self.events)
+        app.topics.add(self.identity)
         # Faust's own consumer, with journey.events delivered a fetch at a time to the pipeline
         app.transport.Consumer = type("JourneyConsumer", (BatchConsumer,), {"sink": pipeline})  # type: ignore[misc]
         self.leads.on_recover(rebalancing.rebuild)
@@ -131,8 +137,8 @@ class JourneyApp:
     async def _announce(self) -> None:
         await self.watermarks.announce()
 
-    async def _seek(self, partition: int, offset: int) -> None:
-        await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
+    async def _seek(self, topic: str, partition: int, offset: int) -> None:
+        await self.app.consumer.seek(TP(topic, partition), offset)
 
     def _highwater(self, partition: int) -> int | None:
         """The end offset of a journey.events partition as the consumer last saw it."""
@@ -145,7 +151,8 @@ class JourneyApp:
         if not self.pipeline.ready.is_set():  # not while tables recover: the partitions may be changing hands
             return
         try:
-            await self.gaps.reseek_waiting()
+            for gaps in self.gaps.values():
+                await gaps.reseek_waiting()
         except Exception as exc:  # noqa: BLE001 - a rebalance under way; the next tick tries again
             log.warning("seeking back to a gap failed (%s: %s); trying again", type(exc).__name__, exc)
 

@@ -26,7 +26,7 @@ log = logging.getLogger("journey.worker")
 class Rebalancing:
     pipeline: BatchPipeline
     catch_up: CatchUp
-    gaps: GapGuard
+    gaps: Iterable[GapGuard]  # one per topic the pipeline reads
     active: Callable[[], Iterable[TP]]  # the partitions the assignor gave this worker as active
     joined: Callable[[], None]  # called at every assignment (the worker remembers its group member id)
 
@@ -55,7 +55,8 @@ class Rebalancing:
         for tp in revoked:
             if tp.topic == topics.EVENTS:
                 pipeline.projection.drop(tp.partition)
-                self.gaps.forget(tp.partition)
+                for gaps in self.gaps:
+                    gaps.forget(tp.partition)
 
     async def assigned(self, assigned: Iterable[TP]) -> None:
         self.joined()
