@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from streams.net import free_port
 from tests.e2e.conftest import run_journey
 from tests.helpers import same_instants
 
@@ -175,6 +176,12 @@ class TestWorkerMistakes:
         bad.write_text("pipeline: {}\n")
         line = one_line_error(run_journey("worker", "--definitions", str(bad), "--broker", "kafka://127.0.0.1:1"))
         assert str(bad) in line
+
+    def test_a_data_dir_that_cannot_be_created_is_one_line(self, tmp_path: Path) -> None:
+        (tmp_path / "a-file").write_text("")
+        data_dir = tmp_path / "a-file" / "worker"
+        line = one_line_error(run_journey("worker", "--data-dir", str(data_dir), "--web-port", str(free_port()), "--broker", "kafka://127.0.0.1:1"))
+        assert str(data_dir) in line and "--data-dir" in line
 
 
 class TestParallelReplay:
