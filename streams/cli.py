@@ -159,7 +159,12 @@ def demo(web_port: int, rate: float, leads_per_round: int) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Table state (env JOURNEY_DATA_DIR; default ./data/worker-PORT).")
 @click.option("--store", type=click.Choice(["rocksdb", "memory"]), help="Table store (env JOURNEY_STORE; default rocksdb).")
 def worker(**flags: Any) -> None:
-    """The stream processor: one Faust worker. Start more with the same settings for more throughput."""
+    """The stream processor: one Faust worker.
+
+    For more throughput, start more workers on the same broker with the same
+    definitions. Workers on one machine each need their own --web-port and
+    --data-dir.
+    """
     from streams.live.worker import run_worker
 
     run_worker(_settings(flags))
