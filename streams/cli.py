@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +95,24 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
 @click.option("--leads", type=click.IntRange(min=0), required=True, help="How many leads.")
 @click.option("--seed", type=int, required=True, help="The same seed gives the same log.")
 @click.option("--days", type=click.IntRange(min=1), default=90, show_default=True, help="Journeys start within this many days.")
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-08-01", show_default=True, help="First day (UTC).")
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="First day (UTC); journeys then run their full course. Default: DAYS days before today, journeys cut at today 00:00 UTC.",
+)
 def generate(leads: int, seed: int, days: int, start: Any) -> None:
-    """Write a synthetic journey log (JSONL) to stdout."""
+    """Write a synthetic journey log (JSONL) to stdout.
+
+    By default the log ends before today, as if read today; with --start it is the same log on any day.
+    """
 
     from streams.tools.synthetic import JourneyGenerator
 
-    generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=UTC))
+    if start is None:
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        generator = JourneyGenerator.ending(leads, seed, days, today)
+    else:
+        generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=UTC))
     out = sys.stdout.buffer
     batch: list[bytes] = []
     for line in generator.records():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -110,20 +111,30 @@ class TestUserMistakes:
 
 
 class TestGenerate:
-    def test_the_same_seed_gives_the_same_log(self) -> None:
-        a = run_journey("generate", "--leads", "50", "--seed", "3")
-        b = run_journey("generate", "--leads", "50", "--seed", "3")
-        c = run_journey("generate", "--leads", "50", "--seed", "4")
+    def test_the_same_seed_and_start_give_the_same_log(self) -> None:
+        a = run_journey("generate", "--leads", "50", "--seed", "3", "--start", "2026-08-01")
+        b = run_journey("generate", "--leads", "50", "--seed", "3", "--start", "2026-08-01")
+        c = run_journey("generate", "--leads", "50", "--seed", "4", "--start", "2026-08-01")
         assert a.returncode == 0 and a.stdout == b.stdout != c.stdout
 
     def test_a_generated_log_replays_with_duplicates_and_invalid_records(self, tmp_path: Path) -> None:
         log = tmp_path / "log.jsonl"
-        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1").stdout)
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1", "--start", "2026-08-01").stdout)
         report = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)
         assert 300 < report["leads"] <= 400  # a few synthetic leads drop out before their first event
         assert report["events"]["duplicates"] > 0 and report["events"]["invalid"] > 0
         assert all(n > 0 for n in report["pipeline"].values())
         assert all(n > 0 for n in report["qualification"].values())
+
+    def test_by_default_the_log_ends_before_today_with_leads_still_fresh(self, tmp_path: Path) -> None:
+        today = datetime.now(UTC).date()
+        log = tmp_path / "log.jsonl"
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1").stdout)
+        report = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)
+        watermark = datetime.fromisoformat(report["watermark"]).date()
+        if datetime.now(UTC).date() == today:  # not across midnight
+            assert today - timedelta(days=2) <= watermark < today
+        assert report["qualification"]["mql"] > 0  # read today, not every lead has gone stale
 
     def test_a_negative_lead_count_is_one_line(self) -> None:
         assert "--leads" in one_line_error(run_journey("generate", "--leads", "-1", "--seed", "1"))
