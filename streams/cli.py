@@ -85,8 +85,8 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
     result = run_replay(request)
     if fmt == "json":
         _print_json(result)
-    elif request.baseline is not None:
-        click.echo(render_comparison(result), nl=False)
+    elif baseline is not None:
+        click.echo(render_comparison(result, str(baseline), str(definitions or "the built-in default")), nl=False)
     else:
         click.echo(render_report(result), nl=False)
 

@@ -73,6 +73,19 @@ class TestReplay:
         )
         assert "explore->aware" in result.stdout.decode() and "sal->lead" in result.stdout.decode()
 
+    def test_text_comparison_leads_with_what_changed_then_both_reports(self, golden: Path) -> None:
+        baseline, candidate = str(golden / "default-definitions.yaml"), str(golden / "alt-definitions.yaml")
+        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--baseline", baseline, "--definitions", candidate)
+        lines = result.stdout.decode().splitlines()
+        assert result.returncode == 0 and baseline in lines[1] and candidate in lines[2]
+        first = {title: lines.index(title) for title in ("Stage changes (leads)", "Qualification changes (leads)", "Pipeline (leads per stage)")}
+        details = next(i for i, line in enumerate(lines) if line.startswith("== Details"))
+        assert max(first.values()) < details
+        rows = {tuple(line.split()) for line in lines[:details]}
+        assert ("mql", "13", "5", "-8") in rows and ("aware", "-", "205", "+205") in rows and ("action", "74", "71", "-3") in rows
+        assert "  overall conversion 18.8% -> 18.0%" in lines[:details]
+        assert sum(line.startswith("== Details") for line in lines) == 2  # then each report in full
+
     def test_an_empty_log_gives_a_null_watermark(self, tmp_path: Path) -> None:
         empty = tmp_path / "empty.jsonl"
         empty.write_text("\n\n")
