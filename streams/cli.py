@@ -133,7 +133,7 @@ def schema() -> None:
 
 @cli.command()
 @click.option("--check", "check", type=click.Path(path_type=Path), help="Check a definitions file and say what it defines.")
-@click.option("--digest", "digest", type=click.Path(path_type=Path), help="Print the digest that names a definitions file in a cluster (SPEC §7).")
+@click.option("--digest", "digest", type=click.Path(path_type=Path), help="Print the digest that names a definitions file in a cluster (as /healthz shows it).")
 def definitions(check: Path | None, digest: Path | None) -> None:
     """Print the default definitions, check a definitions file, or print its digest."""
     if check is not None and digest is not None:

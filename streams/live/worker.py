@@ -30,9 +30,8 @@ class DataDirError(JourneyError):
 
 
 def _backpressure_is_debug(record: logging.LogRecord) -> bool:
-    """Faust warns "producer buffer full" each time a batch's table writes make the agent wait
-    for the producer: ordinary backpressure while a worker catches up, dozens of lines a
-    second. It is logged at DEBUG instead (the waits show in journey_batch_seconds)."""
+    """Faust warns "producer buffer full" each time a send waits for its producer: ordinary
+    backpressure while a worker catches up, dozens of lines a second. It is logged at DEBUG instead."""
     if record.levelno == logging.WARNING and record.getMessage().startswith("producer buffer full"):
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
@@ -51,7 +50,7 @@ def run_worker(settings: Settings) -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
     # A worker holds a lead's aggregates as many long-lived small objects and makes thousands
     # of short-lived ones a batch: at the default threshold (700) the cyclic collector ran
-    # often enough to cost a third of the fold (README: Performance). Reference counting
+    # often enough to cost a third of the fold (commit ec23837). Reference counting
     # frees almost everything; the collector only has cycles left to find.
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
