@@ -28,7 +28,7 @@ def render_comparison(comparison: dict[str, Any], baseline_name: str = "baseline
     baseline, candidate = comparison["baseline"], comparison["candidate"]
     events = baseline["events"]
     parts = [
-        f"Comparison over one log: {events['valid']} valid events, {baseline['leads']} leads, watermark {baseline['watermark'] or '-'}",
+        f"Comparison over one log (valid events {events['valid']}, leads {baseline['leads']}, watermark {baseline['watermark'] or '-'})",
         f"  baseline   {baseline_name}",
         f"  candidate  {candidate_name}",
         "",
