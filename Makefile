@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml setup.py projections/_fold.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Four processes on two cores: most of the suite's time is spent waiting for brokers, workers and
+# group joins, not computing. A test file runs whole in one process (its shared broker with it).
 test: install
 	@scripts/ensure-test-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadfile
 
 demo: install
 	$(BIN)/journey demo

@@ -17,7 +17,8 @@ import time
 import faust
 
 from streams.kafka import topics
-from streams.live.embedded import Profile, shorten_fetch_wait
+from streams.live.embedded import Profile
+from streams.live.internals import shorten_fetch_wait
 from streams.settings import Settings
 
 

@@ -1,4 +1,4 @@
-/* Replay's hot path in C (projections.projector.CompactProjector, streams.parallel):
+/* The hot paths in C: replay's (projections.projector.CompactProjector, streams/replay/parallel.py) and the live worker's:
  *   - LeadTable: lead states packed one struct per lead, folded as
  *     `projections.lead.record` folds them, over whole lists of records, and
  *     their views and aggregates as `projections.lead.view` and
@@ -1170,8 +1170,8 @@ static PyTypeObject LeadTableType = {
 
 /* ---- the live worker's batch fold: one partition's records over its stored leads ----
  *
- * streams.live.projection.LiveProjection.process in C, for the leads a batch touches.
- * A stored lead is streams.live.state.StoredLead: a head of the partition (uint16), the
+ * projections.live.LiveProjection.process in C, for the leads a batch touches.
+ * A stored lead is projections.stored.StoredLead: a head of the partition (uint16), the
  * offset the lead is applied through and its duplicates (int64 each), little-endian, then
  * its state as projections.codec writes it at version 2. Those Python classes are the
  * reference and stay the path wherever this is not built; tests hold both to the same bytes
@@ -1563,36 +1563,87 @@ static PyObject *live_leads(Fold *f) {
     return leads;
 }
 
-/* fold_stored(decode, expected, slow, event_type, digest_of, max_bytes, version, upgrade, view_type, cause_type,
- *             stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros,
- *             records, get, partition, through)
- *   -> (valid, duplicates, invalid, watermark, leads): one partition's records, (offset, value) pairs in
- *   offset order, over the stored leads `get(lead_id)` gives (bytes or None). `invalid` lists
- *   (offset, rejection, value) of the records past `through` that `slow` rejected; `leads`, see live_leads. */
-static PyObject *fold_stored(PyObject *module, PyObject *args) {
-    PyObject *decode, *expected, *slow, *event_type, *digest_of, *upgrade, *view_type, *cause_type, *stage_seq, *step_seq, *records, *get;
+/* The attributes of fold_stored's `setup` (projections.projector.FoldSetup), read once per call. */
+typedef struct {
+    PyObject *decode, *expected, *slow, *event_type, *digest_of, *upgrade, *view_type, *cause_type, *stage_of_type, *step_of_type;
     Py_ssize_t max_bytes;
-    long version, partition;
+    long version;
     int n_stages, n_steps;
-    long long mql_min, stale_after, through;
-    if (!PyArg_ParseTuple(args, "OOOOOnlOOOOOiiLLOOlL:fold_stored", &decode, &expected, &slow, &event_type, &digest_of, &max_bytes,
-                          &version, &upgrade, &view_type, &cause_type, &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min,
-                          &stale_after, &records, &get, &partition, &through))
-        return NULL;
-    if (!PyType_Check(view_type) || !PyType_IsSubtype((PyTypeObject *)view_type, &PyTuple_Type) || !PyType_Check(cause_type) ||
-        !PyType_IsSubtype((PyTypeObject *)cause_type, &PyTuple_Type)) {
+    long long mql_min, stale_after;
+} Setup;
+
+static void setup_release(Setup *s) {
+    PyObject **objects[] = {&s->decode, &s->expected, &s->slow, &s->event_type, &s->digest_of, &s->upgrade, &s->view_type, &s->cause_type,
+                            &s->stage_of_type, &s->step_of_type};
+    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) Py_CLEAR(*objects[i]);
+}
+
+static int setup_read(PyObject *setup, Setup *s) {
+    memset(s, 0, sizeof(Setup));
+    struct {
+        const char *name;
+        PyObject **slot;
+    } objects[] = {{"decode", &s->decode}, {"expected", &s->expected}, {"slow", &s->slow}, {"event_type", &s->event_type},
+                   {"digest_of", &s->digest_of}, {"upgrade", &s->upgrade}, {"view_type", &s->view_type}, {"cause_type", &s->cause_type},
+                   {"stage_of_type", &s->stage_of_type}, {"step_of_type", &s->step_of_type}};
+    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
+        if ((*objects[i].slot = PyObject_GetAttrString(setup, objects[i].name)) == NULL) goto fail;
+    static const char *numbers[] = {"max_bytes", "version", "stages", "steps", "mql_min_content_reads", "sal_stale_after_micros"};
+    long long values[6];
+    for (size_t i = 0; i < 6; i++) {
+        PyObject *value = PyObject_GetAttrString(setup, numbers[i]);
+        if (value == NULL) goto fail;
+        values[i] = PyLong_AsLongLong(value);
+        Py_DECREF(value);
+        if (values[i] == -1 && PyErr_Occurred()) goto fail;
+    }
+    s->max_bytes = (Py_ssize_t)values[0];
+    s->version = (long)values[1];
+    s->n_stages = (int)values[2];
+    s->n_steps = (int)values[3];
+    s->mql_min = values[4];
+    s->stale_after = values[5];
+    if (!PyType_Check(s->view_type) || !PyType_IsSubtype((PyTypeObject *)s->view_type, &PyTuple_Type) || !PyType_Check(s->cause_type) ||
+        !PyType_IsSubtype((PyTypeObject *)s->cause_type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "fold_stored: view_type and cause_type are tuple classes");
+        goto fail;
+    }
+    return 0;
+fail:
+    setup_release(s);
+    return -1;
+}
+
+/* fold_stored(setup, records, get, partition, through) -> (valid, duplicates, invalid, watermark, leads):
+ *   one partition's records, (offset, value) pairs in offset order, over the stored leads `get(lead_id)`
+ *   gives (bytes or None); `setup` (projections.projector.FoldSetup) holds the decoders, the classes to
+ *   make and the definitions. `invalid` lists (offset, rejection, value) of the records past `through`
+ *   that `slow` rejected; `leads`, see live_leads. */
+static PyObject *fold_stored(PyObject *module, PyObject *args) {
+    PyObject *setup_object, *records, *get;
+    long partition;
+    long long through;
+    if (!PyArg_ParseTuple(args, "OOOlL:fold_stored", &setup_object, &records, &get, &partition, &through)) return NULL;
+    Setup setup;
+    if (setup_read(setup_object, &setup) < 0) return NULL;
+    PyObject *decode = setup.decode, *expected = setup.expected, *slow = setup.slow, *event_type = setup.event_type;
+    Py_ssize_t max_bytes = setup.max_bytes;
+    long version = setup.version;
+    Live live = {get, setup.upgrade, setup.view_type, setup.cause_type, NULL, through, partition, NULL, 0, 0};
+    if (read_defs(setup.stage_of_type, setup.step_of_type, setup.n_stages, setup.n_steps, setup.mql_min, setup.stale_after, &live.defs) < 0) {
+        setup_release(&setup);
         return NULL;
     }
-    Live live = {get, upgrade, view_type, cause_type, NULL, through, partition, NULL, 0, 0};
-    if (read_defs(stage_seq, step_seq, n_stages, n_steps, mql_min, stale_after, &live.defs) < 0) return NULL;
     PyObject *items = PySequence_Fast(records, "fold_stored: records is a sequence of (offset, value) pairs");
-    if (items == NULL) return NULL;
+    if (items == NULL) {
+        setup_release(&setup);
+        return NULL;
+    }
     LeadTable *table = (LeadTable *)PyType_GenericNew(&LeadTableType, NULL, NULL);
     live.invalid = PyList_New(0);
     PyObject *result = NULL, *leads = NULL;
     if (table == NULL || live.invalid == NULL) goto done;
-    Fold f = {table, digest_of, 0, 0, 0, 0, 0, &live, 0};
+    Fold f = {table, setup.digest_of, 0, 0, 0, 0, 0, &live, 0};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(items, i);
@@ -1621,6 +1672,7 @@ done:
     Py_XDECREF(live.invalid);
     Py_XDECREF((PyObject *)table);
     Py_DECREF(items);
+    setup_release(&setup);
     return result;
 }
 
@@ -1782,7 +1834,8 @@ static PyObject *partition_of_key(PyObject *module, PyObject *args) {
     return PyLong_FromSsize_t(part);
 }
 
-/* The constants this file hard-codes, for tests/unit/test_fold_accel.py to hold to schemas and projections. */
+/* The constants this file hard-codes, for tests to hold to schemas and projections (test_fold_accel.py, and
+ * test_live_fold.py for the stored lead layout of projections.stored and projections.codec). */
 static int add_constants(PyObject *module) {
     static const char *type_names[N_TYPES] = {"ad_seen", "content_read", "contact_made", "negotiation", "purchase", "upsell"};
     static const char *level_names[N_LEVELS] = {"lead", "mql", "sal", "sql", "customer"};
@@ -1806,7 +1859,9 @@ static int add_constants(PyObject *module) {
         PyModule_AddIntConstant(module, "NEGOTIATION", NEGOTIATION) < 0 || PyModule_AddIntConstant(module, "PURCHASE", PURCHASE) < 0 ||
         PyModule_AddIntConstant(module, "UPSELL", UPSELL) < 0 || PyModule_AddIntConstant(module, "INBOUND_CONTACT", INBOUND) < 0 ||
         PyModule_AddIntConstant(module, "OUTBOUND_CONTACT", OUTBOUND) < 0 || PyModule_AddIntConstant(module, "NO_INDEX", NO_INDEX) < 0 ||
-        PyModule_AddObject(module, "DAY_MICROS", PyLong_FromLongLong(DAY_MICROS)) < 0)
+        PyModule_AddObject(module, "DAY_MICROS", PyLong_FromLongLong(DAY_MICROS)) < 0 ||
+        PyModule_AddIntConstant(module, "STORED_HEAD", STORED_HEAD) < 0 || PyModule_AddIntConstant(module, "STATE_HEAD", STATE_HEAD) < 0 ||
+        PyModule_AddIntConstant(module, "STATE_VERSION", STATE_VERSION) < 0)
         return -1;
     return 0;
 fail:
@@ -1821,7 +1876,7 @@ static PyMethodDef methods[] = {
     {"lead_change_records", lead_change_records, METH_O, "lead_change_records(changes) -> [(key, value, [])]: LeadChange.encode in C"},
     {"route", route, METH_VARARGS, "The lines of a chunk that belong to one replay partition"},
     {"use_struct", use_struct, METH_O, "use_struct(cls): read the fields of decoded events of this msgspec class from their slots"},
-    {"fold_stored", fold_stored, METH_VARARGS, "One partition's records over its stored leads; see streams.live.projection"},
+    {"fold_stored", fold_stored, METH_VARARGS, "One partition's records over its stored leads; see projections.live"},
     {"partition", partition_of_key, METH_VARARGS, "partition(key, partitions) -> the partition Kafka's default partitioner gives the key"},
     {NULL, NULL, 0, NULL},
 };

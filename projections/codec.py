@@ -28,7 +28,7 @@ _ABSENT = 0xFFFFFFFF
 _COUNT = struct.Struct("<H")
 _HUNDREDTHS = struct.Struct("<q")
 _HEAD_V2 = struct.Struct("<B6qqIIBI")  # the version byte, then version 1's head
-_HEAD_END = _HEAD_V2.size
+_HEAD_END = HEAD_SIZE = _HEAD_V2.size  # what a current state starts with (projections/_fold.c: STATE_HEAD)
 _NO_TOUCH = _TOUCH_AT.pack(_NONE)
 _NO_REVENUE = _COUNT.pack(0)
 

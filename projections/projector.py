@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -179,12 +180,35 @@ def replay_projector() -> Projector:
     return CompactProjector() if ACCELERATED else Projector()
 
 
+@dataclass(frozen=True)
+class FoldSetup:
+    """What the C batch fold (`_fold.fold_stored`) needs besides a partition's records: the decoders
+    of replay's fold, the classes it makes, and the definitions its views are taken under."""
+
+    upgrade: Callable[[bytes], bytes]  # any stored bytes to the current version, or CorruptState
+    view_type: type  # LeadView
+    cause_type: type  # the last event applied to a lead: (event_id, type, occurred_at)
+    stage_of_type: tuple[int, ...]
+    step_of_type: tuple[int, ...]
+    stages: int
+    steps: int
+    mql_min_content_reads: int
+    sal_stale_after_micros: int
+    decode: Callable[[bytes], Any] = FAST_DECODER.decode
+    expected: Any = FAST_ERRORS
+    slow: Callable[[bytes], Any] = decode_record
+    event_type: type = Event
+    digest_of: Callable[[bytes], int] = xxh3_64_intdigest
+    max_bytes: int = MAX_RECORD_BYTES
+    version: int = CURRENT_SCHEMA_VERSION
+
+
 def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type: type) -> Callable[..., Any] | None:
     """The C fold of one partition's batch over its stored leads, for these definitions: None where
     `_fold` is not built or the definitions hold integers too large for C.
 
     `fold(records, get, partition, through)` folds (offset, value) pairs in offset order over the
-    leads `get(lead_id)` gives as stored bytes (streams.live.state.StoredLead, which stays the
+    leads `get(lead_id)` gives as stored bytes (projections.stored.StoredLead, which stays the
     reference, as `upgrade`: any stored bytes to the current version, or CorruptState). It gives
     (valid, duplicates, invalid, watermark, leads): `invalid` lists (offset, Rejection, value) of
     the records past `through` that do not decode; `leads`, per lead touched, in first-touched order,
@@ -193,8 +217,8 @@ def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type
     """
     if _fold is None or defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
         return None
-    return partial(
-        _fold.fold_stored, FAST_DECODER.decode, FAST_ERRORS, decode_record, Event, xxh3_64_intdigest, MAX_RECORD_BYTES, CURRENT_SCHEMA_VERSION,
+    setup = FoldSetup(
         upgrade, LeadView, cause_type, defs.stage_of_type, defs.step_of_type, len(defs.stages), len(defs.steps),
         defs.mql_min_content_reads, defs.sal_stale_after_micros,
     )
+    return partial(_fold.fold_stored, setup)

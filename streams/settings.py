@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ class Settings(BaseSettings):
 
     broker: str = Field("kafka://127.0.0.1:9092", description="kafka://HOST:PORT[,HOST:PORT...]")
     definitions: Path | None = None
-    web_host: str = "127.0.0.1"
+    web_host: str = Field("127.0.0.1", description="Host name peers reach this worker at; auto: this host's name (compose replicas)")
     web_port: int = Field(6066, ge=1, le=65535)
     web_bind: str | None = Field(None, description="Address to listen on; default web_host (containers: 0.0.0.0)")
     data_dir: Path | None = Field(None, description="Table state; default ./data/worker-WEB_PORT")
@@ -39,8 +40,20 @@ class Settings(BaseSettings):
     ingest_token: SecretStr | None = Field(None, description="Bearer token for POST /api/events")
     ingest_token_file: Path | None = Field(None, description="A file holding the ingest token")
     read_token: SecretStr | None = Field(None, description="Bearer token for the read endpoints; none: open")
+    read_token_file: Path | None = Field(None, description="A file holding the read token")
+    admin_token_file: Path | None = Field(None, description="A file holding the token of the admin endpoints")
     demo: bool = Field(False, description="Demo mode: ingest is open without a token")
     segment_events: Path | None = Field(None, description="YAML map of Segment event names to journey types; default: deploy/segment-events.yaml")
+    standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition other workers keep, so a moved partition need not be restored from the changelog")
+    rocksdb_cache_mb: int = Field(256, ge=1, description="RocksDB block cache shared by all of this worker's partitions (MiB)")
+    rocksdb_write_buffer_mb: int = Field(128, ge=1, description="RocksDB write buffers (memtables) shared by all of this worker's partitions (MiB)")
+
+    @field_validator("web_host")
+    @classmethod
+    def _auto_host(cls, value: str) -> str:
+        """auto: this host's name. In compose, a container's hostname (its short id) resolves on the
+        project network, so each replica of a scaled service advertises an address its peers reach."""
+        return socket.gethostname() if value == "auto" else value
 
     @field_validator("broker")
     @classmethod
@@ -57,17 +70,13 @@ class Settings(BaseSettings):
         return self.data_dir or Path("data") / f"worker-{self.web_port}"
 
     def ingest_secret(self) -> str | None:
-        if self.ingest_token is not None:
-            return self.ingest_token.get_secret_value()
-        if self.ingest_token_file is not None:
-            try:
-                token = self.ingest_token_file.read_text().strip()
-            except OSError as exc:
-                raise SettingsError(f"ingest token file {self.ingest_token_file}: {exc.strerror or exc}") from None
-            if not token:
-                raise SettingsError(f"ingest token file {self.ingest_token_file} is empty")
-            return token
-        return None
+        return _secret("ingest", self.ingest_token, self.ingest_token_file)
+
+    def read_secret(self) -> str | None:
+        return _secret("read", self.read_token, self.read_token_file)
+
+    def admin_secret(self) -> str | None:
+        return _secret("admin", None, self.admin_token_file)
 
     def load_segment_events(self) -> SegmentEvents:
         try:
@@ -77,6 +86,21 @@ class Settings(BaseSettings):
 
     def load_definitions(self) -> Definitions:
         return default_definitions() if self.definitions is None else load_definitions(self.definitions)
+
+
+def _secret(name: str, token: SecretStr | None, file: Path | None) -> str | None:
+    """The token itself if set, else the content of its file (Kubernetes and compose mount secrets as files)."""
+    if token is not None:
+        return token.get_secret_value()
+    if file is not None:
+        try:
+            text = file.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name} token file {file}: {exc.strerror or exc}") from None
+        if not text:
+            raise SettingsError(f"{name} token file {file} is empty")
+        return text
+    return None
 
 
 def bootstrap_servers(url: str) -> str:

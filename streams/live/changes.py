@@ -1,79 +1,60 @@
-"""A lead change on journey.lead-changes: one home for that wire format, both ways.
+"""Lead changes on journey.lead-changes: one home for that wire format, both ways.
 
 `{"lead_id", "old": {"stage", "qualification"}, "new": {...}, "cause": {"event_id", "type"},
 {"watermark": true} or {"definitions": DIGEST}, "occurred_at", "events"}`, keyed by lead id.
+Which changes there are is decided in the core (`projections.changes`).
+
+Also the records of journey.lead-changes.definitions: per partition of journey.events,
+the definitions journey.lead-changes last published under (SPEC §7's catch-up).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from projections import Definitions, DefinitionsError, format_time, lead_change_records
+from projections.changes import Cause, LeadChange, NewDefinitions
 from schemas import parse_time
 
 
-class Cause(NamedTuple):
-    """The event that moved the lead; see `LeadChange.cause`."""
+def as_json(change: LeadChange) -> dict[str, Any]:
+    cause: dict[str, Any]
+    if change.cause is None:
+        cause = {"watermark": True}
+    elif isinstance(change.cause, NewDefinitions):
+        cause = {"definitions": change.cause.digest}
+    else:
+        cause = {"event_id": change.cause.event_id, "type": change.cause.type}
+    return {
+        "lead_id": change.lead_id,
+        "old": {"stage": change.old_stage, "qualification": change.old_qualification},
+        "new": {"stage": change.new_stage, "qualification": change.new_qualification},
+        "cause": cause,
+        "occurred_at": format_time(change.occurred_at),
+        "events": change.events,
+    }
 
-    event_id: str
-    type: str
+
+def encode(change: LeadChange) -> tuple[bytes, bytes]:
+    """The record's key and value."""
+    return change.lead_id.encode(), orjson.dumps(as_json(change))
 
 
-class NewDefinitions(NamedTuple):
-    """The worker projects the lead's partition under other definitions than the topic last spoke
-    under (SPEC §7's catch-up); `digest` names the new ones."""
-
-    digest: str
-
-
-class LeadChange(NamedTuple):
-    lead_id: str
-    old_stage: str | None
-    old_qualification: str | None  # None: the first change of a lead
-    new_stage: str | None
-    new_qualification: str
-    cause: Cause | NewDefinitions | None  # None: the watermark moved past the lead's stale time
-    occurred_at: int  # microseconds since the epoch; for new definitions, the watermark they were applied at
-    events: int
-
-    def as_json(self) -> dict[str, Any]:
-        cause: dict[str, Any]
-        if self.cause is None:
-            cause = {"watermark": True}
-        elif isinstance(self.cause, NewDefinitions):
-            cause = {"definitions": self.cause.digest}
-        else:
-            cause = {"event_id": self.cause.event_id, "type": self.cause.type}
-        return {
-            "lead_id": self.lead_id,
-            "old": {"stage": self.old_stage, "qualification": self.old_qualification},
-            "new": {"stage": self.new_stage, "qualification": self.new_qualification},
-            "cause": cause,
-            "occurred_at": format_time(self.occurred_at),
-            "events": self.events,
-        }
-
-    def encode(self) -> tuple[bytes, bytes]:
-        """The record's key and value."""
-        return self.lead_id.encode(), orjson.dumps(self.as_json())
-
-    @classmethod
-    def decode(cls, value: bytes) -> LeadChange:
-        data = orjson.loads(value)
-        cause = data["cause"]
-        return cls(
-            data["lead_id"],
-            data["old"]["stage"],
-            data["old"]["qualification"],
-            data["new"]["stage"],
-            data["new"]["qualification"],
-            _cause(cause),
-            parse_time(data["occurred_at"]),
-            data["events"],
-        )
+def decode(value: bytes) -> LeadChange:
+    data = orjson.loads(value)
+    return LeadChange(
+        data["lead_id"],
+        data["old"]["stage"],
+        data["old"]["qualification"],
+        data["new"]["stage"],
+        data["new"]["qualification"],
+        _cause(data["cause"]),
+        parse_time(data["occurred_at"]),
+        data["events"],
+    )
 
 
 def change_records(changes: Sequence[LeadChange]) -> list[tuple[bytes, bytes, list[Any]]]:
@@ -84,7 +65,7 @@ def change_records(changes: Sequence[LeadChange]) -> list[tuple[bytes, bytes, li
     events."""
     if lead_change_records is not None:
         return lead_change_records(changes)
-    return [(*change.encode(), []) for change in changes]
+    return [(*encode(change), []) for change in changes]
 
 
 def _cause(data: dict[str, Any]) -> Cause | NewDefinitions | None:
@@ -95,16 +76,16 @@ def _cause(data: dict[str, Any]) -> Cause | NewDefinitions | None:
     return Cause(data["event_id"], data["type"])
 
 
-# -- journey.lead-changes.definitions: what the topic last spoke under, per partition ----------
+# -- journey.lead-changes.definitions: what the topic last published under, per partition ----------
 
 
-def spoken_under(partition: int, defs: Definitions) -> tuple[bytes, bytes]:
+def published_under(partition: int, defs: Definitions) -> tuple[bytes, bytes]:
     """The record saying journey.lead-changes speaks for `partition` under `defs`: keyed by the
     partition number, holding the digest and the whole canonical document (to judge old views)."""
     return b"%d" % partition, b'{"digest":"%s","definitions":%s}' % (defs.digest.encode(), defs.canonical.encode())
 
 
-def read_spoken_under(value: bytes) -> Definitions | None:
+def read_published_under(value: bytes) -> Definitions | None:
     """The definitions such a record names; None when it cannot be read back to the same digest."""
     try:
         data = orjson.loads(value)

@@ -17,9 +17,9 @@ from typing import Any
 import aiohttp
 
 from projections.definitions import DAY_MICROS
+from projections.live import LiveProjection
 from schemas import format_time
 from streams.live.partial import Partial, merge
-from streams.live.projection import LiveProjection
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
 MAX_PAGE_END = 100_000
@@ -105,7 +105,7 @@ class Cluster:
         return self._share({"watermark": self.projection.local_watermark(), "partitions": sorted(self.projection.partitions)})
 
     def partial_share(self, mark: int | None) -> dict[str, Any]:
-        return self._share(self.projection.partial(mark).encode())
+        return self._share(Partial.of(self.projection, mark).encode())
 
     def stages_share(self, mark: int | None) -> dict[str, Any]:
         return self._share({"partitions": sorted(self.projection.partitions), "stages": self.projection.stage_counts(mark)})

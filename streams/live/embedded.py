@@ -1,23 +1,21 @@
 """The embedded profile: Faust settings and patches for the development broker (Tansu) only.
 
 `streams.kafka.tansu` says what Tansu gets wrong; this module makes Faust live
-with it. Against Kafka (`Profile(embedded=False)`) nothing here applies.
+with it (the patches themselves are in streams/live/internals.py). Against Kafka
+(`Profile(embedded=False)`) nothing here applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-from streams.kafka.tansu import FETCH_WAIT_MS, corrected_end_offsets
+from streams.live.internals import correct_faust_end_offsets, shorten_fetch_wait
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Broker-specific settings. `embedded` is for Tansu and nothing else (README: embedded broker)."""
+    """Broker-specific settings. `embedded` is for Tansu and nothing else (docs/embedded-broker.md)."""
 
     embedded: bool
 
@@ -36,38 +34,3 @@ class Profile:
         if self.embedded:
             shorten_fetch_wait()
             correct_faust_end_offsets(bootstrap)  # producers batch: see streams/kafka/tansu.py
-
-
-def correct_faust_end_offsets(bootstrap: str) -> None:
-    """Make Faust's consumer answer `highwaters()` (table recovery's "read the changelog to
-    here") with corrected end offsets. Without it a restarted worker stops recovering at the
-    last batch's first record, or refuses a RocksDB table whose persisted offset lies beyond."""
-    current = AIOKafkaConsumerThread._highwaters
-    original = getattr(current, "journey_original", current)
-
-    async def corrected_highwaters(self: Any, partitions: Any) -> Mapping[Any, int]:
-        reported = await original(self, partitions)
-        if self.consumer.in_transaction:
-            return reported  # last stable offsets come from fetches: already right
-        return await corrected_end_offsets(bootstrap, reported)
-
-    corrected_highwaters.journey_original = original  # type: ignore[attr-defined]  # marks the patch: applied once
-    AIOKafkaConsumerThread._highwaters = corrected_highwaters  # type: ignore[method-assign]  # Faust has no hook for it
-
-
-def shorten_fetch_wait() -> None:
-    """Tansu holds every fetch for the full fetch_max_wait_ms, however much data it has
-    (measured: median 450 ms of latency at Faust's fixed 1500 ms, 3 ms at 100 ms).
-    Faust offers no setting for it, so the embedded profile lowers it on the consumer
-    Faust creates."""
-    create = AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "journey_embedded", False):
-        return
-
-    def create_with_short_wait(self: Any, transport: Any) -> Any:
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = FETCH_WAIT_MS  # read when the consumer starts
-        return consumer
-
-    create_with_short_wait.journey_embedded = True  # type: ignore[attr-defined]  # marks the patch: applied once
-    AIOKafkaConsumerThread._create_worker_consumer = create_with_short_wait  # type: ignore[method-assign]  # no setting for it

@@ -1,23 +1,49 @@
-"""Prometheus metrics of a worker. Lead ids never appear in a label."""
+"""Prometheus metrics of a worker. Lead ids never appear in a label.
+
+Names and labels follow Prometheus' conventions: counters end in `_total`, a point in time
+is `..._timestamp_seconds`, and a label means one thing on every metric (`result` is an
+event's result: valid, invalid, duplicates; `validity` is a processed record's). The
+registry is the worker's own, so the standard `process_*` and `python_*` metrics are
+registered on it explicitly.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from projections import QUALIFICATIONS
-from streams.live.projection import LiveProjection
+from projections.live import LiveProjection
 
 Highwater = Callable[[int], "int | None"]  # a journey.events partition's end offset as the consumer last saw it
 
 
 class WorkerMetrics:
-    def __init__(self, projection: LiveProjection, gap_seeks: Callable[[], int], highwater: Highwater) -> None:
+    def __init__(self, projection: LiveProjection, gap_seeks: Callable[[], int], highwater: Highwater, *, topic_partitions: int | None = None) -> None:
+        """`topic_partitions`: the partition count of journey.events (the `partitions` setting), exported as
+        `journey_topic_partitions` so that an alert can tell partitions nobody owns."""
         self.registry = CollectorRegistry()
-        self.records = Counter("journey_records_processed", "Records this worker processed, by result", ["result"], registry=self.registry)
+        ProcessCollector(registry=self.registry)  # process_* (memory, CPU, start time, file descriptors)
+        PlatformCollector(registry=self.registry)  # python_info
+        GCCollector(registry=self.registry)  # python_gc_*
+        self.records = Counter(
+            "journey_records_processed", "Records of journey.events this worker processed, by validity (valid_or_duplicate, invalid)",
+            ["validity"], registry=self.registry,
+        )
+        for validity in ("valid_or_duplicate", "invalid"):  # exported from the start, at 0, so that increase() sees the first
+            self.records.labels(validity)
         self.invalid = Counter(
             "journey_invalid_records", "Invalid records this worker sent to the DLQ, by reason class (a field name or too_large, not_json, not_object)",
             ["reason"], registry=self.registry,
@@ -26,7 +52,20 @@ class WorkerMetrics:
             "journey_batch_processing_seconds", "Time to project one batch of records",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
         )
-        self.registry.register(_ProjectionCollector(projection, gap_seeks, highwater))
+        self.ingest_requests = Counter(
+            "journey_ingest_requests", "HTTP ingest requests answered, by endpoint (the route, e.g. /api/events) and status code",
+            ["endpoint", "status"], registry=self.registry,
+        )
+        self.rebalances = Counter("journey_rebalances", "Partition assignments this worker received (one per rebalance)", registry=self.registry)
+        self.registry.register(_ProjectionCollector(projection, gap_seeks, highwater, topic_partitions))
+
+    def ingest_request(self, endpoint: str, status: int) -> None:
+        """One answered ingest request. `endpoint` is the route, never the raw path: labels must stay few."""
+        self.ingest_requests.labels(endpoint, str(status)).inc()
+
+    def rebalance(self) -> None:
+        """This worker was given its (new) partitions."""
+        self.rebalances.inc()
 
     def count(self, records: int, invalid: list[str]) -> None:
         """Records of one partition's batch, and the reason classes of those that were invalid."""
@@ -42,10 +81,11 @@ class WorkerMetrics:
 class _ProjectionCollector:
     """Reads the projection of this worker's partitions at scrape time, so processing pays nothing."""
 
-    def __init__(self, projection: LiveProjection, gap_seeks: Callable[[], int], highwater: Highwater) -> None:
+    def __init__(self, projection: LiveProjection, gap_seeks: Callable[[], int], highwater: Highwater, topic_partitions: int | None) -> None:
         self.projection = projection
         self.gap_seeks = gap_seeks
         self.highwater = highwater
+        self.topic_partitions = topic_partitions
 
     def collect(self) -> Iterator[Metric]:
         projection = self.projection
@@ -69,9 +109,13 @@ class _ProjectionCollector:
         owned = GaugeMetricFamily("journey_partitions_owned", "Partitions of journey.events this worker owns")
         owned.add_metric([], len(projection.partitions))
         yield owned
+        if self.topic_partitions is not None:
+            total = GaugeMetricFamily("journey_topic_partitions", "Partitions of journey.events (the partitions setting): the sum of journey_partitions_owned over workers when all are owned")
+            total.add_metric([], self.topic_partitions)
+            yield total
         if mark is not None:
             seconds = mark / 1e6
-            watermark = GaugeMetricFamily("journey_watermark_seconds", "Latest event time known (Unix seconds)")
+            watermark = GaugeMetricFamily("journey_watermark_timestamp_seconds", "Latest event time known to the cluster (Unix time, seconds)")
             watermark.add_metric([], seconds)
             yield watermark
             behind = GaugeMetricFamily("journey_watermark_lag_seconds", "Wall clock minus the watermark")

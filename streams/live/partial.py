@@ -12,6 +12,7 @@ from typing import Any
 
 from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, build_report
 from projections.attribution import Attribution
+from projections.live import LiveProjection
 
 
 @dataclass
@@ -21,6 +22,12 @@ class Partial:
     watermark: int | None  # the latest event time in these partitions
     aggregates: Aggregates  # `pending` is not sent: qualification below is settled already
     qualification: list[int]  # per level, at the cluster's watermark
+
+    @classmethod
+    def of(cls, projection: LiveProjection, watermark: int | None) -> Partial:
+        """A worker's share of the report, qualification settled at the cluster's watermark."""
+        totals, counts = projection.totals()
+        return cls(sorted(projection.partitions), counts, projection.local_watermark(), totals, projection.qualification_at(watermark))
 
     def encode(self) -> dict[str, Any]:
         totals = self.aggregates

@@ -34,6 +34,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksStore
 
 from streams.kafka.batches import Sent
+from streams.live.internals import changelog_offset_key, rocks_db
 
 
 class LeadStore:
@@ -53,7 +54,7 @@ class LeadStore:
     def get(self, partition: int, lead_id: str) -> bytes | None:
         store = self._store
         if isinstance(store, RocksStore):
-            return store._db_for_partition(partition).get(lead_id.encode())
+            return rocks_db(store, partition).get(lead_id.encode())
         return store.data.get(lead_id.encode())
 
     def get_any(self, lead_id: str) -> bytes | None:
@@ -67,8 +68,8 @@ class LeadStore:
             batch = rocksdict.WriteBatch(raw_mode=True)
             for key, value in entries.items():
                 batch.put(key.encode(), value)
-            batch.put(store.offset_key, str(changelog_offset).encode())
-            store._db_for_partition(partition).write(batch)
+            batch.put(changelog_offset_key(store), str(changelog_offset).encode())
+            rocks_db(store, partition).write(batch)
         elif isinstance(store, MemoryStore):  # nothing survives a restart: no offset to keep
             store.data.update((key.encode(), value) for key, value in entries.items())
         else:

@@ -19,9 +19,9 @@ import faust
 from faust.web import Request, Response, View
 
 from projections.attribution import DIMENSIONS
+from projections.stored import progress_partition
 from streams.live.cluster import MAX_PAGE_END, Cluster, Disagreement, Unavailable, watermark_param
 from streams.live.ingest import Ingest, bearer_ok
-from streams.live.state import progress_partition
 
 DASHBOARD = Path(__file__).with_name("dashboard")
 DASHBOARD_ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css", "chart.umd.min.js": "application/javascript"}
@@ -43,38 +43,44 @@ class Api:
 
 
 def register(app: faust.App, api: Api) -> None:
-    cluster, projection = api.cluster, api.cluster.projection
-    defs = projection.defs
-    ready = cluster.peers.ready
-
-    def reader(handler: Any) -> Any:
-        """A read view: the read token when one is set; 503 while the cluster cannot answer, 400 for bad input."""
-
-        @functools.wraps(handler)
-        async def view(web: View, request: Request, **kwargs: Any) -> Response:
-            if (denied := _read_denied(api.read_token, web, request)) is not None:
-                return denied
-            try:
-                return await handler(web, request, **kwargs)
-            except Unavailable as exc:
-                return _unavailable(web, exc)
-            except BadRequest as exc:
-                return web.json({"error": str(exc)}, status=400)
-
-        return view
-
-    def share(handler: Callable[[Request], dict[str, Any]]) -> Callable[[View, Request], Awaitable[Response]]:
-        """An internal view: this worker's share, once its tables are recovered."""
-
-        async def view(web: View, request: Request) -> Response:
-            if not ready.is_set():
-                return web.json({"error": "recovering"}, status=503)
-            return web.json(handler(request))
-
-        return view
-
     app.web.web_app.middlewares.append(_json_errors)
+    _dashboard(app)
+    _ingest(app, api)
+    _reads(app, api)
+    _internal(app, api)
+    _probes(app, api)
 
+
+def _reader(api: Api, handler: Any) -> Any:
+    """A read view: the read token when one is set; 503 while the cluster cannot answer, 400 for bad input."""
+
+    @functools.wraps(handler)
+    async def view(web: View, request: Request, **kwargs: Any) -> Response:
+        if (denied := _read_denied(api.read_token, web, request)) is not None:
+            return denied
+        try:
+            return await handler(web, request, **kwargs)
+        except Unavailable as exc:
+            return _unavailable(web, exc)
+        except BadRequest as exc:
+            return web.json({"error": str(exc)}, status=400)
+
+    return view
+
+
+def _share(api: Api, handler: Callable[[Request], dict[str, Any]]) -> Callable[[View, Request], Awaitable[Response]]:
+    """An internal view: this worker's share, once its tables are recovered."""
+    ready = api.cluster.peers.ready
+
+    async def view(web: View, request: Request) -> Response:
+        if not ready.is_set():
+            return web.json({"error": "recovering"}, status=503)
+        return web.json(handler(request))
+
+    return view
+
+
+def _dashboard(app: faust.App) -> None:
     @app.page("/")
     async def dashboard(web: View, request: Request) -> Response:
         return web.html((DASHBOARD / "index.html").read_text())
@@ -85,6 +91,8 @@ def register(app: faust.App, api: Api) -> None:
             return web.json({"error": "no such file"}, status=404)
         return web.bytes((DASHBOARD / name).read_bytes(), content_type=DASHBOARD_ASSETS[name])
 
+
+def _ingest(app: faust.App, api: Api) -> None:
     @app.page("/api/events")
     class Events(View):
         async def post(self, request: Request) -> Response:
@@ -97,76 +105,69 @@ def register(app: faust.App, api: Api) -> None:
             status, body, headers = await api.ingest.handle_segment(request)
             return self.json(body, status=status, headers=headers)
 
-    @app.page("/api/report")
-    @reader
+
+def _reads(app: faust.App, api: Api) -> None:
+    cluster, projection = api.cluster, api.cluster.projection
+    defs = projection.defs
+
     async def report(web: View, request: Request) -> Response:
         return web.json(await cluster.report())
 
-    @app.page("/api/leads/{lead_id}")
-    @app.table_route(table=api.leads, match_info="lead_id")
-    @reader
     async def lead(web: View, request: Request, lead_id: str) -> Response:
         data = None if progress_partition(lead_id) is not None else api.lead(lead_id)
         if data is None:
             return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
         return web.json(projection.lead(lead_id, data, await cluster.watermark() or 0))
 
-    @app.page("/api/stages")
-    @reader
     async def stages(web: View, request: Request) -> Response:
         return web.json(await cluster.stages())
 
-    @app.page("/api/stages/{stage}/leads")
-    @reader
     async def stage_leads(web: View, request: Request, stage: str) -> Response:
         if stage not in defs.stages:
             return web.json({"error": "unknown stage", "stage": stage, "stages": list(defs.stages)}, status=404)
         offset, limit = _paging(request)
         return web.json(await cluster.stage_leads(stage, offset, limit))
 
-    @app.page("/api/funnel")
-    @reader
     async def funnel(web: View, request: Request) -> Response:
         first, last = _day(request.query.get("from")), _day(request.query.get("to"))
         return web.json(funnel_between(defs.steps, await cluster.report(), first, last))
 
-    @app.page("/api/attribution")
-    @reader
     async def attribution(web: View, request: Request) -> Response:
         by = request.query.get("by", "channel")
         if by not in DIMENSIONS:
             raise BadRequest(f"by={by!r}: attribution is by one of {', '.join(DIMENSIONS)}")
         return web.json(breakdown(defs.steps, await cluster.report(), by))
 
-    @app.page("/internal/watermark")
-    @reader
-    @share
-    def watermark(request: Request) -> dict[str, Any]:
-        return cluster.watermark_share()
+    app.page("/api/report")(_reader(api, report))
+    app.page("/api/leads/{lead_id}")(app.table_route(table=api.leads, match_info="lead_id")(_reader(api, lead)))
+    app.page("/api/stages")(_reader(api, stages))
+    app.page("/api/stages/{stage}/leads")(_reader(api, stage_leads))
+    app.page("/api/funnel")(_reader(api, funnel))
+    app.page("/api/attribution")(_reader(api, attribution))
 
-    @app.page("/internal/partial")
-    @reader
-    @share
-    def partial(request: Request) -> dict[str, Any]:
-        return cluster.partial_share(watermark_param(request.query))
 
-    @app.page("/internal/stages")
-    @reader
-    @share
-    def internal_stages(request: Request) -> dict[str, Any]:
-        return cluster.stages_share(watermark_param(request.query))
+def _internal(app: faust.App, api: Api) -> None:
+    """What workers ask each other to build an answer that spans the cluster (streams/live/cluster.py)."""
+    cluster = api.cluster
 
-    @app.page("/internal/stage-leads")
-    @reader
-    async def internal_stage_leads(web: View, request: Request) -> Response:
+    async def stage_leads(web: View, request: Request) -> Response:
         stage, upto = request.query.get("stage", ""), request.query.get("upto", "")
         if not (stage.isdigit() and upto.isdigit()):
             return web.json({"error": "stage and upto must be numbers"}, status=400)
         return web.json(cluster.stage_leads_share(int(stage), int(upto)))
 
+    app.page("/internal/watermark")(_reader(api, _share(api, lambda request: cluster.watermark_share())))
+    app.page("/internal/partial")(_reader(api, _share(api, lambda request: cluster.partial_share(watermark_param(request.query)))))
+    app.page("/internal/stages")(_reader(api, _share(api, lambda request: cluster.stages_share(watermark_param(request.query)))))
+    app.page("/internal/stage-leads")(_reader(api, stage_leads))
+
+
+def _probes(app: faust.App, api: Api) -> None:
+    projection, ready = api.cluster.projection, api.cluster.peers.ready
+
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": defs.digest})
+        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:

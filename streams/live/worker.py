@@ -30,8 +30,9 @@ class DataDirError(JourneyError):
 
 
 def _backpressure_is_debug(record: logging.LogRecord) -> bool:
-    """Faust warns "producer buffer full" each time a send waits for its producer: ordinary
-    backpressure while a worker catches up, dozens of lines a second. It is logged at DEBUG instead."""
+    """Faust warns "producer buffer full" each time its producer makes a sender wait (table
+    recovery, a burst of lead changes): ordinary backpressure while a worker catches up, dozens
+    of lines a second. It is logged at DEBUG instead (the waits show in journey_batch_processing_seconds)."""
     if record.levelno == logging.WARNING and record.getMessage().startswith("producer buffer full"):
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from projections import Projector, default_definitions
+from projections.live import BatchResult, LiveProjection, Record
+from projections.stored import progress_partition
 from streams.kafka import topics
 from streams.kafka.address import KafkaSource
 from streams.kafka.reader import kafka_messages
-from streams.live.partial import merge
-from streams.live.projection import BatchResult, LiveProjection, Record
-from streams.live.state import progress_partition
+from streams.live.partial import Partial, merge
 from streams.tools.synthetic import JourneyGenerator
 from tests.helpers import raw, same_instants
 from tests.integration.conftest import produce, report_when_counted
@@ -88,7 +88,7 @@ def _recover(changelog: Log, cuts: dict[int, int], events: Log, rng: random.Rand
             projection.process(partition, pending[:size], access, result)
             projection.settle(result, before, access)
             pending = pending[size:]
-    return merge(defs, [projection.partial(projection.cluster_watermark)])
+    return merge(defs, [Partial.of(projection, projection.cluster_watermark)])
 
 
 class _Table:

@@ -85,7 +85,7 @@ def last_change_per_lead(bootstrap: str) -> dict[str, dict]:
     return last
 
 
-def spoken_under(bootstrap: str) -> dict[int, str]:
+def published_under(bootstrap: str) -> dict[int, str]:
     """Per partition, the digest journey.lead-changes.definitions last names."""
     found = {}
     for message in read_topic(bootstrap, topics.CHANGES_DEFINITIONS, 1):
@@ -102,7 +102,7 @@ def assert_topic_ends_at_replay(bootstrap: str, records: list[bytes], defs: Defi
     wrong = {lead: (last[lead]["new"], expected[lead]["stage"], expected[lead]["qualification"]) for lead in expected
              if last[lead]["new"] != {"stage": expected[lead]["stage"], "qualification": expected[lead]["qualification"]}}
     assert not wrong, f"{len(wrong)} of {len(expected)} leads end elsewhere, e.g. {list(wrong.items())[:3]}"
-    assert spoken_under(bootstrap) == dict.fromkeys(range(8), defs.digest)
+    assert published_under(bootstrap) == dict.fromkeys(range(8), defs.digest)
     return last
 
 
@@ -175,7 +175,7 @@ class TestChangeStreamCatchesUp:
         produce(broker, records[:half])
         worker = start_worker("w", env={"JOURNEY_LOG_LEVEL": "info"})
         report_when_counted(worker, half, timeout=120)
-        assert spoken_under(bootstrap) == dict.fromkeys(range(8), old.digest)
+        assert published_under(bootstrap) == dict.fromkeys(range(8), old.digest)
         worker.stop()
 
         alt = ("--definitions", str(golden / "alt-definitions.yaml"))
@@ -190,8 +190,8 @@ class TestChangeStreamCatchesUp:
         wait_for(first_partition_caught_up, 120, "the first partition's catch-up")
         worker.process.send_signal(signal.SIGKILL)
         worker.process.wait()
-        spoken = spoken_under(bootstrap)
-        assert sorted(spoken.values()) == sorted([new.digest] + [old.digest] * 7), f"not killed after exactly one partition: {spoken}"
+        published = published_under(bootstrap)
+        assert sorted(published.values()) == sorted([new.digest] + [old.digest] * 7), f"not killed after exactly one partition: {published}"
         caught_up = [m for m in read_topic(bootstrap, topics.LEAD_CHANGES, 8) if b'"definitions"' in m.value]
         assert caught_up, "no catch-up change was published before the kill"
 

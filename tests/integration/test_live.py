@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from projections import default_definitions
-from streams.live.state import progress_key
+from projections.stored import progress_key
 from tests.helpers import same_instants
 from tests.integration.conftest import produce, report_when_counted, spec_report
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import orjson
 
 from projections import Definitions, Projector, default_definitions, load_definitions
+from projections.changes import NewDefinitions
+from projections.live import BatchResult, LiveProjection, Record
 from projections.routing import kafka_partition
-from streams.live.changes import NewDefinitions, read_spoken_under, spoken_under
-from streams.live.projection import BatchResult, LiveProjection, Record
+from streams.live.changes import published_under, read_published_under
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 PARTITIONS = 4
@@ -77,12 +78,12 @@ class TestCatchUp:
 class TestSpokenUnder:
     def test_the_record_reads_back_to_the_same_definitions(self) -> None:
         for defs in (default_definitions(), load_definitions(GOLDEN / "alt-definitions.yaml")):
-            key, value = spoken_under(3, defs)
-            assert key == b"3" and read_spoken_under(value) == defs
+            key, value = published_under(3, defs)
+            assert key == b"3" and read_published_under(value) == defs
             assert orjson.loads(value)["digest"] == defs.digest
 
     def test_an_unreadable_or_inconsistent_record_is_unknown_not_an_error(self) -> None:
-        _, value = spoken_under(0, default_definitions())
+        _, value = published_under(0, default_definitions())
         tampered = value.replace(b'"mql_min_content_reads":2', b'"mql_min_content_reads":3')
         for bad in (b"", b"not json", b"[]", b'{"digest":"x"}', b'{"digest":"x","definitions":{"pipeline":1}}', tampered):
-            assert read_spoken_under(bad) is None, bad
+            assert read_published_under(bad) is None, bad

@@ -148,3 +148,18 @@ def strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
 def test_ruff_finds_nothing() -> None:
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+MAX_FUNCTION_LINES = 60
+MAX_CLASS_LINES = 200
+
+
+def test_no_function_over_60_lines_and_no_class_over_200() -> None:
+    """Small functions and classes a reader can hold in mind (STYLE.md): the bar of issue 25."""
+    too_long = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.end_lineno - node.lineno + 1 > limit:
+                too_long.append(f"{name}.{node.name} ({node.end_lineno - node.lineno + 1} lines, at most {limit})")
+    assert not too_long, too_long

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from projections import Definitions, default_definitions, parse_definitions
 from projections.codec import CorruptState
 from projections.definitions import DEFAULT_YAML
+from projections.live import BatchResult, LiveProjection
 from projections.projector import ACCELERATED
+from projections.stored import LEAD_HEAD, StoredLead, progress_key
 from schemas.events import UPSELL, parse_time
-from streams.live.projection import BatchResult, LiveProjection
-from streams.live.state import _LEAD_HEAD, StoredLead, progress_key
 from tests.unit.test_catch_up import DictTable
 from tests.unit.test_fold_accel import records
 from tests.unit.test_view_reference import definitions
@@ -45,7 +45,7 @@ def batches(draw: st.DrawFn, count: int) -> list[tuple[int, int]]:
 
 def run(lines: list[bytes], spans: list[tuple[int, int]], defs: Definitions, compiled: bool, table: DictTable) -> tuple[LiveProjection, list[BatchResult]]:
     live = LiveProjection(defs, compiled=compiled)
-    assert (live._fold is not None) == compiled
+    assert (live.compiled_fold is not None) == compiled
     live.rebuild(table.items(), {PARTITION})  # as a worker does on assignment
     results = []
     for start, end in spans:
@@ -94,12 +94,12 @@ class TestStoredFold:
     def test_a_lead_stored_at_an_older_version_is_upgraded_as_the_reference_upgrades_it(
         self, data: st.DataObject, lines: list[bytes], through: int, duplicates: int
     ) -> None:
-        stored = {"L1": _LEAD_HEAD.pack(PARTITION, through, duplicates) + V1_STATE}
+        stored = {"L1": LEAD_HEAD.pack(PARTITION, through, duplicates) + V1_STATE}
         same(lines, batches(data.draw, len(lines)), default_definitions(), stored)
 
     def test_a_lead_stored_as_bytes_of_no_known_version_is_refused_saying_why(self) -> None:
         line = b'{"event_id":"e","lead_id":"L1","type":"ad_seen","occurred_at":"2026-09-01T10:00:00Z"}'
-        for data in (_LEAD_HEAD.pack(PARTITION, -1, 0) + b"\x02" + bytes(40), _LEAD_HEAD.pack(PARTITION, -1, 0) + b"\x09" + bytes(90)):
+        for data in (LEAD_HEAD.pack(PARTITION, -1, 0) + b"\x02" + bytes(40), LEAD_HEAD.pack(PARTITION, -1, 0) + b"\x09" + bytes(90)):
             for compiled in (True, False):
                 with pytest.raises(CorruptState):
                     LiveProjection(default_definitions(), compiled=compiled).process(PARTITION, [(0, line)], DictTable({"L1": data}), BatchResult())
@@ -121,7 +121,12 @@ class TestStoredFold:
         assert StoredLead.decode(table["L"]).encode() == table["L"]
         assert set(table) == {"L", progress_key(PARTITION)}
 
+    def test_the_c_fold_reads_and_writes_the_layout_of_projections_stored(self) -> None:
+        from projections import _fold, codec
+
+        assert (LEAD_HEAD.size, codec.HEAD_SIZE, codec.VERSION) == (_fold.STORED_HEAD, _fold.STATE_HEAD, _fold.STATE_VERSION)
+
     def test_definitions_too_large_for_c_integers_fold_in_python(self) -> None:
         huge = parse_definitions(DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: 1000000000000000"), "huge")
-        assert LiveProjection(huge)._fold is None
-        assert LiveProjection(default_definitions())._fold is not None
+        assert LiveProjection(huge).compiled_fold is None
+        assert LiveProjection(default_definitions()).compiled_fold is not None

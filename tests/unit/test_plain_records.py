@@ -1,5 +1,5 @@
 """The worker reads journey.events as (offset, value) tuples straight from aiokafka's fetcher
-(streams/live/fetch.py), and every other topic as aiokafka's ConsumerRecords, as before.
+(streams/live/internals.py, 2), and every other topic as aiokafka's ConsumerRecords, as before.
 
 Here aiokafka's own record batch builder and reader, no broker: the worker's
 path through a broker is the integration and end-to-end tests' business.
@@ -12,7 +12,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from streams.live.fetch import PartitionRecords, PlainRecords, plain_records
+from streams.live.internals import PartitionRecords, PlainRecords, plain_records
 
 
 def fetched(topic: str, values: list[bytes | None], value_deserializer: object, *, base: int = 40, fetch_offset: int = 40) -> list[object]:

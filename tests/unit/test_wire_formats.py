@@ -10,13 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections import Aggregates, EventCounts, LeadState, build_report, default_definitions, record, view
+from projections.changes import Cause, LeadChange, NewDefinitions
 from projections.projector import ACCELERATED, lead_change_records
+from projections.stored import Progress, StoredLead, progress_key, progress_partition
 from schemas import Event, decode
 from schemas.events import parse_time
 from streams.kafka.deadletters import MAX_VALUE, DeadLetter, summarize
-from streams.live.changes import Cause, LeadChange, NewDefinitions, change_records
+from streams.live import changes as wire
+from streams.live.changes import change_records
 from streams.live.partial import Partial, merge
-from streams.live.state import Progress, StoredLead, progress_key, progress_partition
 from streams.tools.synthetic import JourneyGenerator
 
 DEFAULTS = default_definitions()
@@ -57,8 +59,8 @@ class TestLeadChanges:
     )
     def test_a_change_reads_back_as_written(self, lead: str, old_stage: str | None, old_level: str | None, new_stage: str | None, new_level: str, cause: Cause | NewDefinitions | None, at: int, events: int) -> None:
         change = LeadChange(lead, old_stage, old_level, new_stage, new_level, cause, at, events)
-        key, value = change.encode()
-        assert key == lead.encode() and LeadChange.decode(value) == change
+        key, value = wire.encode(change)
+        assert key == lead.encode() and wire.decode(value) == change
         if cause is None:
             expected = {"watermark": True}
         elif isinstance(cause, NewDefinitions):
@@ -77,7 +79,7 @@ class TestLeadChanges:
         # change_records writes in C (projections/_fold.c) what encode writes with orjson: any text, any time
         change = LeadChange(lead, old_stage, old_level, new_stage, new_level, cause, at, events)
         try:
-            expected = [(*change.encode(), [])]
+            expected = [(*wire.encode(change), [])]
         except OverflowError:  # a time before year 1 or after 9999: refused both ways
             with pytest.raises(OverflowError):
                 change_records([change])

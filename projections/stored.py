@@ -1,9 +1,14 @@
-"""What a worker keeps in its lead table, as bytes: one home for that wire format.
+"""What a live worker keeps in its lead table, as bytes: one home for that layout.
 
 Per lead, a `StoredLead`: the partition it belongs to, the offset it is applied
 through, its duplicate count and its folded state (`projections.codec`, which
 upgrades older state versions). Per partition, a `Progress` under a key no lead
 id can have.
+
+The C batch fold (`_fold.c`, `fold_stored`) reads and writes this layout too;
+it exports its own sizes of it (`_fold.STORED_HEAD`, `STATE_HEAD`,
+`STATE_VERSION`) and tests/unit/test_live_fold.py holds them, and the bytes it
+writes, to the ones here.
 """
 
 from __future__ import annotations
@@ -11,13 +16,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from projections import LeadState
 from projections.codec import decode_state, encode_state
+from projections.lead import LeadState
 from schemas.events import MAX_ID_CHARS
 
-# partition, applied through offset, duplicates. projections/_fold.c (`fold_stored`) reads and writes this
-# layout too, for the worker's batch fold; tests/unit/test_live_fold.py holds it to StoredLead byte for byte.
-_LEAD_HEAD = struct.Struct("<Hqq")
+LEAD_HEAD = struct.Struct("<Hqq")  # partition, applied through offset, duplicates; then the state
 _PROGRESS = struct.Struct("<qq")  # applied through offset, invalid records
 _PROGRESS_PREFIX = "\x00journey:progress:"
 
@@ -30,12 +33,12 @@ class StoredLead:
     state: LeadState
 
     def encode(self) -> bytes:
-        return _LEAD_HEAD.pack(self.partition, self.through, self.duplicates) + encode_state(self.state)
+        return LEAD_HEAD.pack(self.partition, self.through, self.duplicates) + encode_state(self.state)
 
     @classmethod
     def decode(cls, data: bytes) -> StoredLead:
-        partition, through, duplicates = _LEAD_HEAD.unpack_from(data)
-        return cls(partition, through, duplicates, decode_state(data[_LEAD_HEAD.size :]))
+        partition, through, duplicates = LEAD_HEAD.unpack_from(data)
+        return cls(partition, through, duplicates, decode_state(data[LEAD_HEAD.size :]))
 
 
 @dataclass(slots=True)

@@ -1,5 +1,10 @@
-"""The live projection of one worker: what it stores per lead and per partition, and
-the in-memory aggregates it derives from those tables for its own partitions.
+"""The live projection of one worker: its lead table folded a batch at a time, and the
+aggregates it derives from that table for the partitions it owns.
+
+Pure: it reads and writes the lead table through `LeadTable` (get and put raw
+bytes) and never talks to Kafka. The worker (streams/live) hands it each
+partition's records of a fetch, writes what it put, and publishes the lead
+changes it decided.
 
 Delivery is at-least-once, so every stored value carries the offset it has
 applied up to. A record delivered again at or below that offset is skipped
@@ -17,11 +22,13 @@ from typing import Any, NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
-from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, LeadState, LeadView, decode_record, lead_record, record, stored_fold, view
-from schemas import EVENT_TYPES, Event, Rejection
-from streams.live.changes import Cause, LeadChange, NewDefinitions
-from streams.live.partial import Partial
-from streams.live.state import Progress, StoredLead, progress_key, progress_partition
+from projections.changes import Applied, LeadChange, moved, redefined, went_stale
+from projections.definitions import Definitions
+from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
+from projections.projector import decode_record, stored_fold
+from projections.report import Aggregates, EventCounts, lead_record
+from projections.stored import Progress, StoredLead, progress_key, progress_partition
+from schemas.decode import Rejection
 
 
 class Record(NamedTuple):
@@ -31,19 +38,18 @@ class Record(NamedTuple):
     value: bytes
 
 
-class LastEvent(NamedTuple):
-    """The last event a batch applied to a lead: what its lead change names as the cause."""
-
-    event_id: str
-    type: int
-    occurred_at: int
-
-
 class Invalid(NamedTuple):
     partition: int
     offset: int
     reason: str
     value: bytes
+
+
+class LeadTable(Protocol):
+    """What the projection needs of the lead table: get and put raw bytes by lead id."""
+
+    def get(self, lead_id: str) -> bytes | None: ...
+    def put(self, lead_id: str, value: bytes) -> None: ...  # also takes progress_key(partition)
 
 
 @dataclass
@@ -69,26 +75,19 @@ class PartitionState:
             self.watermark = at
 
 
-class LeadTable(Protocol):
-    """What the projection needs of the lead table: get and put raw bytes by lead id."""
-
-    def get(self, lead_id: str) -> bytes | None: ...
-    def put(self, lead_id: str, value: bytes) -> None: ...  # also takes progress_key(partition)
-
-
 @dataclass
 class BatchResult:
     invalid: list[Invalid] = field(default_factory=list)
-    moved: dict[str, tuple[LeadView | None, LeadView, Event | LastEvent]] = field(default_factory=dict)  # old view, new view, last event
+    moved: dict[str, tuple[LeadView | None, LeadView, Applied]] = field(default_factory=dict)  # old view, new view, last event
     changes: list[LeadChange] = field(default_factory=list)
 
 
 class LiveProjection:
     def __init__(self, defs: Definitions, *, compiled: bool = True) -> None:
         """`compiled`: fold batches in C where `projections._fold` is built (`stored_fold`); the
-        Python fold below is the reference, and runs where it is not."""
+        Python fold (`fold_reference`) is the reference, and runs where it is not."""
         self.defs = defs
-        self._fold = stored_fold(defs, _current, LastEvent) if compiled else None
+        self.compiled_fold = stored_fold(defs, _current, Applied) if compiled else None
         self.partitions: dict[int, PartitionState] = {}
         self.cluster_watermark: int | None = None  # the latest watermark known from any worker
 
@@ -97,8 +96,7 @@ class LiveProjection:
     def rebuild(self, entries: Iterable[tuple[Any, bytes]], active: set[int]) -> None:
         """Derive the aggregates of the `active` partitions from the lead table's entries."""
         parts = {p: PartitionState(Aggregates.empty(self.defs)) for p in active}
-        for key, data in entries:
-            lead_id = key.decode() if isinstance(key, bytes) else key
+        for lead_id, data in _keyed(entries):
             partition = progress_partition(lead_id)
             if partition is not None:
                 if partition in parts:
@@ -117,34 +115,35 @@ class LiveProjection:
         for part in parts.values():
             self._learn(part.watermark)
 
-    def catch_up(self, entries: Iterable[tuple[Any, bytes]], spoken: dict[int, Definitions | None], watermark: int | None) -> dict[int, list[LeadChange]]:
-        """SPEC §7, per partition of `spoken`: the changes that bring journey.lead-changes from the
-        definitions it last spoke under for that partition to this worker's. Unknown definitions
-        (None: a record that cannot be read) get every lead, as a first change.
+    def drop(self, partition: int) -> None:
+        """The partition went to another worker: its share of the aggregates goes with it."""
+        self.partitions.pop(partition, None)
+
+    def catch_up(self, entries: Iterable[tuple[Any, bytes]], published: dict[int, Definitions | None], watermark: int | None) -> dict[int, list[LeadChange]]:
+        """SPEC §7, per partition of `published`: the changes that bring journey.lead-changes from the
+        definitions it last published under for that partition to this worker's. Unknown
+        definitions (None: a record that cannot be read) get every lead, as a first change.
 
         Both sides are judged at `watermark`, the latest the cluster has announced: the topic
         last spoke at it, or the changes of reaching it have yet to follow."""
         mark = watermark or 0
-        cause = NewDefinitions(self.defs.digest)
-        changes: dict[int, list[LeadChange]] = {partition: [] for partition in spoken}
-        for key, data in entries:
-            lead_id = key.decode() if isinstance(key, bytes) else key
+        changes: dict[int, list[LeadChange]] = {partition: [] for partition in published}
+        for lead_id, data in _keyed(entries):
             if progress_partition(lead_id) is not None:
                 continue
             stored = StoredLead.decode(data)
-            if stored.partition not in spoken:
+            if stored.partition not in published:
                 continue
-            new = view(lead_id, stored.state, self.defs)
-            new_said = _said(new, self.defs, mark)
-            old_defs = spoken[stored.partition]
-            old_said = (None, None) if old_defs is None else _said(view(lead_id, stored.state, old_defs), old_defs, mark)
-            if old_defs is None or old_said != new_said:
-                changes[stored.partition].append(LeadChange(lead_id, *old_said, *new_said, cause, mark, new.events))
+            old_defs = published[stored.partition]
+            old = None if old_defs is None else view(lead_id, stored.state, old_defs)
+            change = redefined(old, old_defs, view(lead_id, stored.state, self.defs), self.defs, mark)
+            if change is not None:
+                changes[stored.partition].append(change)
         return changes
 
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, partition: int, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult) -> None:
+    def process(self, partition: int, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
         """Apply one partition's records in offset order; writes each changed lead once, then
         the partition's progress (see `progress_key`: the order matters).
 
@@ -154,19 +153,19 @@ class LiveProjection:
         part = self.partitions.get(partition)
         if part is None:
             part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
-        if self._fold is not None:
+        if self.compiled_fold is not None:
             self._process_compiled(partition, part, records, table, result)
         else:
-            self._process(partition, part, records, table, result)
+            fold_reference(self.defs, partition, part, records, table, result)
         if records:
             part.progress.through = max(part.progress.through, records[-1][0])
             table.put(progress_key(partition), part.progress.encode())
         self._learn(part.watermark)
 
-    def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult) -> None:
-        """`_process` in C: the records decoded, each touched lead read, folded and written as bytes."""
+    def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
+        """`fold_reference` in C: the records decoded, each touched lead read, folded and written as bytes."""
         progress = part.progress
-        valid, duplicates, invalid, mark, leads = self._fold(records, table.get, partition, progress.through)  # type: ignore[misc]
+        valid, duplicates, invalid, mark, leads = self.compiled_fold(records, table.get, partition, progress.through)  # type: ignore[misc]
         for offset, rejection, value in invalid:
             result.invalid.append(Invalid(partition, offset, rejection.reason, value))
         progress.invalid += len(invalid)
@@ -176,50 +175,17 @@ class LiveProjection:
         counts.duplicates += duplicates
         if mark is not None:
             part.see(mark)
-        put, replace, moved = table.put, part.replace, result.moved
+        put, replace, moved_leads = table.put, part.replace, result.moved
         for lead_id, data, old_view, new_view, cause in leads:
             put(lead_id, data)
             if new_view is not None:
                 replace(old_view, new_view)
-                moved[lead_id] = (old_view, new_view, cause)
-
-    def _process(self, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult) -> None:
-        """The reference fold of a partition's records."""
-        progress = part.progress
-        touched: dict[str, tuple[StoredLead, LeadView | None, Event | None]] = {}
-        for offset, value in records:
-            decoded = decode_record(value)
-            if type(decoded) is Rejection:
-                if offset > progress.through:
-                    progress.invalid += 1
-                    part.counts.invalid += 1
-                    result.invalid.append(Invalid(partition, offset, decoded.reason, value))
-                continue
-            entry = touched.get(decoded.lead_id)
-            if entry is None:
-                entry = touched[decoded.lead_id] = self._load(partition, decoded.lead_id, table)
-            stored, old_view, cause = entry
-            if offset <= stored.through:
-                continue  # delivered again: already in this lead's state
-            stored.through = offset
-            if record(stored.state, decoded):
-                part.counts.valid += 1
-                part.see(decoded.occurred_at)
-                touched[decoded.lead_id] = (stored, old_view, decoded)
-            else:
-                stored.duplicates += 1
-                part.counts.duplicates += 1
-        for lead_id, (stored, old_view, cause) in touched.items():
-            table.put(lead_id, stored.encode())
-            if cause is not None:
-                new_view = view(lead_id, stored.state, self.defs)
-                part.replace(old_view, new_view)
-                result.moved[lead_id] = (old_view, new_view, cause)
+                moved_leads[lead_id] = (old_view, new_view, cause)
 
     def settle(self, result: BatchResult, before: int | None, table: LeadTable) -> None:
         """The lead changes of a whole batch: its leads' own, then those the watermark turned SAL."""
         for old_view, new_view, cause in result.moved.values():
-            change = self._change(old_view, before, new_view, cause)
+            change = moved(old_view, before, new_view, self.cluster_watermark, self.defs, cause)
             if change is not None:
                 result.changes.append(change)
         result.changes.extend(self._stale_changes(before, result.moved, table))
@@ -236,12 +202,9 @@ class LiveProjection:
             return []
         return self._stale_changes(before, {}, table)
 
-    def _load(self, partition: int, lead_id: str, table: LeadTable) -> tuple[StoredLead, LeadView | None, None]:
-        data = table.get(lead_id)
-        if data is None:
-            return StoredLead(partition, -1, 0, LeadState()), None, None
-        stored = StoredLead.decode(data)
-        return stored, view(lead_id, stored.state, self.defs), None
+    def unlearn_watermark(self, before: int | None) -> None:
+        """Back to the watermark before `learn_watermark`, whose changes could not be published."""
+        self.cluster_watermark = before
 
     def _learn(self, watermark: int | None) -> bool:
         if watermark is None or (self.cluster_watermark is not None and watermark <= self.cluster_watermark):
@@ -249,14 +212,9 @@ class LiveProjection:
         self.cluster_watermark = watermark
         return True
 
-    def _change(self, old: LeadView | None, old_mark: int | None, new: LeadView, cause: Event | LastEvent) -> LeadChange | None:
-        old_said = (None, None) if old is None else _said(old, self.defs, old_mark or 0)
-        new_said = _said(new, self.defs, self.cluster_watermark or 0)
-        if old is not None and old_said == new_said:
-            return None
-        return LeadChange(new.lead_id, *old_said, *new_said, Cause(cause.event_id, EVENT_TYPES[cause.type]), cause.occurred_at, new.events)
-
     def _stale_changes(self, before: int | None, exclude: dict[str, Any], table: LeadTable) -> list[LeadChange]:
+        """The leads the watermark turned SAL since `before`; those in `exclude` (a batch's own moved
+        leads, whose changes already judge them at the new watermark) are left out."""
         mark = self.cluster_watermark
         if mark is None or mark == before:
             return []
@@ -264,11 +222,8 @@ class LiveProjection:
         for part in self.partitions.values():
             for stale_from, lead_id in part.aggregates.going_stale(before, mark):
                 data = None if lead_id in exclude else table.get(lead_id)
-                if data is None:
-                    continue
-                lead = view(lead_id, StoredLead.decode(data).state, self.defs)
-                stage = _stage(lead, self.defs)
-                changes.append(LeadChange(lead_id, stage, "mql", stage, "sal", None, stale_from, lead.events))
+                if data is not None:
+                    changes.append(went_stale(view(lead_id, StoredLead.decode(data).state, self.defs), self.defs, stale_from))
         return changes
 
     # -- reading ---------------------------------------------------------------------------
@@ -294,18 +249,12 @@ class LiveProjection:
             levels = [a + b for a, b in zip(levels, part.aggregates.qualification_at(watermark), strict=True)]
         return levels
 
-    def partial(self, watermark: int | None) -> Partial:
-        """This worker's share of the report, qualification settled at the cluster's watermark."""
-        totals, counts = self.totals()
-        return Partial(sorted(self.partitions), counts, self.local_watermark(), totals, self.qualification_at(watermark))
-
     def stage_counts(self, watermark: int | None) -> list[dict[str, int]]:
         """Per stage: its leads, and those in it for at least sal_stale_after_days at the watermark."""
         limit = None if watermark is None else watermark - self.defs.sal_stale_after_micros
         counts = []
         for stage in range(len(self.defs.stages)):
-            members = [part.stages.get(stage) for part in self.partitions.values()]
-            members = [m for m in members if m]
+            members = [m for m in (part.stages.get(stage) for part in self.partitions.values()) if m]
             stale = 0 if limit is None else sum(m.bisect_left((limit + 1, "")) for m in members)
             counts.append({"leads": sum(len(m) for m in members), "stale": stale})
         return counts
@@ -319,15 +268,54 @@ class LiveProjection:
         return lead_record(view(lead_id, stored.state, self.defs), self.defs, watermark)
 
 
+def fold_reference(defs: Definitions, partition: int, part: PartitionState, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
+    """The reference fold of a partition's records, in Python (the C fold is held to it)."""
+    progress = part.progress
+    touched: dict[str, tuple[StoredLead, LeadView | None, Applied | None]] = {}
+    for offset, value in records:
+        decoded = decode_record(value)
+        if type(decoded) is Rejection:
+            if offset > progress.through:
+                progress.invalid += 1
+                part.counts.invalid += 1
+                result.invalid.append(Invalid(partition, offset, decoded.reason, value))
+            continue
+        entry = touched.get(decoded.lead_id)
+        if entry is None:
+            entry = touched[decoded.lead_id] = _load(defs, partition, decoded.lead_id, table)
+        stored, old_view, cause = entry
+        if offset <= stored.through:
+            continue  # delivered again: already in this lead's state
+        stored.through = offset
+        if record(stored.state, decoded):
+            part.counts.valid += 1
+            part.see(decoded.occurred_at)
+            touched[decoded.lead_id] = (stored, old_view, Applied(decoded.event_id, decoded.type, decoded.occurred_at))
+        else:
+            stored.duplicates += 1
+            part.counts.duplicates += 1
+    for lead_id, (stored, old_view, cause) in touched.items():
+        table.put(lead_id, stored.encode())
+        if cause is not None:
+            new_view = view(lead_id, stored.state, defs)
+            part.replace(old_view, new_view)
+            result.moved[lead_id] = (old_view, new_view, cause)
+
+
+def _load(defs: Definitions, partition: int, lead_id: str, table: LeadTable) -> tuple[StoredLead, LeadView | None, None]:
+    data = table.get(lead_id)
+    if data is None:
+        return StoredLead(partition, -1, 0, LeadState()), None, None
+    stored = StoredLead.decode(data)
+    return stored, view(lead_id, stored.state, defs), None
+
+
+def _keyed(entries: Iterable[tuple[Any, bytes]]) -> Iterable[tuple[str, bytes]]:
+    """The lead table's entries with str keys (the store gives bytes)."""
+    for key, data in entries:
+        yield (key.decode() if isinstance(key, bytes) else key), data
+
+
 def _current(data: bytes) -> bytes:
     """A stored lead of any version at the current one (CorruptState when it is none): for the C fold."""
     return StoredLead.decode(data).encode()
-
-
-def _stage(lead: LeadView, defs: Definitions) -> str | None:
-    return None if lead.stage < 0 else defs.stages[lead.stage]
-
-
-def _said(lead: LeadView, defs: Definitions, watermark: int) -> tuple[str | None, str]:
-    """What a lead change says of a lead: its stage and its qualification at the watermark."""
-    return _stage(lead, defs), QUALIFICATIONS[lead.qualification(watermark)]
