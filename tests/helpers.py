@@ -63,10 +63,10 @@ def as_cloudevent(event: dict[str, Any], dotted: bool = True) -> dict[str, Any]:
 
 
 def as_segment_call(event: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """A journey event as a Segment call (SPEC §8, §9): an `identified` event as an identify call,
-    any other as a track call, the event named `name` or by its type."""
+    """A journey event as a Segment call (SPEC §8, §9): an `identified` event with nothing but its ids as
+    an identify call, any other as a track call, the event named `name` or by its type."""
     ids = {"userId": event.get("lead_id"), "anonymousId": event.get("anonymous_id")}
-    if event["type"] == "identified":
+    if event["type"] == "identified" and set(event) <= {*CORE_FIELDS, "anonymous_id"}:
         return {"type": "identify", **ids, "messageId": event["event_id"], "timestamp": event["occurred_at"]}
     return {**as_track_call(event, name), **{key: value for key, value in ids.items() if value is not None}}
 

@@ -52,6 +52,7 @@ class TopicPlan:
             CHANGES_DEFINITIONS: 1,
             changelog_topic(self.app_id, LEADS_TABLE): n,
             identity_topic(self.app_id): n,
+            settings_topic(self.app_id): 1,
             f"{self.app_id}-__assignor-__leader": 1,
         }
 
@@ -59,8 +60,14 @@ class TopicPlan:
         """Topic settings journey creates topics with; those in `COMPACTED` it also checks."""
         return {
             EVENTS: KEPT, WATERMARKS: COMPACTED, CHANGES_DEFINITIONS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED,
-            identity_topic(self.app_id): KEPT,
+            identity_topic(self.app_id): KEPT, settings_topic(self.app_id): COMPACTED,
         }
+
+
+def settings_topic(app_id: str) -> str:
+    """What a group's state is built under and must not change under it (the identity options of SPEC §9),
+    one compacted record per key (streams/live/identity_options.py)."""
+    return f"{app_id}-settings"
 
 
 def identity_topic(app_id: str) -> str:

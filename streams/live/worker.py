@@ -13,6 +13,7 @@ import faust
 from streams.errors import JourneyError
 from streams.kafka.group import end_previous_member
 from streams.kafka.produce import prepare
+from streams.live import identity_options
 from streams.live.app import JourneyApp
 from streams.live.embedded import Profile
 from streams.net import port_open
@@ -48,6 +49,7 @@ def run_worker(settings: Settings) -> None:
     ingest_token = settings.ingest_secret()
     segment_events = settings.load_segment_events()
     embedded = prepare(settings)
+    identity_options.check(settings.bootstrap, settings.app_id, defs, embedded)
     asyncio.set_event_loop(asyncio.new_event_loop())
     # A worker holds a lead's aggregates as many long-lived small objects and makes thousands
     # of short-lived ones a batch: at the default threshold (700) the cyclic collector ran

@@ -10,7 +10,8 @@ def render_report(report: dict[str, Any]) -> str:
     lines = [
         f"events     {events['valid']} valid, {events['invalid']} invalid, {events['duplicates']} duplicates",
         f"watermark  {report['watermark'] or '-'}",
-        f"leads      {report['leads']}",
+        f"persons    {report['leads']} (leads, with the anonymous ids that joined them, and anonymous visitors who joined none)",
+        _identity(report.get("identity")),
         "",
         _counts("Pipeline (leads per stage)", report["pipeline"], report["leads"]),
         "",
@@ -21,6 +22,17 @@ def render_report(report: dict[str, Any]) -> str:
     for dimension, values in report.get("attribution", {}).items():
         lines += ["", _attribution(dimension, values)]
     return "\n".join(lines) + "\n"
+
+
+def _identity(identity: dict[str, int] | None) -> str:
+    """SPEC §9: how many anonymous ids there were, and what became of them."""
+    if not identity or not identity["anonymous_ids"]:
+        return "identity   no anonymous ids"
+    apart = identity["anonymous_ids"] - identity["joined"] - identity["over_limit"]
+    return (
+        f"identity   {identity['anonymous_ids']} anonymous ids: {identity['joined']} joined their lead, "
+        f"{identity['over_limit']} over a lead's limit, {apart} joined none"
+    )
 
 
 def render_comparison(comparison: dict[str, Any], baseline_name: str = "baseline", candidate_name: str = "candidate") -> str:

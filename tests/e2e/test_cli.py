@@ -144,12 +144,19 @@ class TestGenerate:
 
     def test_a_generated_log_replays_with_duplicates_and_invalid_records(self, tmp_path: Path) -> None:
         log = tmp_path / "log.jsonl"
-        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1", "--start", "2026-08-01").stdout)
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1", "--start", "2026-08-01", "--anonymous", "0").stdout)
         report = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)
         assert 300 < report["leads"] <= 400  # a few synthetic leads drop out before their first event
         assert report["events"]["duplicates"] > 0 and report["events"]["invalid"] > 0
         assert all(n > 0 for n in report["pipeline"].values())
         assert all(n > 0 for n in report["qualification"].values())
+        assert report["identity"] == {"anonymous_ids": 0, "joined": 0, "over_limit": 0}
+
+    def test_a_share_of_journeys_starts_anonymous_and_joins_its_lead(self, tmp_path: Path) -> None:
+        log = tmp_path / "log.jsonl"
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1", "--start", "2026-08-01", "--anonymous", "0.5").stdout)
+        identity = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)["identity"]
+        assert 150 < identity["anonymous_ids"] < 250 and 0.5 < identity["joined"] / identity["anonymous_ids"] < 0.9  # some never identify
 
     def test_by_default_the_log_ends_before_today_with_leads_still_fresh(self, tmp_path: Path) -> None:
         today = datetime.now(UTC).date()

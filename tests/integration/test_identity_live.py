@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import golden_json
 from tests.helpers import same_instants
-from tests.integration.conftest import produce, read_topic, report_when_settled
+from tests.integration.conftest import Worker, produce, read_topic, report_when_settled
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -70,3 +70,11 @@ class TestIdentityLive:
         expected = {p["lead_id"]: {"stage": p["stage"], "qualification": p["qualification"]} for p in persons if p["lead_id"] is not None}
         assert {lead: change["new"] for lead, change in last.items()} == expected  # lead ids only: no anonymous person has changes
         assert any(change["cause"].get("type") == "identified" for change in last.values())
+
+    def test_a_worker_with_other_identity_options_refuses_to_start_in_one_line(self, shared_broker, workers, golden, tmp_path) -> None:
+        other = tmp_path / "keep-one.yaml"
+        other.write_text((golden / "default-definitions.yaml").read_text().replace("max_anonymous_ids: 100", "max_anonymous_ids: 1"))
+        worker = Worker(shared_broker.url, tmp_path / "other", tmp_path / "other.log", "--definitions", str(other)).start()
+        assert worker.process is not None and worker.process.wait(timeout=60) == 1
+        lines = [line for line in worker.tail().splitlines() if line.strip()]
+        assert len(lines) == 1 and "identity options" in lines[0] and "JOURNEY_APP_ID" in lines[0], lines
