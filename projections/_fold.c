@@ -1090,6 +1090,7 @@ static int attribute(PyObject *groups, PyObject *revenues, Lead *lead, int funne
 
 typedef struct {
     int stage_of_type[N_TYPES], step_of_type[N_TYPES];
+    int n_stages, n_steps;
     long long mql_min, stale_after;
 } Defs;
 
@@ -1106,6 +1107,8 @@ static int read_defs(PyObject *stage_seq, PyObject *step_seq, int n_stages, int 
             return -1;
         }
     }
+    d->n_stages = n_stages;
+    d->n_steps = n_steps;
     d->mql_min = mql_min;
     d->stale_after = stale_after;
     return 0;
@@ -1115,16 +1118,18 @@ typedef struct {
     int stage, funnel_step, level; /* NO_INDEX: no stage, no step; level: the standing, before staleness */
     int64_t entered;               /* when the lead entered its stage (when it has one) */
     int64_t reach[N_TYPES];        /* per step up to funnel_step, when the lead reached it */
+    int64_t stages[N_TYPES];       /* per stage, when the lead entered it (SPEC §10); NONE_AT: not entered */
 } Shape;
 
 static void lead_shape(const Lead *lead, const Defs *d, Shape *out) {
     int stage = NO_INDEX, funnel_step = NO_INDEX;
     int64_t entered = 0, step_first[N_TYPES];
-    for (int s = 0; s < N_TYPES; s++) step_first[s] = NONE_AT;
+    for (int s = 0; s < N_TYPES; s++) step_first[s] = out->stages[s] = NONE_AT;
     for (int k = 0; k < N_TYPES; k++) {
         int64_t at = lead->first_at[k];
         if (at == NONE_AT) continue;
         int group = d->stage_of_type[k];
+        if (group != NO_INDEX && (out->stages[group] == NONE_AT || at < out->stages[group])) out->stages[group] = at;
         if (group > stage) {
             stage = group;
             entered = at;
@@ -1156,19 +1161,126 @@ static void lead_shape(const Lead *lead, const Defs *d, Shape *out) {
     out->entered = entered;
 }
 
-/* aggregate(stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros)
- *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues): the fields of
- *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, lead id); for attribution,
- *   `groups` counts leads by (first touch or None, funnel step, customer?) and `revenues` sums
- *   [hundredths, leads] by (first touch or None, currency). */
+/* ---- histograms of whole days (SPEC §10): a day count per day, in an array for the usual days ---- */
+
+enum { HIST_DAYS = 4096 };
+
+typedef struct {
+    int64_t *counts;    /* days 0 .. HIST_DAYS - 1; NULL until one */
+    PyObject *overflow; /* {day: count} for the others (a log spread over decades): a dict, NULL until one */
+} Hist;
+
+static int hist_add(Hist *h, int64_t day) {
+    if (day >= 0 && day < HIST_DAYS) {
+        if (h->counts == NULL && (h->counts = PyMem_Calloc(HIST_DAYS, sizeof(int64_t))) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        h->counts[day]++;
+        return 0;
+    }
+    if (h->overflow == NULL && (h->overflow = PyDict_New()) == NULL) return -1;
+    PyObject *key = PyLong_FromLongLong(day);
+    if (key == NULL) return -1;
+    int rc = count_in(h->overflow, key, 1);
+    Py_DECREF(key);
+    return rc;
+}
+
+/* {day: count} of the days with a count (a new reference). */
+static PyObject *hist_dict(const Hist *h) {
+    PyObject *dict = h->overflow ? PyDict_Copy(h->overflow) : PyDict_New();
+    for (int64_t day = 0; dict != NULL && h->counts != NULL && day < HIST_DAYS; day++) {
+        if (!h->counts[day]) continue;
+        PyObject *key = PyLong_FromLongLong(day), *value = PyLong_FromLongLong(h->counts[day]);
+        if (key == NULL || value == NULL || PyDict_SetItem(dict, key, value) < 0) Py_CLEAR(dict);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+    }
+    return dict;
+}
+
+static PyObject *hists_list(const Hist *hists, int n) {
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list != NULL && i < n; i++) {
+        PyObject *dict = hist_dict(&hists[i]);
+        if (dict == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, dict);
+    }
+    return list;
+}
+
+static void hists_free(Hist *hists, int n) {
+    for (int i = 0; i < n; i++) {
+        PyMem_Free(hists[i].counts);
+        Py_XDECREF(hists[i].overflow);
+    }
+}
+
+/* projections.report.Velocity of one person: its stages entered and moved on from, its waiting days at
+ * the watermark (when there is one), its funnel steps within the window and days to convert. */
+typedef struct {
+    int64_t entered[N_TYPES], moved_on[N_TYPES], window[N_TYPES];
+    Hist move[N_TYPES], waiting[N_TYPES], convert[N_TYPES];
+    int64_t window_micros, watermark;
+    int has_watermark;
+} VelocitySums;
+
+static int velocity_count(VelocitySums *v, const Shape *shape, int n_stages) {
+    int64_t later = NONE_AT;
+    for (int st = n_stages - 1; st >= 0; st--) {
+        int64_t at = shape->stages[st];
+        if (at == NONE_AT) continue;
+        v->entered[st]++;
+        if (later != NONE_AT) {
+            v->moved_on[st]++;
+            if (hist_add(&v->move[st], floor_day(later > at ? later - at : 0)) < 0) return -1;
+            if (later < at) at = later;
+        }
+        later = at;
+    }
+    if (v->has_watermark && shape->stage != NO_INDEX && hist_add(&v->waiting[shape->stage], floor_day(v->watermark - shape->entered)) < 0) return -1;
+    if (shape->funnel_step == NO_INDEX) return 0;
+    v->window[0]++;
+    for (int s = 1; s <= shape->funnel_step; s++) {
+        int64_t delta = shape->reach[s] - shape->reach[0];
+        if (delta <= v->window_micros) v->window[s]++;
+        if (hist_add(&v->convert[s], floor_day(delta)) < 0) return -1;
+    }
+    return 0;
+}
+
+/* (entered, moved_on, move_days, window, convert_days, waiting_days): projections.report.Velocity's fields. */
+static PyObject *velocity_tuple(const VelocitySums *v, int n_stages, int n_steps) {
+    return Py_BuildValue("NNNNNN", counts_list(v->entered, n_stages), counts_list(v->moved_on, n_stages), hists_list(v->move, n_stages),
+                         counts_list(v->window, n_steps), hists_list(v->convert, n_steps), hists_list(v->waiting, n_stages));
+}
+
+/* aggregate(stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros, window_micros, watermark)
+ *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues, velocity): the fields of
+ *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, person key); for attribution,
+ *   `groups` counts persons by (first touch or None, funnel step, customer?) and `revenues` sums
+ *   [hundredths, persons] by (first touch or None, currency); `velocity`, see velocity_tuple, its waiting days
+ *   at `watermark` (None: none). Absorbed anonymous ids are in the persons they joined. */
 static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
-    PyObject *stage_seq, *step_seq;
+    PyObject *stage_seq, *step_seq, *watermark;
     int n_stages, n_steps;
-    long long mql_min, stale_after;
-    if (!PyArg_ParseTuple(args, "OOiiLL:aggregate", &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min, &stale_after))
+    long long mql_min, stale_after, window_micros;
+    if (!PyArg_ParseTuple(args, "OOiiLLLO:aggregate", &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min, &stale_after, &window_micros, &watermark))
         return NULL;
     Defs defs;
     if (read_defs(stage_seq, step_seq, n_stages, n_steps, mql_min, stale_after, &defs) < 0) return NULL;
+    VelocitySums *v = PyMem_Calloc(1, sizeof(VelocitySums));
+    if (v == NULL) return PyErr_NoMemory();
+    v->window_micros = window_micros;
+    if (watermark != Py_None) {
+        v->watermark = PyLong_AsLongLong(watermark);
+        if (v->watermark == -1 && PyErr_Occurred()) {
+            PyMem_Free(v);
+            return NULL;
+        }
+        v->has_watermark = 1;
+    }
     int64_t pipeline[N_TYPES] = {0}, standing[N_LEVELS] = {0}, funnel[N_TYPES] = {0};
     Days funnel_daily = {NULL, 0, 0, n_steps}, cohorts_daily = {NULL, 0, 0, n_steps};
     size_t funnel_hint = 0, cohort_hint = 0;
@@ -1185,6 +1297,7 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
         const int64_t *reach = shape.reach;
         if (stage != NO_INDEX) pipeline[stage]++;
         if (attribute(groups, revenues, lead, funnel_step, level == CUSTOMER) < 0) goto done;
+        if (velocity_count(v, &shape, n_stages) < 0) goto done;
         if (level == MQL && stage != NO_INDEX) {
             PyObject *item = Py_BuildValue("(LO)", (long long)(shape.entered + stale_after), lead->key);
             if (item == NULL || PyList_Append(pending, item) < 0) {
@@ -1212,14 +1325,19 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
             row[s]++;
         }
     }
-    result = Py_BuildValue("nNNONNNOO", persons, counts_list(pipeline, n_stages), counts_list(standing, N_LEVELS), pending,
-                           counts_list(funnel, n_steps), days_dict(&funnel_daily), days_dict(&cohorts_daily), groups, revenues);
+    result = Py_BuildValue("nNNONNNOON", persons, counts_list(pipeline, n_stages), counts_list(standing, N_LEVELS), pending,
+                           counts_list(funnel, n_steps), days_dict(&funnel_daily), days_dict(&cohorts_daily), groups, revenues,
+                           velocity_tuple(v, n_stages, n_steps));
 done:
     Py_XDECREF(pending);
     Py_XDECREF(groups);
     Py_XDECREF(revenues);
     days_free(&funnel_daily);
     days_free(&cohorts_daily);
+    hists_free(v->move, N_TYPES);
+    hists_free(v->waiting, N_TYPES);
+    hists_free(v->convert, N_TYPES);
+    PyMem_Free(v);
     return result;
 }
 
@@ -1668,7 +1786,13 @@ static PyObject *lead_view(Lead *lead, const Defs *d, PyObject *view_type) {
     if (revenue != NULL && lead->n_revenue > 1 && PyList_Sort(revenue) < 0) Py_CLEAR(revenue);
     if (revenue != NULL) Py_SETREF(revenue, PyList_AsTuple(revenue));
     int staged = shape.stage != NO_INDEX;
-    PyObject *items[11] = {
+    PyObject *entered = PyTuple_New(d->n_stages);
+    for (int st = 0; entered != NULL && st < d->n_stages; st++) {
+        PyObject *at = int_or_none(shape.stages[st] != NONE_AT, shape.stages[st]);
+        if (at == NULL) Py_CLEAR(entered);
+        else PyTuple_SET_ITEM(entered, st, at);
+    }
+    PyObject *items[12] = {
         Py_NewRef(lead->key),
         PyLong_FromLong(shape.stage),
         int_or_none(staged, shape.entered),
@@ -1680,8 +1804,9 @@ static PyObject *lead_view(Lead *lead, const Defs *d, PyObject *view_type) {
         PyLong_FromLongLong(lead->last_at),
         Py_NewRef(lead->touch ? lead->touch : Py_None),
         revenue,
+        entered,
     };
-    return named_tuple(view_type, items, 11);
+    return named_tuple(view_type, items, 12);
 }
 
 static int live_load(Fold *f, Lead *lead, Stored *st) {

@@ -161,6 +161,7 @@ class LeadView(NamedTuple):
     last_event_at: int
     touch: Touch | None = None  # the first touch
     revenue: tuple[tuple[str, int], ...] = ()  # (currency, hundredths), by currency
+    entered: tuple[int | None, ...] = ()  # per stage, when the lead entered it (SPEC §10); None: not entered
 
     def qualification(self, watermark: int) -> int:
         stale_from = self.stale_from
@@ -173,14 +174,17 @@ def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
     stage, stage_entered_at = NO_INDEX, None
     funnel_step = NO_INDEX
     step_first: list[int | None] = [None] * len(defs.steps)  # per step, the earliest event of that step
+    entered: list[int | None] = [None] * len(defs.stages)  # per stage, its earliest event
     for kind, at in enumerate(state.first_at):
         if at is None:
             continue
         group = stage_of_type[kind]
-        if group > stage:
-            stage, stage_entered_at = group, at
-        elif group == stage and stage_entered_at is not None and at < stage_entered_at:
-            stage_entered_at = at
+        if group != NO_INDEX:
+            earliest = entered[group]
+            if earliest is None or at < earliest:
+                entered[group] = at
+            if group > stage:
+                stage = group
         step = step_of_type[kind]
         if step != NO_INDEX:
             if step > funnel_step:
@@ -188,13 +192,15 @@ def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
             earliest = step_first[step]
             if earliest is None or at < earliest:
                 step_first[step] = at
+    if stage != NO_INDEX:
+        stage_entered_at = entered[stage]
     reach_at = _reach_times(step_first, funnel_step)
     standing = _standing(state, defs.mql_min_content_reads)
     stale_from = None
     if standing == MQL and stage_entered_at is not None:
         stale_from = stage_entered_at + defs.sal_stale_after_micros
     revenue = () if state.revenue is None else tuple(sorted(state.revenue.items()))
-    return _new_view(LeadView, (lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at, state.touch, revenue))
+    return _new_view(LeadView, (lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at, state.touch, revenue, tuple(entered)))
 
 
 _new_view = tuple.__new__  # LeadView(...) without the Python-level __new__ of a NamedTuple: view runs per touched lead

@@ -201,6 +201,15 @@ class LiveProjection:
             identity.over_limit += part.identity.over_limit
         return totals, counts, identity.counts()
 
+    def waiting_days_at(self, watermark: int | None) -> list[dict[int, int]]:
+        """Per stage, persons by whole days waiting in it at the watermark, in every partition this worker owns."""
+        found: list[dict[int, int]] = [{} for _ in self.defs.stages]
+        for part in self.partitions.values():
+            for mine, theirs in zip(found, part.waiting_days(watermark) if watermark is not None else [], strict=False):
+                for day, count in theirs.items():
+                    mine[day] = mine.get(day, 0) + count
+        return found
+
     def qualification_at(self, watermark: int | None) -> list[int]:
         """Persons per qualification level at the watermark, in every partition this worker owns."""
         levels = [0] * len(QUALIFICATIONS)

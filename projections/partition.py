@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Protocol
 from sortedcontainers import SortedList
 
 from projections.changes import Applied, LeadChange
+from projections.definitions import DAY_MICROS
 from projections.identity import IdentityCounts
 from projections.lead import LeadView
 from projections.report import Aggregates, EventCounts
@@ -57,6 +58,22 @@ class PartitionState:
         self.aggregates.add(old, -1)
         if old.stage >= 0:
             self.stages[old.stage].remove((old.stage_entered_at, old.lead_id))
+
+    def waiting_days(self, watermark: int) -> list[dict[int, int]]:
+        """Per stage, its persons by whole days waiting in it at the watermark (SPEC §10's `waiting_days`):
+        from the board, which holds them by when they entered, a bisection per distinct day."""
+        found: list[dict[int, int]] = []
+        for stage in range(len(self.aggregates.velocity.entered)):
+            members, days = self.stages.get(stage), {}
+            end = 0 if members is None else len(members)
+            while end:
+                entered = members[end - 1][0]  # the latest left to count, and every one of its day
+                day = (watermark - entered) // DAY_MICROS
+                start = members.bisect_left((watermark - (day + 1) * DAY_MICROS + 1, ""))
+                days[day] = end - start
+                end = start
+            found.append(days)
+        return found
 
     def see(self, at: int) -> None:
         if self.watermark is None or at > self.watermark:

@@ -30,7 +30,7 @@ from projections.identity import (
     winners,
 )
 from projections.lead import LeadState, LeadView, Touch, record, view
-from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report, lead_record
+from projections.report import Aggregates, Changes, EventCounts, Velocity, aggregate, build_comparison, build_report, lead_record
 from projections.stored import StoredLead
 from schemas.decode import Event, Rejection, decode, decoder
 from schemas.events import CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES
@@ -147,7 +147,7 @@ class Projector:
             yield lead_record(lead, defs, mark, joined.get(lead.lead_id, ()))
 
     def aggregate(self, defs: Definitions) -> Aggregates:
-        return aggregate((view(key, state, defs) for key, state in self.persons(defs).states.items()), defs)
+        return aggregate((view(key, state, defs) for key, state in self.persons(defs).states.items()), defs, self.watermark)
 
     def changes(self, old: Definitions, new: Definitions) -> Changes:
         """Which persons move between stages and levels from `old` to `new`; with other identity
@@ -249,17 +249,19 @@ class CompactProjector(Projector):
     def aggregate(self, defs: Definitions) -> Aggregates:
         persons = self.persons(defs)
         if defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
-            return aggregate((view(key, state, defs) for key, state in persons.states.items()), defs)
-        leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues = self._table.aggregate(
+            return aggregate((view(key, state, defs) for key, state in persons.states.items()), defs, self.watermark)
+        leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues, velocity = self._table.aggregate(
             defs.stage_of_type, defs.step_of_type, len(defs.stages), len(defs.steps),
-            defs.mql_min_content_reads, defs.sal_stale_after_micros,
+            defs.mql_min_content_reads, defs.sal_stale_after_micros, defs.conversion_window_micros, self.watermark,
         )
         attribution = Attribution(len(defs.steps))
         for (touch, funnel_step, customer), count in groups.items():
             attribution.add_leads(touch, funnel_step, customer, count)
         for (touch, currency), (hundredths, count) in revenues.items():
             attribution.add_revenue(touch, currency, hundredths, count)
-        return Aggregates(len(defs.steps), leads, pipeline, standing, SortedList(pending), funnel, funnel_daily, cohorts_daily, attribution)
+        entered, moved_on, move_days, window, convert_days, waiting_days = velocity
+        speed = Velocity(entered, moved_on, move_days, window, convert_days, defs.conversion_window_micros, waiting_days)
+        return Aggregates(len(defs.steps), leads, pipeline, standing, SortedList(pending), funnel, funnel_daily, cohorts_daily, attribution, speed)
 
 
 def _lead_state(

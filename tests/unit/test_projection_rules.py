@@ -194,6 +194,7 @@ class TestLeadRecord:
             "anonymous_ids": [],
             "stage": "research",
             "stage_entered_at": "2026-09-02T10:00:00.000000Z",
+            "stages_entered_at": {"explore": "2026-09-01T10:00:00.000000Z", "research": "2026-09-02T10:00:00.000000Z"},
             "qualification": "lead",
             "funnel_step": "interest",
             "events": 2,
