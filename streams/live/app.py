@@ -81,7 +81,7 @@ class JourneyApp:
         self.leads = app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
         projection = LiveProjection(defs)
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
-        self.metrics = WorkerMetrics(projection, lambda: self.gaps.seeks, self._highwater)
+        self.metrics = WorkerMetrics(projection, lambda: self.gaps.seeks, self._highwater, topic_partitions=settings.partitions)
         self._producer: BatchProducer | None = None
         outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), self._seek, self._announce)
         self.pipeline = BatchPipeline(projection, LeadStore(self.leads), self.gaps, self.metrics, outlets)
@@ -90,7 +90,7 @@ class JourneyApp:
             settings.bootstrap, profile.embedded, projection, self.pipeline.store,
             app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **RAW), self.pipeline.publish_changes,
         )
-        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._remember_member)
+        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._joined)
         self._wire(ingest_token, segment_events)
 
     def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
@@ -103,7 +103,7 @@ class JourneyApp:
         app.on_partitions_assigned.connect(lambda sender, assigned, **kwargs: rebalancing.assigned(assigned))
         app.task(self.watermarks.follow)
         app.timer(RESEEK_SECONDS)(self._reseek_waiting)
-        read_token = None if settings.read_token is None else settings.read_token.get_secret_value()
+        read_token = settings.read_secret()  # JOURNEY_READ_TOKEN, else the file JOURNEY_READ_TOKEN_FILE names
         peers = Peers(
             own_url=self._own_url,
             urls=lambda: {str(url) for url in app.assignor.tables_metadata()},
@@ -117,6 +117,7 @@ class JourneyApp:
             lead=pipeline.lead,
             ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events, segment_events=segment_events),
             metrics=self.metrics.render,
+            ingest_answered=self.metrics.ingest_request,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
         ))
 
@@ -154,8 +155,10 @@ class JourneyApp:
         pending = [await self.events.send(key=key, value=value) for key, value in records]
         await asyncio.gather(*pending)
 
-    def _remember_member(self) -> None:
-        """For the next worker on this data dir, should this one be killed (streams/kafka/group.py)."""
+    def _joined(self) -> None:
+        """At every assignment: counted (journey_rebalances_total), and this worker's group member id
+        remembered for the next worker on this data dir, should this one be killed (streams/kafka/group.py)."""
+        self.metrics.rebalance()
         member = member_id(self.app)
         if member:
             remember_member(self.settings.table_dir, self.settings.app_id, member)

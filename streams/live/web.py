@@ -39,10 +39,15 @@ class Api:
     lead: Callable[[str], bytes | None]  # a lead as the projection has it, written locally or not yet
     ingest: Ingest
     metrics: Callable[[], tuple[bytes, str]]  # the Prometheus text and its content type
+    ingest_answered: Callable[[str, int], None]  # an answer of an ingest route: (route, status), counted
     read_token: str | None  # None: reads are open
 
 
+INGEST_ROUTES = ("/api/events", "/api/ingest/segment")
+
+
 def register(app: faust.App, api: Api) -> None:
+    app.web.web_app.middlewares.append(_counted(api.ingest_answered))  # outermost: counts the answer as sent
     app.web.web_app.middlewares.append(_json_errors)
     _dashboard(app)
     _ingest(app, api)
@@ -218,6 +223,29 @@ def _read_denied(token: str | None, web: View, request: Request) -> Response | N
         status=401,
         headers={"WWW-Authenticate": 'Bearer realm="journey"'},
     )
+
+
+def _counted(answered: Callable[[str, int], None]) -> Any:
+    """Every answer of an ingest route counted by route and status, refusals by aiohttp (405, 413) and
+    crashes (500) included. Other paths are not counted, so the label has two values at most."""
+
+    @aiohttp.web.middleware
+    async def count(request: aiohttp.web.Request, handler: Any) -> aiohttp.web.StreamResponse:
+        route = request.path  # the ingest routes are static: a path that equals one is that route
+        if route not in INGEST_ROUTES:
+            return await handler(request)
+        try:
+            response = await handler(request)
+        except aiohttp.web.HTTPException as exc:
+            answered(route, exc.status)
+            raise
+        except Exception:
+            answered(route, 500)
+            raise
+        answered(route, response.status)
+        return response
+
+    return count
 
 
 @aiohttp.web.middleware
