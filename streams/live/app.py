@@ -32,6 +32,7 @@ from streams.live.ingest import Ingest
 from streams.live.internals import BatchConsumer, kafka_producer, member_id
 from streams.live.metrics import WorkerMetrics
 from streams.live.pipeline import BatchPipeline, Outlets
+from streams.live.readiness import Readiness
 from streams.live.rebalance import Rebalancing
 from streams.live.store import LeadStore
 from streams.live.watermarks import Watermarks
@@ -41,6 +42,7 @@ from streams.settings import Settings
 log = logging.getLogger("journey.worker")
 
 PRODUCER_BATCH_BYTES = 512 * 1024  # under Faust's default producer_max_request_size (1,000,000)
+READINESS_SECONDS = 1.0  # how soon after its rebuild a worker reads the end offsets it must reach to be ready
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -90,7 +92,8 @@ class JourneyApp:
             settings.bootstrap, profile.embedded, projection, self.pipeline.store,
             app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **RAW), self.pipeline.publish_changes,
         )
-        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._joined)
+        self.readiness = Readiness(projection, self.pipeline.ready, self._end_offsets)
+        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._joined, self.readiness)
         self._wire(ingest_token, segment_events)
 
     def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
@@ -103,6 +106,7 @@ class JourneyApp:
         app.on_partitions_assigned.connect(lambda sender, assigned, **kwargs: rebalancing.assigned(assigned))
         app.task(self.watermarks.follow)
         app.timer(RESEEK_SECONDS)(self._reseek_waiting)
+        app.timer(READINESS_SECONDS)(self.readiness.tick)
         read_token = settings.read_secret()  # JOURNEY_READ_TOKEN, else the file JOURNEY_READ_TOKEN_FILE names
         peers = Peers(
             own_url=self._own_url,
@@ -118,6 +122,7 @@ class JourneyApp:
             ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events, segment_events=segment_events),
             metrics=self.metrics.render,
             ingest_answered=self.metrics.ingest_request,
+            readiness=self.readiness.reason,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
         ))
 
@@ -134,6 +139,13 @@ class JourneyApp:
 
     async def _seek(self, partition: int, offset: int) -> None:
         await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
+
+    async def _end_offsets(self, partitions: list[int]) -> dict[int, int]:
+        """The end offsets of journey.events partitions, from the broker (corrected for the embedded one)."""
+        if not partitions:
+            return {}
+        ends = await self.app.consumer.highwaters(*(TP(topics.EVENTS, p) for p in partitions))
+        return {tp.partition: end for tp, end in ends.items()}
 
     def _highwater(self, partition: int) -> int | None:
         """The end offset of a journey.events partition as the consumer last saw it."""

@@ -40,6 +40,7 @@ class Api:
     ingest: Ingest
     metrics: Callable[[], tuple[bytes, str]]  # the Prometheus text and its content type
     ingest_answered: Callable[[str, int], None]  # an answer of an ingest route: (route, status), counted
+    readiness: Callable[[], str | None]  # None when ready, else what the worker waits for (streams/live/readiness.py)
     read_token: str | None  # None: reads are open
 
 
@@ -173,6 +174,13 @@ def _probes(app: faust.App, api: Api) -> None:
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
         return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
+
+    @app.page("/readyz")
+    async def readyz(web: View, request: Request) -> Response:
+        reason = api.readiness()
+        if reason is not None:
+            return web.json({"error": f"not ready: {reason}", "reason": reason}, status=503, headers={"Retry-After": "1"})
+        return web.json({"status": "ready", "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:

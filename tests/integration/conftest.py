@@ -151,14 +151,14 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
     return asyncio.run(read())
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition") -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition", interval: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         last = condition()
         if last:
             return last
-        time.sleep(0.25)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}; last: {last!r}")
 
 
@@ -226,3 +226,17 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
     yield start
     for worker in started:
         worker.stop(signal.SIGKILL if worker.process and worker.process.poll() is None else signal.SIGINT, timeout=10)
+
+
+@pytest.fixture
+def workers() -> Iterator[Callable[[Worker], Worker]]:
+    """Keeps each worker a test hands it (`workers(Worker(...).start())`); those still running at the end are killed."""
+    started: list[Worker] = []
+
+    def keep(worker: Worker) -> Worker:
+        started.append(worker)
+        return worker
+
+    yield keep
+    for worker in started:
+        worker.stop(signal.SIGKILL, timeout=10)
