@@ -26,10 +26,12 @@ from streams.kafka.batches import BatchProducer
 from streams.kafka.group import remember_member
 from streams.live.catchup import CatchUp
 from streams.live.cluster import Cluster, Peers
+from streams.live.commits import INTERVAL as COMMIT_SECONDS
+from streams.live.commits import OffsetCommits
 from streams.live.embedded import Profile
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
-from streams.live.internals import BatchConsumer, kafka_producer, member_id
+from streams.live.internals import BatchConsumer, commit_offsets, kafka_producer, member_id
 from streams.live.metrics import WorkerMetrics
 from streams.live.pipeline import BatchPipeline, Outlets
 from streams.live.readiness import Readiness
@@ -85,7 +87,8 @@ class JourneyApp:
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
         self.metrics = WorkerMetrics(projection, lambda: self.gaps.seeks, self._highwater, topic_partitions=settings.partitions)
         self._producer: BatchProducer | None = None
-        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), self._seek, self._announce)
+        self.commits = OffsetCommits(lambda offsets: commit_offsets(app, topics.EVENTS, offsets))
+        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), self._seek, self._announce, self.commits.note)
         self.pipeline = BatchPipeline(projection, LeadStore(self.leads), self.gaps, self.metrics, outlets)
         self.watermarks = Watermarks(settings.bootstrap, app.topic(topics.WATERMARKS, partitions=1, **RAW), self._own_url, self.pipeline, self.pipeline.publish_changes)
         catch_up = CatchUp(
@@ -93,7 +96,7 @@ class JourneyApp:
             app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **RAW), self.pipeline.publish_changes,
         )
         self.readiness = Readiness(projection, self.pipeline.ready, self._end_offsets)
-        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._joined, self.readiness)
+        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._joined, self.readiness, self.commits)
         self._wire(ingest_token, segment_events)
 
     def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
@@ -107,6 +110,7 @@ class JourneyApp:
         app.task(self.watermarks.follow)
         app.timer(RESEEK_SECONDS)(self._reseek_waiting)
         app.timer(READINESS_SECONDS)(self.readiness.tick)
+        app.timer(COMMIT_SECONDS)(self.commits.tick)
         read_token = settings.read_secret()  # JOURNEY_READ_TOKEN, else the file JOURNEY_READ_TOKEN_FILE names
         peers = Peers(
             own_url=self._own_url,

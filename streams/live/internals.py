@@ -32,6 +32,11 @@ and why:
    `member_id`: the aiokafka coordinator's `member_id`): batches are built with aiokafka's
    `create_batch`/`send_batch`, which Faust does not offer, and a killed worker's membership is
    ended by its successor (streams/kafka/group.py).
+7. **Offsets committed beside Faust** (`commit_offsets`: the aiokafka consumer inside Faust's
+   consumer thread, `ConsumerThread.call_thread` to run its `commit` on that thread's loop):
+   journey.events records are never acked to Faust, so Faust never commits them, and Faust's
+   own `Consumer._commit` crashes the app on any commit error. journey commits the offsets its
+   store vouches for, for the lag tools (streams/live/commits.py), and handles a failed commit itself.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import faust
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.structs import OffsetAndMetadata
 from faust.stores.rocksdb import Store as RocksStore
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
@@ -106,6 +112,9 @@ EXPECTED: list[tuple[str, Callable[[], bool]]] = [
     ("faust rocksdb Store._db_for_partition(partition) and offset_key",
      lambda: _parameters(RocksStore._db_for_partition) == ("self", "partition") and isinstance(RocksStore.offset_key, bytes)),
     ("faust aiokafka Producer._ensure_producer()", lambda: _parameters(FaustProducer._ensure_producer) == ("self",)),
+    ("faust Consumer._thread, AIOKafkaConsumerThread._ensure_consumer() and call_thread(fun, ...); aiokafka AIOKafkaConsumer.commit(offsets)",
+     lambda: "_thread" in _set_in_init(Consumer) and _parameters(AIOKafkaConsumerThread._ensure_consumer) == ("self",)
+     and _parameters(AIOKafkaConsumerThread.call_thread)[:2] == ("self", "fun") and _parameters(AIOKafkaConsumer.commit) == ("self", "offsets")),
 ]
 
 
@@ -285,6 +294,13 @@ def changelog_offset_key(store: RocksStore) -> bytes:
 def kafka_producer(app: faust.App) -> Any:
     """The aiokafka producer inside Faust's producer."""
     return app.producer._ensure_producer()
+
+
+async def commit_offsets(app: faust.App, topic: str, offsets: Mapping[int, int]) -> None:
+    """Commit `offsets` (partition -> next offset) of `topic` for the app's group, on the consumer's own thread."""
+    thread = app.consumer._thread
+    consumer = thread._ensure_consumer()
+    await thread.call_thread(consumer.commit, {TopicPartition(topic, p): OffsetAndMetadata(offset, "") for p, offset in offsets.items()})
 
 
 def member_id(app: faust.App) -> str | None:

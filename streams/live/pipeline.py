@@ -47,6 +47,7 @@ class Outlets:
     changelog: str
     seek: Seek
     announce: Callable[[], Awaitable[None]]  # the worker's watermark, once a batch is written
+    written: Callable[[int, int], None]  # a partition's progress written locally: its next offset (streams/live/commits.py)
 
 
 class BatchPipeline:
@@ -112,6 +113,7 @@ class BatchPipeline:
         for partition, view in batch.partitions.items():
             if view.entries:
                 pending.entries[partition] = view.entries
+                pending.next_offsets[partition] = self.projection.next_offset(partition)
                 records = ((key.encode(), value, []) for key, value in view.entries.items())
                 pending.changelog[partition] = await out.send(self.outlets.changelog, partition, records)
         if result.invalid:
@@ -137,6 +139,7 @@ class BatchPipeline:
             await sent.acknowledged()
         for partition, sent in pending.changelog.items():
             self.store.write(partition, pending.entries[partition], await sent.last_offset())
+            self.outlets.written(partition, pending.next_offsets[partition])  # committed for lag tools, later
         await self.outlets.announce()
 
     async def flush_or_forget(self, *, read_again: bool) -> bool:

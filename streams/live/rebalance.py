@@ -16,6 +16,7 @@ from faust.types import TP
 from streams.kafka import topics
 from streams.kafka.errors import BrokerError
 from streams.live.catchup import CatchUp
+from streams.live.commits import OffsetCommits
 from streams.live.gaps import GapGuard
 from streams.live.pipeline import BatchPipeline
 from streams.live.readiness import CATCHING_UP_CHANGES, REBUILDING, Readiness
@@ -31,6 +32,7 @@ class Rebalancing:
     active: Callable[[], Iterable[TP]]  # the partitions the assignor gave this worker as active
     joined: Callable[[], None]  # called at every assignment (the worker remembers its group member id)
     readiness: Readiness  # GET /readyz: not ready from a revocation until rebuilt and caught up
+    commits: OffsetCommits  # journey.events offsets committed for lag tools, after the local writes
 
     async def rebuild(self) -> None:
         """After table recovery: derive this worker's aggregates from its tables."""
@@ -57,6 +59,7 @@ class Rebalancing:
             await pipeline.flush_or_forget(read_again=False)
             pipeline.ready.clear()
             self.readiness.reset()
+        await self.commits.revoked(tp.partition for tp in revoked if tp.topic == topics.EVENTS)
         for tp in revoked:
             if tp.topic == topics.EVENTS:
                 pipeline.projection.drop(tp.partition)

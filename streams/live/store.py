@@ -86,6 +86,7 @@ class Pending:
     entries: dict[int, dict[str, bytes]] = field(default_factory=dict)  # per partition, the store's entries
     changelog: dict[int, Sent] = field(default_factory=dict)  # per partition, its changelog batches
     others: list[Sent] = field(default_factory=list)  # dead letters and lead changes
+    next_offsets: dict[int, int] = field(default_factory=dict)  # per partition, one past the progress the batch writes
 
 
 _NOTHING: dict[str, bytes] = {}
