@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import faust
 from faust.types import TP
@@ -31,11 +32,12 @@ from streams.live.commits import OffsetCommits
 from streams.live.embedded import Profile
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
-from streams.live.internals import BatchConsumer, commit_offsets, kafka_producer, member_id
+from streams.live.internals import BatchConsumer, changelog_offset_key, commit_offsets, kafka_producer, member_id, partition_path
 from streams.live.metrics import WorkerMetrics
 from streams.live.pipeline import BatchPipeline, Outlets
 from streams.live.readiness import Readiness
 from streams.live.rebalance import Rebalancing
+from streams.live.resync import LocalTables, resync
 from streams.live.store import LeadStore
 from streams.live.watermarks import Watermarks
 from streams.live.web import Api, register
@@ -129,6 +131,23 @@ class JourneyApp:
             readiness=self.readiness.reason,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
         ))
+
+    def resync(self, embedded: bool) -> None:
+        """Before the worker starts: wipe the local state the broker no longer backs (streams/live/resync.py),
+        and say so once logging is set up."""
+        path = partition_path(self.leads)
+        if path is None:
+            return  # the memory store keeps nothing across a restart
+        tables = LocalTables(
+            self.settings.table_dir, Path(self.app.conf.tabledir), path, changelog_offset_key(self.leads.data),
+            self.leads.changelog_topic.get_topic_name(), self.settings.partitions,
+        )
+        line = resync(tables, self.settings.bootstrap, embedded)
+        if line is not None:
+            async def say() -> None:
+                log.warning("%s", line)
+
+            self.app.task(say)
 
     def producer(self) -> BatchProducer:
         if self._producer is None:

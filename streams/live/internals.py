@@ -24,10 +24,12 @@ and why:
 4. **The embedded broker's fetch wait** (`shorten_fetch_wait`, wrapping
    `AIOKafkaConsumerThread._create_worker_consumer` to set the consumer's `_fetch_max_wait_ms`):
    Tansu holds every fetch for the full wait; Faust has no setting for it. Embedded profile only.
-5. **The lead table's RocksDB** (`rocks_db`, `changelog_offset_key`: Faust's
-   `faust.stores.rocksdb.Store._db_for_partition` and `offset_key`): a batch is written to a
-   partition's database in one WriteBatch with the changelog offset it reaches
+5. **The lead table's RocksDB** (`rocks_db`, `changelog_offset_key`, `partition_path`: Faust's
+   `faust.stores.rocksdb.Store._db_for_partition`, `offset_key` and `partition_path`): a batch is
+   written to a partition's database in one WriteBatch with the changelog offset it reaches
    (streams/live/store.py); Faust's table API writes key by key, to the store before the changelog.
+   At start, before Faust opens them, the databases the broker no longer backs are found by their
+   paths and wiped (streams/live/resync.py).
 6. **The producer and the group member** (`kafka_producer`: Faust's `Producer._ensure_producer`;
    `member_id`: the aiokafka coordinator's `member_id`): batches are built with aiokafka's
    `create_batch`/`send_batch`, which Faust does not offer, and a killed worker's membership is
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import faust
@@ -109,8 +112,9 @@ EXPECTED: list[tuple[str, Callable[[], bool]]] = [
     ("faust AIOKafkaConsumerThread._create_worker_consumer(transport) and _highwaters(partitions)",
      lambda: _parameters(AIOKafkaConsumerThread._create_worker_consumer) == ("self", "transport")
      and _parameters(getattr(AIOKafkaConsumerThread._highwaters, "journey_original", AIOKafkaConsumerThread._highwaters)) == ("self", "partitions")),
-    ("faust rocksdb Store._db_for_partition(partition) and offset_key",
-     lambda: _parameters(RocksStore._db_for_partition) == ("self", "partition") and isinstance(RocksStore.offset_key, bytes)),
+    ("faust rocksdb Store._db_for_partition(partition), partition_path(partition) and offset_key",
+     lambda: _parameters(RocksStore._db_for_partition) == ("self", "partition") and isinstance(RocksStore.offset_key, bytes)
+     and _parameters(RocksStore.partition_path) == ("self", "partition")),
     ("faust aiokafka Producer._ensure_producer()", lambda: _parameters(FaustProducer._ensure_producer) == ("self",)),
     ("faust Consumer._thread, AIOKafkaConsumerThread._ensure_consumer() and call_thread(fun, ...); aiokafka AIOKafkaConsumer.commit(offsets)",
      lambda: "_thread" in _set_in_init(Consumer) and _parameters(AIOKafkaConsumerThread._ensure_consumer) == ("self",)
@@ -289,6 +293,12 @@ def rocks_db(store: RocksStore, partition: int) -> Any:
 def changelog_offset_key(store: RocksStore) -> bytes:
     """The key under which Faust keeps, in each partition's database, the changelog offset it holds."""
     return store.offset_key
+
+
+def partition_path(table: faust.Table) -> Callable[[int], Path] | None:
+    """Where a RocksDB-backed table keeps one partition's database; None for another store."""
+    store = table.data
+    return store.partition_path if isinstance(store, RocksStore) else None
 
 
 def kafka_producer(app: faust.App) -> Any:

@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as SyncTopicPartition
 
-from streams.kafka import tansu
+from streams.kafka import tansu, topics
 from streams.net import free_port
 from streams.tools.broker import EmbeddedBroker
 
@@ -149,6 +151,35 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
             await consumer.stop()
 
     return asyncio.run(read())
+
+
+def end_offsets(bootstrap: str, partitions: int = 8) -> dict[int, int]:
+    """journey.events' end offsets as a tool would see them, corrected for the embedded broker (streams/kafka/tansu.py)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        reported = consumer.end_offsets([SyncTopicPartition(topics.EVENTS, p) for p in range(partitions)])
+    finally:
+        consumer.close()
+    return {tp.partition: end for tp, end in tansu.corrected_end_offsets_blocking(bootstrap, reported).items()}
+
+
+def committed(bootstrap: str) -> dict[int, int]:
+    """Group journey's committed offsets on journey.events, as an outside admin client reads them."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        if hasattr(admin, "list_consumer_group_offsets"):  # kafka-python 2
+            offsets = admin.list_consumer_group_offsets("journey")
+        else:  # kafka-python 3 renamed it
+            offsets = admin.list_group_offsets({"journey": None})["journey"]
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topics.EVENTS and meta.offset >= 0}
+
+
+def written_locally(worker: Worker, bootstrap: str, timeout: float = 60) -> None:
+    """Wait until the worker has written every event locally: its commits, which follow the local writes, reach the ends."""
+    ends = end_offsets(bootstrap)
+    wait_for(lambda: committed(bootstrap) == {p: end for p, end in ends.items() if end}, timeout, f"{worker.url} to write {ends} locally")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition", interval: float = 0.25) -> Any:

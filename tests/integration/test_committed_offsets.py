@@ -4,36 +4,11 @@ on journey.events reach the end offsets, as an outside kafka-python admin client
 from __future__ import annotations
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from streams.kafka import tansu, topics
 from streams.tools.synthetic import JourneyGenerator
-from tests.integration.conftest import Worker, produce, report_when_counted, wait_for
+from tests.integration.conftest import Worker, committed, end_offsets, produce, report_when_counted, wait_for
 
 pytestmark = pytest.mark.timeout(240)
-PARTITIONS = 8
-
-
-def end_offsets(bootstrap: str) -> dict[int, int]:
-    """journey.events' end offsets as a tool would see them, corrected for the embedded broker (streams/kafka/tansu.py)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        reported = consumer.end_offsets([TopicPartition(topics.EVENTS, p) for p in range(PARTITIONS)])
-    finally:
-        consumer.close()
-    return {tp.partition: end for tp, end in tansu.corrected_end_offsets_blocking(bootstrap, reported).items()}
-
-
-def committed(bootstrap: str) -> dict[int, int]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        if hasattr(admin, "list_consumer_group_offsets"):  # kafka-python 2
-            offsets = admin.list_consumer_group_offsets("journey")
-        else:  # kafka-python 3 renamed it
-            offsets = admin.list_group_offsets({"journey": None})["journey"]
-    finally:
-        admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topics.EVENTS and meta.offset >= 0}
 
 
 def test_committed_offsets_of_group_journey_reach_the_end_offsets_once_a_log_is_counted(broker, tmp_path, workers) -> None:
