@@ -32,7 +32,15 @@ from streams.live.commits import OffsetCommits
 from streams.live.embedded import Profile
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
-from streams.live.internals import BatchConsumer, changelog_offset_key, commit_offsets, kafka_producer, member_id, partition_path
+from streams.live.internals import (
+    BatchConsumer,
+    changelog_offset_key,
+    commit_offsets,
+    kafka_producer,
+    member_id,
+    partition_path,
+    share_rocksdb_memory,
+)
 from streams.live.metrics import WorkerMetrics
 from streams.live.pipeline import BatchPipeline, Outlets
 from streams.live.readiness import Readiness
@@ -46,6 +54,7 @@ from streams.settings import Settings
 log = logging.getLogger("journey.worker")
 
 PRODUCER_BATCH_BYTES = 512 * 1024  # under Faust's default producer_max_request_size (1,000,000)
+MIB = 1 << 20
 READINESS_SECONDS = 1.0  # how soon after its rebuild a worker reads the end offsets it must reach to be ready
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
@@ -63,7 +72,7 @@ def faust_app(settings: Settings, profile: Profile) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=False,  # ensure_topics made them, with the right partition counts
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,  # standby copies are Faust's; journey writes only actives
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
         web_enabled=True,
@@ -85,9 +94,12 @@ class JourneyApp:
         # livelock check must not wait for acks and commits of it and log a stalled stream
         self.events = app.topic(topics.EVENTS, partitions=settings.partitions, acks=False, **RAW)
         self.leads = app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+        rocksdb = share_rocksdb_memory(self.leads, settings.rocksdb_cache_mb * MIB, settings.rocksdb_write_buffer_mb * MIB)
         projection = LiveProjection(defs)
         self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
         self.metrics = WorkerMetrics(projection, lambda: self.gaps.seeks, self._highwater, topic_partitions=settings.partitions)
+        if rocksdb is not None:
+            self.metrics.watch_rocksdb(rocksdb.cache, rocksdb.write_buffers, settings.rocksdb_cache_mb * MIB)
         self._producer: BatchProducer | None = None
         self.commits = OffsetCommits(lambda offsets: commit_offsets(app, topics.EVENTS, offsets))
         outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), self._seek, self._announce, self.commits.note)

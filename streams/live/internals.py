@@ -29,7 +29,10 @@ and why:
    written to a partition's database in one WriteBatch with the changelog offset it reaches
    (streams/live/store.py); Faust's table API writes key by key, to the store before the changelog.
    At start, before Faust opens them, the databases the broker no longer backs are found by their
-   paths and wiped (streams/live/resync.py).
+   paths and wiped (streams/live/resync.py). And every partition's database is opened with one
+   block cache and one write-buffer budget (`share_rocksdb_memory`, replacing the store's
+   `rocksdb_options`, whose `as_options` Faust calls to open each database): Faust's options give
+   each partition its own block cache of up to 2 GiB and three 64 MiB memtables.
 6. **The producer and the group member** (`kafka_producer`: Faust's `Producer._ensure_producer`;
    `member_id`: the aiokafka coordinator's `member_id`): batches are built with aiokafka's
    `create_batch`/`send_batch`, which Faust does not offer, and a killed worker's membership is
@@ -49,10 +52,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
+import rocksdict
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.structs import OffsetAndMetadata
+from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksStore
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
@@ -115,6 +120,9 @@ EXPECTED: list[tuple[str, Callable[[], bool]]] = [
     ("faust rocksdb Store._db_for_partition(partition), partition_path(partition) and offset_key",
      lambda: _parameters(RocksStore._db_for_partition) == ("self", "partition") and isinstance(RocksStore.offset_key, bytes)
      and _parameters(RocksStore.partition_path) == ("self", "partition")),
+    ("faust rocksdb Store.rocksdb_options, opened through RocksDBOptions.open(path) -> as_options()",
+     lambda: "rocksdb_options" in _set_in_init(RocksStore) and "rocksdb_options" in _names_in(RocksStore._open_for_partition)
+     and "as_options" in _names_in(RocksDBOptions.open) and _parameters(RocksDBOptions.as_options) == ("self",)),
     ("faust aiokafka Producer._ensure_producer()", lambda: _parameters(FaustProducer._ensure_producer) == ("self",)),
     ("faust Consumer._thread, AIOKafkaConsumerThread._ensure_consumer() and call_thread(fun, ...); aiokafka AIOKafkaConsumer.commit(offsets)",
      lambda: "_thread" in _set_in_init(Consumer) and _parameters(AIOKafkaConsumerThread._ensure_consumer) == ("self",)
@@ -299,6 +307,40 @@ def partition_path(table: faust.Table) -> Callable[[int], Path] | None:
     """Where a RocksDB-backed table keeps one partition's database; None for another store."""
     store = table.data
     return store.partition_path if isinstance(store, RocksStore) else None
+
+
+class SharedRocksOptions(RocksDBOptions):  # type: ignore[misc]
+    """Faust's RocksDB options (rocksdict), with one LRU block cache and one write-buffer budget
+    (a WriteBufferManager) shared by every database opened with them. Index and filter blocks are
+    kept in the cache too, so they count against it instead of growing with the files."""
+
+    def __init__(self, cache_bytes: int, write_buffer_bytes: int) -> None:
+        super().__init__(use_rocksdict=True)
+        self.cache = rocksdict.Cache(cache_bytes)
+        self.write_buffers = rocksdict.WriteBufferManager(write_buffer_bytes, False)
+        self.write_buffer_size = min(self.write_buffer_size, max(write_buffer_bytes // 4, 1 << 20))  # a memtable
+
+    def as_options(self) -> Any:
+        options = super().as_options()  # Faust's, with a block cache of its own: replaced below
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, True)
+        table.set_block_cache(self.cache)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(self.write_buffers)
+        return options
+
+
+def share_rocksdb_memory(table: faust.Table, cache_bytes: int, write_buffer_bytes: int) -> SharedRocksOptions | None:
+    """Open every partition's database of a RocksDB-backed table (standby copies included) with
+    one block cache and one write-buffer budget; None for another store."""
+    store = table.data
+    if not isinstance(store, RocksStore) or not store.use_rocksdict:
+        return None
+    store.rocksdb_options = shared = SharedRocksOptions(cache_bytes, write_buffer_bytes)
+    return shared
 
 
 def kafka_producer(app: faust.App) -> Any:
