@@ -9,8 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from projections import default_definitions
+from projections.live import LiveProjection
 from streams.live.metrics import WorkerMetrics
-from streams.live.projection import LiveProjection
 
 
 def scrape(metrics: WorkerMetrics) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
