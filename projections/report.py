@@ -12,6 +12,7 @@ from sortedcontainers import SortedList
 
 from projections.attribution import Attribution
 from projections.definitions import DAY_MICROS, NO_INDEX, Definitions
+from projections.identity import NO_IDENTITY, IdentityCounts, anonymous_of
 from projections.lead import CUSTOMER, MQL, QUALIFICATIONS, SAL, TOUCH_FIELDS, LeadView
 from schemas.events import format_time
 
@@ -179,7 +180,7 @@ def aggregate(leads: Iterable[LeadView], defs: Definitions) -> Aggregates:
     return totals
 
 
-def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, totals: Aggregates) -> dict[str, Any]:
+def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, totals: Aggregates, identity: IdentityCounts = NO_IDENTITY) -> dict[str, Any]:
     return {
         "events": counts.as_dict(),
         "watermark": None if watermark is None else format_time(watermark),
@@ -190,13 +191,17 @@ def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, 
         "funnel_daily": _by_day(totals.funnel_daily, defs.steps),
         "cohorts_daily": _by_day(totals.cohorts_daily, defs.steps),
         "attribution": totals.attribution.report(defs.steps),
+        "identity": identity.as_dict(),
     }
 
 
-def lead_record(lead: LeadView, defs: Definitions, watermark: int) -> dict[str, Any]:
-    """One line of `--leads-out`, and the body of GET /api/leads/{lead_id}."""
+def lead_record(lead: LeadView, defs: Definitions, watermark: int, anonymous_ids: Iterable[str] = ()) -> dict[str, Any]:
+    """One line of `--leads-out`, and the body of GET /api/leads/{lead_id}: a person (SPEC §9),
+    a lead with the anonymous ids that joined it (sorted), or an anonymous person."""
+    anonymous_id = anonymous_of(lead.lead_id)
     return {
-        "lead_id": lead.lead_id,
+        "lead_id": lead.lead_id if anonymous_id is None else None,
+        "anonymous_ids": sorted(anonymous_ids) if anonymous_id is None else [anonymous_id],
         "stage": stage_name(lead, defs),
         "stage_entered_at": None if lead.stage_entered_at is None else format_time(lead.stage_entered_at),
         "qualification": QUALIFICATIONS[lead.qualification(watermark)],

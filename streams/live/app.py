@@ -13,6 +13,7 @@ Only this module and worker.py see the whole Faust app.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 
@@ -95,27 +96,34 @@ class JourneyApp:
         self.events = app.topic(topics.EVENTS, partitions=settings.partitions, acks=False, **RAW)
         self.leads = app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
         rocksdb = share_rocksdb_memory(self.leads, settings.rocksdb_cache_mb * MIB, settings.rocksdb_write_buffer_mb * MIB)
+        identity = topics.identity_topic(settings.app_id)
+        self.identity = app.topic(identity, partitions=settings.partitions, acks=False, **RAW)  # SPEC §9's messages, as journey.events
         projection = LiveProjection(defs)
-        self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
-        self.metrics = WorkerMetrics(projection, lambda: self.gaps.seeks, self._highwater, topic_partitions=settings.partitions)
+        self.gaps = {topic: GapGuard(settings.bootstrap, topic, functools.partial(self._seek, topic)) for topic in (topics.EVENTS, identity)}
+        self.metrics = WorkerMetrics(projection, lambda: sum(gaps.seeks for gaps in self.gaps.values()), self._highwater, topic_partitions=settings.partitions)
         if rocksdb is not None:
             self.metrics.watch_rocksdb(rocksdb.cache, rocksdb.write_buffers, settings.rocksdb_cache_mb * MIB)
         self._producer: BatchProducer | None = None
-        self.commits = OffsetCommits(lambda offsets: commit_offsets(app, topics.EVENTS, offsets))
-        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), self._seek, self._announce, self.commits.note)
+        self.commits = OffsetCommits(lambda offsets: commit_offsets(app, offsets))
+        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), identity, self._seek, self._announce, self.commits.note)
         self.pipeline = BatchPipeline(projection, LeadStore(self.leads), self.gaps, self.metrics, outlets)
         self.watermarks = Watermarks(settings.bootstrap, app.topic(topics.WATERMARKS, partitions=1, **RAW), self._own_url, self.pipeline, self.pipeline.publish_changes)
         catch_up = CatchUp(
             settings.bootstrap, profile.embedded, projection, self.pipeline.store,
             app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **RAW), self.pipeline.publish_changes,
         )
-        self.readiness = Readiness(projection, self.pipeline.ready, self._end_offsets)
-        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._joined, self.readiness, self.commits)
+        self.readiness = Readiness(projection, self.pipeline.ready, self._end_offsets, self.pipeline.next_offset)
+        self.rebalancing = Rebalancing(
+            self.pipeline, catch_up, list(self.gaps.values()), app.assignor.assigned_actives, self._joined, self.readiness, self.commits,
+        )
         self._wire(ingest_token, segment_events)
 
     def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
         app, settings, pipeline, rebalancing = self.app, self.settings, self.pipeline, self.rebalancing
-        app.topics.add(self.events)  # subscribed, so the assignor hands out its partitions; no agent reads it
+        # subscribed, so the assignor hands out their partitions, partition i of both to the same worker
+        # (Faust's assignor co-partitions topics of one partition count); no agent reads them
+        app.topics.add(self.events)
+        app.topics.add(self.identity)
         # Faust's own consumer, with journey.events delivered a fetch at a time to the pipeline
         app.transport.Consumer = type("JourneyConsumer", (BatchConsumer,), {"sink": pipeline})  # type: ignore[misc]
         self.leads.on_recover(rebalancing.rebuild)
@@ -152,7 +160,7 @@ class JourneyApp:
             return  # the memory store keeps nothing across a restart
         tables = LocalTables(
             self.settings.table_dir, Path(self.app.conf.tabledir), path, changelog_offset_key(self.leads.data),
-            self.leads.changelog_topic.get_topic_name(), self.settings.partitions,
+            self.leads.changelog_topic.get_topic_name(), self.identity.get_topic_name(), self.settings.partitions,
         )
         line = resync(tables, self.settings.bootstrap, embedded)
         if line is not None:
@@ -172,15 +180,16 @@ class JourneyApp:
     async def _announce(self) -> None:
         await self.watermarks.announce()
 
-    async def _seek(self, partition: int, offset: int) -> None:
-        await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
+    async def _seek(self, topic: str, partition: int, offset: int) -> None:
+        await self.app.consumer.seek(TP(topic, partition), offset)
 
-    async def _end_offsets(self, partitions: list[int]) -> dict[int, int]:
-        """The end offsets of journey.events partitions, from the broker (corrected for the embedded one)."""
+    async def _end_offsets(self, partitions: list[int]) -> dict[tuple[str, int], int]:
+        """The end offsets of these partitions of the topics the pipeline reads, from the broker
+        (corrected for the embedded one)."""
         if not partitions:
             return {}
-        ends = await self.app.consumer.highwaters(*(TP(topics.EVENTS, p) for p in partitions))
-        return {tp.partition: end for tp, end in ends.items()}
+        ends = await self.app.consumer.highwaters(*(TP(topic, p) for topic in self.gaps for p in partitions))
+        return {(tp.topic, tp.partition): end for tp, end in ends.items()}
 
     def _highwater(self, partition: int) -> int | None:
         """The end offset of a journey.events partition as the consumer last saw it."""
@@ -193,7 +202,8 @@ class JourneyApp:
         if not self.pipeline.ready.is_set():  # not while tables recover: the partitions may be changing hands
             return
         try:
-            await self.gaps.reseek_waiting()
+            for gaps in self.gaps.values():
+                await gaps.reseek_waiting()
         except Exception as exc:  # noqa: BLE001 - a rebalance under way; the next tick tries again
             log.warning("seeking back to a gap failed (%s: %s); trying again", type(exc).__name__, exc)
 

@@ -152,24 +152,24 @@ def _holds(present: Callable[[], bool]) -> bool:
 
 
 class BatchSink(Protocol):
-    topic: str
+    topics: frozenset[str]  # the topics it takes whole; every other topic takes Faust's path
 
     async def deliver(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> None:
-        """Apply one fetch of the topic's records: (offset, value) tuples per partition, a missing value as b""."""
+        """Apply one fetch of its topics' records: (offset, value) tuples per partition, a missing value as b""."""
 
     async def idle(self) -> None:
-        """A fetch brought none of the topic's records."""
+        """A fetch brought none of its topics' records."""
 
     def positions(self, assigned: set[TP]) -> dict[TP, int]:
-        """Where each assigned partition of the topic continues: one past its progress."""
+        """Where each assigned partition of its topics continues: one past its progress."""
 
 
 class PlainRecords:
-    """A consumer's value deserializer that marks its fetcher's records of `topic` to come as
+    """A consumer's value deserializer that marks its fetcher's records of `topics` to come as
     (offset, value) tuples (`PartitionRecords`); values of other topics pass unchanged."""
 
-    def __init__(self, topic: str) -> None:
-        self.topic = topic
+    def __init__(self, topics: frozenset[str]) -> None:
+        self.topics = topics
 
     def __call__(self, value: bytes | None) -> bytes | None:
         return value
@@ -184,7 +184,7 @@ class PartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
 
     def __init__(self, tp: Any, records: Any, aborted: Any, fetch_offset: int, key_deserializer: Any, value_deserializer: Any, *rest: Any) -> None:
         if isinstance(value_deserializer, PlainRecords):
-            if tp.topic == value_deserializer.topic:
+            if tp.topic in value_deserializer.topics:
                 self._consumer_record = _plain  # read by aiokafka's _unpack_records, a record at a time
             value_deserializer = None
         super().__init__(tp, records, aborted, fetch_offset, key_deserializer, value_deserializer, *rest)
@@ -204,12 +204,12 @@ class BatchConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
     def _create_worker_consumer(self, transport: Any) -> Any:
         plain_records()
         consumer = super()._create_worker_consumer(transport)
-        consumer._value_deserializer = PlainRecords(self.consumer.sink.topic)  # read when it starts, by its Fetcher
+        consumer._value_deserializer = PlainRecords(self.consumer.sink.topics)  # read when it starts, by its Fetcher
         return consumer
 
 
 class BatchConsumer(Consumer):
-    """Faust's aiokafka consumer, delivering one topic a fetch at a time (1 above)."""
+    """Faust's aiokafka consumer, delivering the sink's topics a fetch at a time (1 above)."""
 
     sink: BatchSink  # set by the app, in the subclass it hands Faust
 
@@ -218,6 +218,7 @@ class BatchConsumer(Consumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         sink, callback, to_message, read_offset = self.sink, self.callback, self._to_message, self._read_offset
+        mine = sink.topics
         buffered = self._buffered_partitions
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         try:
@@ -231,7 +232,7 @@ class BatchConsumer(Consumer):
                 for tp, messages in records.items():
                     if active is not None and tp not in active and tp not in buffered:
                         continue
-                    if tp.topic == sink.topic:
+                    if tp.topic in mine:
                         batch[tp] = messages
                         continue
                     for record in messages:  # Faust's own path: table recovery reads changelogs here
@@ -247,8 +248,8 @@ class BatchConsumer(Consumer):
             raise
 
     async def perform_seek(self) -> None:
-        """After table recovery: Faust seeks to committed offsets, then the sink's topic goes to
-        where its progress stands (Faust never commits that topic)."""
+        """After table recovery: Faust seeks to committed offsets, then the sink's topics go to
+        where their progress stands (Faust never commits them)."""
         await super().perform_seek()
         for tp, offset in self.sink.positions(self.assignment()).items():
             await self.seek(tp, offset)
@@ -348,11 +349,11 @@ def kafka_producer(app: faust.App) -> Any:
     return app.producer._ensure_producer()
 
 
-async def commit_offsets(app: faust.App, topic: str, offsets: Mapping[int, int]) -> None:
-    """Commit `offsets` (partition -> next offset) of `topic` for the app's group, on the consumer's own thread."""
+async def commit_offsets(app: faust.App, offsets: Mapping[tuple[str, int], int]) -> None:
+    """Commit `offsets` ((topic, partition) -> next offset) for the app's group, on the consumer's own thread."""
     thread = app.consumer._thread
     consumer = thread._ensure_consumer()
-    await thread.call_thread(consumer.commit, {TopicPartition(topic, p): OffsetAndMetadata(offset, "") for p, offset in offsets.items()})
+    await thread.call_thread(consumer.commit, {TopicPartition(topic, p): OffsetAndMetadata(offset, "") for (topic, p), offset in offsets.items()})
 
 
 def member_id(app: faust.App) -> str | None:

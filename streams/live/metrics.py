@@ -58,6 +58,10 @@ class WorkerMetrics:
             ["endpoint", "status"], registry=self.registry,
         )
         self.rebalances = Counter("journey_rebalances", "Partition assignments this worker received (one per rebalance)", registry=self.registry)
+        self.unreadable = Counter(
+            "journey_identity_messages_unreadable", "Identity messages this worker could not read and passed over (another journey version, or damage)",
+            registry=self.registry,
+        )
         self.registry.register(_ProjectionCollector(projection, gap_seeks, highwater, topic_partitions))
 
     def watch_rocksdb(self, cache: Any, write_buffers: Any, cache_bytes: int) -> None:
@@ -68,6 +72,9 @@ class WorkerMetrics:
     def ingest_request(self, endpoint: str, status: int) -> None:
         """One answered ingest request. `endpoint` is the route, never the raw path: labels must stay few."""
         self.ingest_requests.labels(endpoint, str(status)).inc()
+
+    def unreadable_identity(self) -> None:
+        self.unreadable.inc()
 
     def rebalance(self) -> None:
         """This worker was given its (new) partitions."""
@@ -96,7 +103,7 @@ class _ProjectionCollector:
     def collect(self) -> Iterator[Metric]:
         projection = self.projection
         defs = projection.defs
-        totals, counts = projection.totals()
+        totals, counts, _ = projection.totals()
         yield _gauge("journey_events", "Events in this worker's partitions, by result", "result", counts.as_dict())
         yield _gauge("journey_leads_by_stage", "Leads per pipeline stage (this worker's partitions)", "stage", dict(zip(defs.stages, totals.pipeline, strict=True)))
         mark = projection.cluster_watermark

@@ -12,6 +12,7 @@ from typing import Any
 
 from projections import QUALIFICATIONS, Aggregates, Definitions, EventCounts, build_report
 from projections.attribution import Attribution
+from projections.identity import NO_IDENTITY, IdentityCounts
 from projections.live import LiveProjection
 
 
@@ -22,12 +23,13 @@ class Partial:
     watermark: int | None  # the latest event time in these partitions
     aggregates: Aggregates  # `pending` is not sent: qualification below is settled already
     qualification: list[int]  # per level, at the cluster's watermark
+    identity: IdentityCounts = NO_IDENTITY
 
     @classmethod
     def of(cls, projection: LiveProjection, watermark: int | None) -> Partial:
         """A worker's share of the report, qualification settled at the cluster's watermark."""
-        totals, counts = projection.totals()
-        return cls(sorted(projection.partitions), counts, projection.local_watermark(), totals, projection.qualification_at(watermark))
+        totals, counts, identity = projection.totals()
+        return cls(sorted(projection.partitions), counts, projection.local_watermark(), totals, projection.qualification_at(watermark), identity)
 
     def encode(self) -> dict[str, Any]:
         totals = self.aggregates
@@ -42,6 +44,7 @@ class Partial:
             "funnel_daily": {str(day): row for day, row in totals.funnel_daily.items()},
             "cohorts_daily": {str(day): row for day, row in totals.cohorts_daily.items()},
             "attribution": totals.attribution.encode(),
+            "identity": list(self.identity),
         }
 
     @classmethod
@@ -51,7 +54,8 @@ class Partial:
         totals.funnel_daily = {int(day): row for day, row in data["funnel_daily"].items()}
         totals.cohorts_daily = {int(day): row for day, row in data["cohorts_daily"].items()}
         totals.attribution = Attribution.decode(len(defs.steps), data["attribution"])
-        return cls(data["partitions"], EventCounts(**data["counts"]), data["watermark"], totals, data["qualification"])
+        identity = IdentityCounts(*data["identity"])
+        return cls(data["partitions"], EventCounts(**data["counts"]), data["watermark"], totals, data["qualification"], identity)
 
 
 def merge(defs: Definitions, partials: list[Partial]) -> dict[str, Any]:
@@ -59,11 +63,13 @@ def merge(defs: Definitions, partials: list[Partial]) -> dict[str, Any]:
     totals = Aggregates.empty(defs)
     counts = EventCounts()
     qualification = [0] * len(QUALIFICATIONS)
+    identity = [0, 0, 0]
     for part in partials:
         counts.merge(part.counts)
+        identity = [a + b for a, b in zip(identity, part.identity, strict=True)]
         totals.merge(part.aggregates)
         qualification = [a + b for a, b in zip(qualification, part.qualification, strict=True)]
     totals.standing = qualification  # already settled at the cluster watermark by each worker
     totals.pending.clear()  # and so counted in `standing` already: a partial made in process still holds them
     marks = [p.watermark for p in partials if p.watermark is not None]
-    return build_report(defs, counts, max(marks) if marks else None, totals)
+    return build_report(defs, counts, max(marks) if marks else None, totals, IdentityCounts(*identity))

@@ -4,8 +4,9 @@ A worker is ready once, after its latest assignment,
 1. its tables are recovered from their changelogs (Faust's recovery),
 2. the projection of its partitions is rebuilt from them and journey.lead-changes caught up
    to its definitions (streams/live/rebalance.py), and
-3. each of its partitions of journey.events is applied up to the end offset that partition
-   had when step 2 finished (the "targets", read from the broker once).
+3. each of its partitions of journey.events, and of the identity topic read beside it, is
+   applied up to the end offset that partition had when step 2 finished (the "targets",
+   read from the broker once).
 
 It then stays ready until the next rebalance: lag that grows afterwards is load, shown by
 `journey_consumer_lag`, not a reason to take the worker out of service. Until then `reason()`
@@ -27,16 +28,19 @@ REBUILDING = "rebuilding the projection"
 CATCHING_UP_CHANGES = "catching up journey.lead-changes"
 READING_ENDS = "reading the end offsets of journey.events"
 
-EndOffsets = Callable[[list[int]], Awaitable[dict[int, int]]]  # partitions of journey.events -> their end offsets
+Key = tuple[str, int]  # (topic, partition)
+EndOffsets = Callable[[list[int]], Awaitable[dict[Key, int]]]  # partitions -> the end offsets of the topics read
+NextOffset = Callable[[str, int], int]  # (topic, partition) -> where the worker continues: one past its progress
 
 
 class Readiness:
-    def __init__(self, projection: LiveProjection, rebuilt: asyncio.Event, end_offsets: EndOffsets) -> None:
+    def __init__(self, projection: LiveProjection, rebuilt: asyncio.Event, end_offsets: EndOffsets, next_offset: NextOffset) -> None:
         self.projection = projection
         self.rebuilt = rebuilt  # the pipeline's: set once the projection is rebuilt (steps 1 and 2)
         self.end_offsets = end_offsets
+        self.next_offset = next_offset
         self.phase = RECOVERING
-        self._targets: dict[int, int] | None = None
+        self._targets: dict[Key, int] | None = None
         self._ready = False
         self._generation = 0
 
@@ -55,13 +59,13 @@ class Readiness:
             return self.phase
         if self._targets is None:
             return READING_ENDS
-        projection = self.projection
-        behind = {p: end - projection.next_offset(p) for p, end in self._targets.items() if p in projection.partitions and projection.next_offset(p) < end}
+        owned = self.projection.partitions
+        behind = {key: end - self.next_offset(*key) for key, end in self._targets.items() if key[1] in owned and self.next_offset(*key) < end}
         if behind:
-            partition = min(behind)
-            return f"catching up partition {partition} ({behind[partition]} records behind)"
+            (topic, partition), records = min(behind.items(), key=lambda item: (item[0][1], item[0][0]))
+            return f"catching up partition {partition} ({records} records of {topic} behind)"
         self._ready = True
-        log.info("ready: partitions %s caught up to %s", sorted(self._targets), self._targets)
+        log.info("ready: partitions %s caught up to %s", sorted(owned), self._targets)
         return None
 
     async def tick(self) -> None:

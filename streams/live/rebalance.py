@@ -28,11 +28,11 @@ log = logging.getLogger("journey.worker")
 class Rebalancing:
     pipeline: BatchPipeline
     catch_up: CatchUp
-    gaps: GapGuard
+    gaps: Iterable[GapGuard]  # one per topic the pipeline reads
     active: Callable[[], Iterable[TP]]  # the partitions the assignor gave this worker as active
     joined: Callable[[], None]  # called at every assignment (the worker remembers its group member id)
     readiness: Readiness  # GET /readyz: not ready from a revocation until rebuilt and caught up
-    commits: OffsetCommits  # journey.events offsets committed for lag tools, after the local writes
+    commits: OffsetCommits  # offsets committed for lag tools, after the local writes
 
     async def rebuild(self) -> None:
         """After table recovery: derive this worker's aggregates from its tables."""
@@ -59,11 +59,12 @@ class Rebalancing:
             await pipeline.flush_or_forget(read_again=False)
             pipeline.ready.clear()
             self.readiness.reset()
-        await self.commits.revoked(tp.partition for tp in revoked if tp.topic == topics.EVENTS)
+        await self.commits.revoked({tp.partition for tp in revoked if tp.topic == topics.EVENTS})
         for tp in revoked:
             if tp.topic == topics.EVENTS:
                 pipeline.projection.drop(tp.partition)
-                self.gaps.forget(tp.partition)
+                for gaps in self.gaps:
+                    gaps.forget(tp.partition)
 
     async def assigned(self, assigned: Iterable[TP]) -> None:
         self.joined()

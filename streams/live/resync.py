@@ -11,8 +11,8 @@ start, before the worker joins its group:
 - **another cluster** (its id differs from the one recorded in the data dir, `CLUSTER_FILE`,
   written when the worker first runs against a cluster): the whole table directory is wiped;
 - **a partition the broker no longer backs** (its changelog offset at or past the end of its
-  changelog partition, or its progress at or past the end of its journey.events partition):
-  that partition's database is wiped.
+  changelog partition, or its progress at or past the end of its partition of journey.events
+  or of the identity topic): that partition's database is wiped.
 It returns one line saying what it wiped and why (logged by the worker at WARNING); the wiped
 partitions are then recovered and projected from what the broker has.
 """
@@ -45,6 +45,7 @@ class LocalTables:
     partition_path: Callable[[int], Path]  # the lead table's database of one partition
     offset_key: bytes  # where a database keeps the changelog offset it reaches
     changelog: str  # the lead table's changelog topic
+    identity: str  # the identity topic, read beside journey.events
     partitions: int
 
 
@@ -53,7 +54,7 @@ class Held:
     """What one partition's database vouches for."""
 
     changelog_offset: int | None  # the last changelog offset it holds
-    through: int | None  # the last journey.events offset applied
+    through: dict[str, int]  # the last offset applied, per topic read (journey.events, identity); none before any
 
 
 def resync(tables: LocalTables, bootstrap: str, embedded: bool) -> str | None:
@@ -76,17 +77,16 @@ def resync(tables: LocalTables, bootstrap: str, embedded: bool) -> str | None:
 
 def _resync_partitions(tables: LocalTables, bootstrap: str, embedded: bool) -> str | None:
     held = {p: _held(tables, p) for p in range(tables.partitions) if tables.partition_path(p).exists()}
-    held = {p: h for p, h in held.items() if h.changelog_offset is not None or h.through is not None}
+    held = {p: h for p, h in held.items() if h.changelog_offset is not None or h.through}
     if not held:
         return None
-    changelog_ends = end_offsets(bootstrap, tables.changelog, tables.partitions, embedded)
-    events_ends = end_offsets(bootstrap, topics.EVENTS, tables.partitions, embedded)
-    behind: dict[str, list[str]] = {tables.changelog: [], topics.EVENTS: []}  # topic -> "partition: held >= end"
+    ends = {topic: end_offsets(bootstrap, topic, tables.partitions, embedded) for topic in (tables.changelog, topics.EVENTS, tables.identity)}
+    behind: dict[str, list[str]] = {topic: [] for topic in ends}  # topic -> "partition: held >= end"
     for partition, h in sorted(held.items()):
-        if h.changelog_offset is not None and h.changelog_offset >= changelog_ends[partition]:
-            behind[tables.changelog].append(f"{partition}: {h.changelog_offset} >= {changelog_ends[partition]}")
-        elif h.through is not None and h.through >= events_ends[partition]:
-            behind[topics.EVENTS].append(f"{partition}: {h.through} >= {events_ends[partition]}")
+        offsets = {tables.changelog: h.changelog_offset, **h.through}
+        topic = next((t for t, offset in offsets.items() if offset is not None and offset >= 0 and offset >= ends[t][partition]), None)
+        if topic is not None:
+            behind[topic].append(f"{partition}: {offsets[topic]} >= {ends[topic][partition]}")
     stale = [int(item.split(":")[0]) for items in behind.values() for item in items]
     if not stale:
         return None
@@ -103,10 +103,12 @@ def _held(tables: LocalTables, partition: int) -> Held:
     db = Rdict(str(tables.partition_path(partition)), options=Options(raw_mode=True), access_type=AccessType.read_only())
     try:
         offset = db.get(tables.offset_key)
-        progress = db.get(progress_key(partition).encode())
+        data = db.get(progress_key(partition).encode())
     finally:
         db.close()
-    return Held(None if offset is None else int(offset), None if progress is None else Progress.decode(progress).through)
+    progress = None if data is None else Progress.decode(data)
+    through = {} if progress is None else {topics.EVENTS: progress.through, tables.identity: progress.identity_through}
+    return Held(None if offset is None else int(offset), through)
 
 
 def cluster_id(bootstrap: str) -> str | None:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+from pathlib import Path
 
 import faust
 
@@ -24,6 +25,10 @@ class PortInUse(JourneyError):
     """The worker's web port is taken."""
 
 
+class DataDirError(JourneyError):
+    """The worker's data dir cannot be created."""
+
+
 def _backpressure_is_debug(record: logging.LogRecord) -> bool:
     """Faust warns "producer buffer full" each time its producer makes a sender wait (table
     recovery, a burst of lead changes): ordinary backpressure while a worker catches up, dozens
@@ -38,6 +43,7 @@ def run_worker(settings: Settings) -> None:
     bind = settings.web_bind or settings.web_host
     if port_open("127.0.0.1" if bind == "0.0.0.0" else bind, settings.web_port):
         raise PortInUse(f"web port {settings.web_port} is already in use; choose another with --web-port")
+    _make_table_dir(settings.table_dir)
     defs = settings.load_definitions()
     ingest_token = settings.ingest_secret()
     segment_events = settings.load_segment_events()
@@ -45,7 +51,7 @@ def run_worker(settings: Settings) -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
     # A worker holds a lead's aggregates as many long-lived small objects and makes thousands
     # of short-lived ones a batch: at the default threshold (700) the cyclic collector ran
-    # often enough to cost a third of the fold (README: Performance). Reference counting
+    # often enough to cost a third of the fold (commit ec23837). Reference counting
     # frees almost everything; the collector only has cycles left to find.
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
@@ -65,3 +71,11 @@ def run_worker(settings: Settings) -> None:
     # which makes every Kafka send build a debug log record: about 5% of a busy worker.
     worker.spinner = None
     worker.execute_from_commandline()
+
+
+def _make_table_dir(path: Path) -> None:
+    """Faust creates only the last folder of its data dir: the default ./data/worker-PORT needs ./data."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"data dir {path}: cannot create it ({exc.strerror or exc}); choose another with --data-dir") from None

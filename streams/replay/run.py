@@ -42,6 +42,8 @@ def _check_writable(path: Path) -> None:
 
 def replay(request: ReplayRequest) -> dict[str, Any]:
     """The report (or, with a baseline, the comparison) of the whole log."""
+    if request.baseline is not None and request.baseline.identity != request.definitions.identity:
+        return _other_persons(request)
     if isinstance(request.source, Path) and request.partitions != 1:
         partitions = request.partitions or partitions_for(request.source)
         if partitions > 1:
@@ -54,6 +56,17 @@ def replay(request: ReplayRequest) -> dict[str, Any]:
     if request.baseline is not None:
         return projector.comparison(request.baseline, request.definitions)
     return projector.report(request.definitions)
+
+
+def _other_persons(request: ReplayRequest) -> dict[str, Any]:
+    """A comparison of definitions whose identity options differ: each side has persons of its own
+    (SPEC §9), made from one fold by the reference projector, in one process."""
+    projector = Projector()
+    projector.feed_all(_records(request.source))
+    if request.leads_out is not None:
+        write_leads(request.leads_out, projector, request.definitions)
+    assert request.baseline is not None
+    return projector.comparison(request.baseline, request.definitions)
 
 
 def write_leads(path: Path, projector: Projector, defs: Definitions) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streams.kafka.produce import lead_key, prepare, producer
+from streams.kafka.produce import owner_key, prepare, producer
 from streams.kafka.topics import EVENTS
 from streams.net import free_port, port_open
 from streams.settings import Settings
@@ -66,7 +66,7 @@ def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subpr
         while worker.poll() is None:
             began = time.monotonic()
             for record in itertools.islice(records, per_tick):
-                client.send(EVENTS, record, key=lead_key(record))
+                client.send(EVENTS, record, key=owner_key(record))
             client.flush()
             time.sleep(max(0.0, tick - (time.monotonic() - began)))
         print(f"journey demo: the worker exited (code {worker.returncode})", file=sys.stderr, flush=True)

@@ -48,6 +48,14 @@ class JourneyGenerator:
         self.rng = random.Random(seed)
         self.until = None if until is None else (until - start).total_seconds()
 
+    @classmethod
+    def ending(cls, leads: int, seed: int, days: int, end: datetime) -> JourneyGenerator:
+        """Journeys that start within the `days` days before `end` and are cut there, as if read
+        at `end`: the watermark falls just before it, so recent leads are still fresh (MQL, not
+        stale SAL). A journey runs on for months after it starts (upsells), so a log that merely
+        starts `days` before today would reach far past it."""
+        return cls(leads, seed, days, end - timedelta(days=days), until=end)
+
     def records(self) -> Iterator[bytes]:
         """The whole log in the order it reaches Kafka, as JSONL lines without newlines.
 

@@ -191,6 +191,7 @@ class TestLeadRecord:
         lead = only_lead(raw(eid="a", at=day(1)), raw(eid="b", kind="content_read", at=day(2)))
         assert lead == {
             "lead_id": "L1",
+            "anonymous_ids": [],
             "stage": "research",
             "stage_entered_at": "2026-09-02T10:00:00.000000Z",
             "qualification": "lead",
