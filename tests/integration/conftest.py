@@ -153,18 +153,18 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
     return asyncio.run(read())
 
 
-def end_offsets(bootstrap: str, partitions: int = 8) -> dict[int, int]:
-    """journey.events' end offsets as a tool would see them, corrected for the embedded broker (streams/kafka/tansu.py)."""
+def end_offsets(bootstrap: str, partitions: int = 8, topic: str = topics.EVENTS) -> dict[int, int]:
+    """A topic's end offsets as a tool would see them, corrected for the embedded broker (streams/kafka/tansu.py)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        reported = consumer.end_offsets([SyncTopicPartition(topics.EVENTS, p) for p in range(partitions)])
+        reported = consumer.end_offsets([SyncTopicPartition(topic, p) for p in range(partitions)])
     finally:
         consumer.close()
     return {tp.partition: end for tp, end in tansu.corrected_end_offsets_blocking(bootstrap, reported).items()}
 
 
-def committed(bootstrap: str) -> dict[int, int]:
-    """Group journey's committed offsets on journey.events, as an outside admin client reads them."""
+def committed(bootstrap: str, topic: str = topics.EVENTS) -> dict[int, int]:
+    """Group journey's committed offsets on a topic (journey.events), as an outside admin client reads them."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         if hasattr(admin, "list_consumer_group_offsets"):  # kafka-python 2
@@ -173,7 +173,7 @@ def committed(bootstrap: str) -> dict[int, int]:
             offsets = admin.list_group_offsets({"journey": None})["journey"]
     finally:
         admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topics.EVENTS and meta.offset >= 0}
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
 def written_locally(worker: Worker, bootstrap: str, timeout: float = 60) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from streams.kafka import topics
 from streams.tools.synthetic import JourneyGenerator
 from tests.integration.conftest import Worker, committed, end_offsets, produce, report_when_counted, wait_for
 
@@ -26,6 +27,8 @@ def test_committed_offsets_of_group_journey_reach_the_end_offsets_once_a_log_is_
     report_when_counted(worker, len(first) + len(more))
     ends = end_offsets(bootstrap)
     wait_for(lambda: committed(bootstrap) == ends, 30, f"committed offsets {ends}")
+    identity = topics.identity_topic("journey")  # read beside journey.events by the same group: its lag is visible too
+    assert committed(bootstrap, identity) == end_offsets(bootstrap, topic=identity)
 
     # a restart seeks to the progress in its store, not the committed offsets: nothing counted twice or skipped
     worker.stop()
