@@ -17,18 +17,14 @@ def lead(defs: Definitions, lead_id: str, data: bytes, watermark: int) -> dict[s
     return lead_record(person_view(lead_id, data, defs), defs, watermark, kept_ids(data, lead_id))
 
 
-def anonymous(defs: Definitions, anonymous_id: str, data: bytes, watermark: int) -> dict[str, Any] | Link | None:
+def anonymous(defs: Definitions, anonymous_id: str, data: bytes, watermark: int) -> tuple[Link | None, dict[str, Any] | None]:
     """What an anonymous id's own partition knows of its person (GET /api/anonymous/{A}): its
-    winning link (its person is its lead's, or itself over the limit: that lead's partition
-    knows), or itself when no lead has claimed it; None when it owns no events and no lead
-    claimed it."""
+    winning link, when a lead claimed it (its person is that lead's, or itself over the limit:
+    the lead's partition knows), and the id alone as a person, when it owns events (its person
+    while no lead claims it, or until the lead has heard of it)."""
     stored = StoredLead.decode(data)
-    winner = anon_section(stored.identity).winner
-    if winner is not None:
-        return winner
-    if not stored.state.events:
-        return None
-    return lead_record(view(anon_key(anonymous_id), stored.state, defs), defs, watermark)
+    own = lead_record(view(anon_key(anonymous_id), stored.state, defs), defs, watermark) if stored.state.events else None
+    return anon_section(stored.identity).winner, own
 
 
 def held(defs: Definitions, lead_id: str, anonymous_id: str, lead_data: bytes | None, held_data: bytes | None, watermark: int) -> dict[str, Any] | None:

@@ -100,7 +100,11 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="First day (UTC); journeys then run their full course. Default: DAYS days before today, journeys cut at today 00:00 UTC.",
 )
-def generate(leads: int, seed: int, days: int, start: Any) -> None:
+@click.option(
+    "--anonymous", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+    help="Share of journeys that start anonymous: ads seen under a cookie id, linked to the lead when it identifies (0: none).",
+)
+def generate(leads: int, seed: int, days: int, start: Any, anonymous: float) -> None:
     """Write a synthetic journey log (JSONL) to stdout.
 
     By default the log ends before today, as if read today; with --start it is the same log on any day.
@@ -110,9 +114,9 @@ def generate(leads: int, seed: int, days: int, start: Any) -> None:
 
     if start is None:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        generator = JourneyGenerator.ending(leads, seed, days, today)
+        generator = JourneyGenerator.ending(leads, seed, days, today, anonymous=anonymous)
     else:
-        generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=UTC))
+        generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=UTC), anonymous=anonymous)
     out = sys.stdout.buffer
     batch: list[bytes] = []
     for line in generator.records():

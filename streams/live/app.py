@@ -140,6 +140,7 @@ class JourneyApp:
             http=lambda: app.http_client,
             read_token=read_token,
             ready=pipeline.ready,
+            owner_url=lambda key: str(app.router.key_store(self.leads.name, key)),
         )
         register(app, Api(
             cluster=Cluster(pipeline.projection, peers, settings.partitions),

@@ -216,6 +216,25 @@ def report_when_counted(worker: Worker, records: int, timeout: float = 60) -> di
         raise AssertionError(f"{timeout_error}; last answer {last}; worker log: {worker.tail()}") from None
 
 
+def report_when_settled(worker: Worker, expected: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
+    """The report once it equals `expected` (instants compared as instants): with anonymous ids (SPEC §9)
+    a worker settles after its last event, once the identity messages between partitions are applied."""
+    from tests.helpers import same_instants
+
+    last: list[Any] = []
+
+    def settled() -> dict[str, Any] | None:
+        status, report = last[:] = worker.get("/api/report")
+        return report if status == 200 and same_instants(spec_report(report), expected) else None
+
+    try:
+        return spec_report(wait_for(settled, timeout, f"{worker.url}/api/report to equal replay"))
+    except AssertionError:
+        status, report = last if last else (0, {})
+        differs = sorted(key for key in expected if status == 200 and report.get(key) != expected[key])
+        raise AssertionError(f"{worker.url}/api/report did not settle at replay's; differs in {differs}; last {status} {report}; log: {worker.tail()}") from None
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(free_port(), log=tmp_path / "broker.log") as running:
