@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -62,6 +63,11 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.registry.register(_ProjectionCollector(projection, gap_seeks, highwater, topic_partitions))
+
+    def watch_rocksdb(self, cache: Any, write_buffers: Any, cache_bytes: int) -> None:
+        """The RocksDB block cache and write-buffer budget all of this worker's partitions share
+        (rocksdict's Cache and WriteBufferManager: `get_usage()`, `get_buffer_size()`)."""
+        self.registry.register(_RocksCollector(cache, write_buffers, cache_bytes))
 
     def ingest_request(self, endpoint: str, status: int) -> None:
         """One answered ingest request. `endpoint` is the route, never the raw path: labels must stay few."""
@@ -128,6 +134,22 @@ class _ProjectionCollector:
             behind = GaugeMetricFamily("journey_watermark_lag_seconds", "Wall clock minus the watermark")
             behind.add_metric([], time.time() - seconds)
             yield behind
+
+
+class _RocksCollector:
+    def __init__(self, cache: Any, write_buffers: Any, cache_bytes: int) -> None:
+        self.cache, self.write_buffers, self.cache_bytes = cache, write_buffers, cache_bytes
+
+    def collect(self) -> Iterator[Metric]:
+        for name, doc, value in (
+            ("journey_rocksdb_block_cache_capacity_bytes", "RocksDB block cache shared by this worker's partitions (JOURNEY_ROCKSDB_CACHE_MB)", self.cache_bytes),
+            ("journey_rocksdb_block_cache_usage_bytes", "Bytes in the shared RocksDB block cache", self.cache.get_usage()),
+            ("journey_rocksdb_write_buffer_limit_bytes", "RocksDB memtable budget shared by this worker's partitions (JOURNEY_ROCKSDB_WRITE_BUFFER_MB)", self.write_buffers.get_buffer_size()),
+            ("journey_rocksdb_write_buffer_usage_bytes", "Bytes in RocksDB memtables, all partitions", self.write_buffers.get_usage()),
+        ):
+            gauge = GaugeMetricFamily(name, doc)
+            gauge.add_metric([], value)
+            yield gauge
 
 
 def _gauge(name: str, doc: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:

@@ -54,6 +54,7 @@ class Outlets:
     identity: str
     seek: Seek
     announce: Callable[[], Awaitable[None]]  # the worker's watermark, once a batch is written
+    written: Callable[[str, int, int], None]  # progress written locally: (topic, partition, next offset) (streams/live/commits.py)
 
 
 class BatchPipeline:
@@ -154,6 +155,7 @@ class BatchPipeline:
         for partition, view in batch.partitions.items():
             if view.entries:
                 pending.entries[partition] = view.entries
+                pending.next_offsets[partition] = self._next_offsets(partition)
                 records = ((key.encode("utf-8", "surrogatepass"), value, []) for key, value in view.entries.items())
                 pending.changelog[partition] = await out.send(self.outlets.changelog, partition, records)
         return pending
@@ -174,6 +176,8 @@ class BatchPipeline:
             await sent.acknowledged()
         for partition, sent in pending.changelog.items():
             self.store.write(partition, pending.entries[partition], await sent.last_offset())
+            for topic, offset in pending.next_offsets[partition].items():
+                self.outlets.written(topic, partition, offset)  # committed for lag tools, later
         await self.outlets.announce()
 
     async def flush_or_forget(self, *, read_again: bool) -> bool:
@@ -207,6 +211,15 @@ class BatchPipeline:
     def lead(self, lead_id: str) -> bytes | None:
         """A lead as the report counts it, written locally or not yet."""
         return self.view().get(lead_id)
+
+    def _next_offsets(self, partition: int) -> dict[str, int]:
+        """Where a partition of each topic the pipeline reads continues, as the projection has it now."""
+        projection = self.projection
+        return {topics.EVENTS: projection.next_offset(partition), self.outlets.identity: projection.next_identity_offset(partition)}
+
+    def next_offset(self, topic: str, partition: int) -> int:
+        """Where a partition of a topic the pipeline reads continues: one past its progress."""
+        return self._next_offsets(partition)[topic]
 
     def positions(self, assigned: set[TP]) -> dict[TP, int]:
         """Where each assigned partition of journey.events and of the identity topic continues: one past its progress."""

@@ -99,6 +99,7 @@ class Pending:
     entries: dict[int, dict[str, bytes]] = field(default_factory=dict)  # per partition, the store's entries
     changelog: dict[int, Sent] = field(default_factory=dict)  # per partition, its changelog batches
     others: list[Sent] = field(default_factory=list)  # dead letters, lead changes and identity messages
+    next_offsets: dict[int, dict[str, int]] = field(default_factory=dict)  # per partition and topic read, one past the progress written
 
 
 _NOTHING: dict[str, bytes] = {}

@@ -42,10 +42,16 @@ class Api:
     lead: Callable[[str], bytes | None]  # a lead as the projection has it, written locally or not yet
     ingest: Ingest
     metrics: Callable[[], tuple[bytes, str]]  # the Prometheus text and its content type
+    ingest_answered: Callable[[str, int], None]  # an answer of an ingest route: (route, status), counted
+    readiness: Callable[[], str | None]  # None when ready, else what the worker waits for (streams/live/readiness.py)
     read_token: str | None  # None: reads are open
 
 
+INGEST_ROUTES = ("/api/events", "/api/ingest/segment")
+
+
 def register(app: faust.App, api: Api) -> None:
+    app.web.web_app.middlewares.append(_counted(api.ingest_answered))  # outermost: counts the answer as sent
     app.web.web_app.middlewares.append(_json_errors)
     _dashboard(app)
     _ingest(app, api)
@@ -198,6 +204,13 @@ def _probes(app: faust.App, api: Api) -> None:
     async def healthz(web: View, request: Request) -> Response:
         return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
 
+    @app.page("/readyz")
+    async def readyz(web: View, request: Request) -> Response:
+        reason = api.readiness()
+        if reason is not None:
+            return web.json({"error": f"not ready: {reason}", "reason": reason}, status=503, headers={"Retry-After": "1"})
+        return web.json({"status": "ready", "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
+
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         body, content_type = api.metrics()
@@ -247,6 +260,29 @@ def _read_denied(token: str | None, web: View, request: Request) -> Response | N
         status=401,
         headers={"WWW-Authenticate": 'Bearer realm="journey"'},
     )
+
+
+def _counted(answered: Callable[[str, int], None]) -> Any:
+    """Every answer of an ingest route counted by route and status, refusals by aiohttp (405, 413) and
+    crashes (500) included. Other paths are not counted, so the label has two values at most."""
+
+    @aiohttp.web.middleware
+    async def count(request: aiohttp.web.Request, handler: Any) -> aiohttp.web.StreamResponse:
+        route = request.path  # the ingest routes are static: a path that equals one is that route
+        if route not in INGEST_ROUTES:
+            return await handler(request)
+        try:
+            response = await handler(request)
+        except aiohttp.web.HTTPException as exc:
+            answered(route, exc.status)
+            raise
+        except Exception:
+            answered(route, 500)
+            raise
+        answered(route, response.status)
+        return response
+
+    return count
 
 
 @aiohttp.web.middleware

@@ -59,6 +59,7 @@ def run_worker(settings: Settings) -> None:
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
     logging.getLogger("faust.transport.producer").addFilter(_backpressure_is_debug)
     japp = JourneyApp(settings, defs, Profile(embedded), ingest_token, segment_events)
+    japp.resync(embedded)  # before Faust recovers the tables: state the broker no longer backs is wiped
     profile = "embedded broker profile" if embedded else "Kafka profile"
     print(
         f"journey worker: {settings.broker} ({profile}), http://{settings.web_host}:{settings.web_port}/api/report, "

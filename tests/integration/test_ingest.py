@@ -120,15 +120,18 @@ class TestLoad:
 
 
 class TestReadToken:
-    def test_read_endpoints_need_the_read_token_and_peers_pass_it_on(self, broker, start_worker, golden_log) -> None:
+    def test_read_endpoints_need_the_read_token_and_peers_pass_it_on(self, broker, start_worker, golden_log, tmp_path) -> None:
+        """The second worker reads its token from a file, as Kubernetes mounts a Secret (JOURNEY_READ_TOKEN_FILE)."""
         from tests.integration.conftest import produce
 
-        env = {"JOURNEY_READ_TOKEN": READ}
-        first, second = start_worker("w1", env=env), start_worker("w2", env=env)
+        token_file = tmp_path / "read-token"
+        token_file.write_text(READ + "\n")
+        first, second = start_worker("w1", env={"JOURNEY_READ_TOKEN": READ}), start_worker("w2", env={"JOURNEY_READ_TOKEN_FILE": str(token_file)})
         produce(broker, golden_log[:50])
         assert first.get("/api/report")[0] == 401
         assert first.get("/api/leads/L11-000276")[0] == 401
         assert first.get("/healthz")[0] == 200
+        assert second.get("/api/report")[0] == 401 and second.get("/api/report", token="wrong")[0] == 401
 
         def counted() -> bool:
             status, report = second.get("/api/report", token=READ)
