@@ -128,8 +128,10 @@ def _make_persons(pipes: list[Connection], folded: list[dict[str, Any]], defs: D
     answers = [_receive(pipe) for pipe in pipes]
     handed = {anonymous_id: data for answer in answers for anonymous_id, data in answer["handed"].items()}
     counts = counts_of(chosen, sum(part["anonymous_owners"] for part in folded) + sum(answer["unowned"] for answer in answers))
+    marks = [part["watermark"] for part in folded if part["watermark"] is not None]
+    watermark = max(marks) if marks else None  # the whole log's: days waiting (SPEC §10) are counted at it
     for pipe, own, incoming in zip(pipes, joined, arriving, strict=True):
-        pipe.send({"adopt": {a: handed[a] for a in incoming if a in handed}, "joined": own, "counts": counts})
+        pipe.send({"adopt": {a: handed[a] for a in incoming if a in handed}, "joined": own, "counts": counts, "watermark": watermark})
 
 
 def _result(defs: Definitions, baseline: Definitions | None, watermark: int | None, folded: list[dict], aggregated: list[dict], finished: list[dict]) -> dict[str, Any]:
@@ -166,6 +168,7 @@ def _partition(conn: Connection, path: Path, index: int, partitions: int, defs: 
         for anonymous_id, data in plan["adopt"].items():
             projector.adopt(anonymous_id, data)
         projector.make_persons(defs, plan["joined"], plan["counts"])
+        projector.watermark = plan["watermark"]  # the whole log's, not this partition's
         sides = [defs] if baseline is None else [defs, baseline]
         conn.send({"aggregates": [projector.aggregate(d) for d in sides], "identity": plan["counts"]})
         watermark, leads_part = conn.recv()
