@@ -24,6 +24,7 @@ HERE = Path(__file__).parent
 
 JOURNEY = Path(sys.executable).with_name("journey")
 EVENTS_PER_LEAD = 3.8  # what `journey generate` produces on average
+LOG_START = "2026-08-01"  # the same log on any day, so runs stay comparable
 
 
 def generated_log(events: int) -> Path:
@@ -32,7 +33,7 @@ def generated_log(events: int) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:
-            subprocess.run([str(JOURNEY), "generate", "--leads", str(leads), "--seed", "1"], stdout=out, check=True)
+            subprocess.run([str(JOURNEY), "generate", "--leads", str(leads), "--seed", "1", "--start", LOG_START], stdout=out, check=True)
     return path
 
 

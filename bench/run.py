@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each figure beside its baseline from the same run, as a table and JSON.
 
-    python -m bench.run [--events 1000000] [--live-events 200000] [--live-rounds 2] [--memory-leads 100000 1000000]
+    python -m bench.run [--events 1000000] [--live-events 200000] [--live-rounds 2] [--memory-leads 100000 1000000] [--worker-leads 100000 1000000]
 
 Pieces run alone too: python -m bench.replay (or bench.live, bench.latency, bench.memory, bench.restart).
 """
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--live-events", type=int, default=200_000)
     parser.add_argument("--memory-leads", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--worker-leads", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--worker-leads", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--restart-leads", type=int, default=50_000)
     parser.add_argument("--live-rounds", type=int, default=2, help="runs of 1 worker and of 2, alternated; the best of each counts")
     args = parser.parse_args()
@@ -58,7 +58,7 @@ def main() -> None:
         (f"restart, {restart['leads']:,} leads", f"after SIGKILL {restart['after_sigkill_s']} s", f"after a clean stop {restart['after_clean_stop_s']} s", f"{restart['sigkill_vs_clean']}x", "<= 1.2x"),
     ]
     rows += [(f"replay memory, {m['leads']:,} leads", f"{m['peak_rss_mib']} MiB", f"{m['events']:,} events", f"{m['bytes_per_lead']} B/lead", "<= 1024 B/lead") for m in memory["replay"]]
-    rows += [(f"worker memory, {m['leads']:,} leads", f"{m['rss_mib']} MiB", "", f"{m['bytes_per_lead']} B/lead", "") for m in memory["worker"]]
+    rows += [(f"worker memory, {m['leads']:,} leads", f"{m['rss_mib']} MiB", f"idle {m['idle_rss_mib']} MiB, disk {m['disk_mib']} MiB", f"{m['bytes_per_lead']} B/lead", "") for m in memory["worker"]]
     widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))

@@ -336,7 +336,7 @@ fail:
  * lead is one struct and one index slot.
  */
 
-enum { N_TYPES = 6, CONTENT_READ = 1, CONTACT_MADE = 2, NEGOTIATION = 3, PURCHASE = 4, UPSELL = 5 };
+enum { N_TYPES = 7, CONTENT_READ = 1, CONTACT_MADE = 2, NEGOTIATION = 3, PURCHASE = 4, UPSELL = 5, IDENTIFIED = 6 };
 enum { INBOUND = 1, OUTBOUND = 2 };
 enum { LEAD = 0, MQL = 1, SAL = 2, SQL = 3, CUSTOMER = 4, N_LEVELS = 5 };
 #define NO_INDEX (-1)
@@ -354,16 +354,19 @@ typedef struct {
     Py_hash_t hash;
     int64_t first_at[N_TYPES]; /* NONE_AT: no event of that type */
     int64_t last_at;
-    uint32_t events, content_reads, n_seen, capacity;
+    uint64_t events, content_reads;
+    uint32_t n_seen, capacity;
     int64_t *heap_seen; /* NULL while the digests fit inline */
     int64_t inline_seen[INLINE_SEEN];
     /* The first touch (projections.lead.LeadState.touch*): NULL until one. `touch` is the
      * (source, channel, campaign) tuple, interned in the table: touches repeat across leads. */
     int64_t touch_at;
     PyObject *touch_id, *touch;
-    Revenue *revenue; /* per currency, in hundredths; NULL until one */
-    uint8_t n_revenue, revenue_capacity;
+    PyObject *touch_owner; /* in a person's state, the anonymous id the first touch is of; NULL: the lead's own */
+    Revenue *revenue;      /* per currency, in hundredths; NULL until one */
+    uint32_t n_revenue, revenue_capacity;
     uint8_t contacts;
+    uint8_t absorbed; /* an anonymous id whose facts were merged into the lead it joined (`absorb`) */
 } Lead;
 
 typedef struct {
@@ -376,7 +379,7 @@ typedef struct {
 } LeadTable;
 
 static PyObject *s_event_id, *s_lead_id, *s_occurred_at, *s_inbound, *s_schema_version, *s_index;
-static PyObject *s_source, *s_channel, *s_campaign, *s_currency, *s_amount, *s_no_currency;
+static PyObject *s_source, *s_channel, *s_campaign, *s_currency, *s_amount, *s_no_currency, *s_anonymous_id;
 
 static int table_grow_index(LeadTable *t) {
     size_t size = t->index ? (t->mask + 1) * 2 : 1024;
@@ -487,6 +490,8 @@ static PyObject *table_intern(LeadTable *t, PyObject *value) {
     return kept == NULL ? NULL : Py_NewRef(kept);
 }
 
+static int lead_add_revenue(Lead *lead, PyObject *name, int64_t hundredths);
+
 /* What `record` does with an applied event's attribution fields (projections.lead.record). */
 static int lead_attribute(LeadTable *t, Lead *lead, PyObject *event_id, int64_t at, long kind, PyObject *source, PyObject *channel,
                           PyObject *campaign, PyObject *currency, PyObject *amount) {
@@ -514,21 +519,26 @@ static int lead_attribute(LeadTable *t, Lead *lead, PyObject *event_id, int64_t 
     int64_t hundredths = (int64_t)nearbyint(value * 100.0); /* round half even, as Python's round() of a float */
     PyObject *name = table_intern(t, currency == Py_None ? s_no_currency : currency);
     if (name == NULL) return -1;
-    for (uint8_t i = 0; i < lead->n_revenue; i++) {
+    return lead_add_revenue(lead, name, hundredths); /* takes `name` */
+}
+
+/* `hundredths` more revenue in currency `name` (interned; the lead takes the reference): 0, or -1 on error. */
+static int lead_add_revenue(Lead *lead, PyObject *name, int64_t hundredths) {
+    for (uint32_t i = 0; i < lead->n_revenue; i++) {
         if (lead->revenue[i].currency == name) {
             lead->revenue[i].hundredths += hundredths;
             Py_DECREF(name);
             return 0;
         }
     }
-    if (lead->n_revenue == UINT8_MAX) {
+    if (lead->n_revenue == UINT32_MAX) { /* a currency per event of a lead, past 4 billion events: never in a log */
         Py_DECREF(name);
-        PyErr_SetString(PyExc_OverflowError, "a lead with revenue in more than 255 currencies");
+        PyErr_SetString(PyExc_OverflowError, "a lead with revenue in more than 4294967295 currencies");
         return -1;
     }
     if (lead->n_revenue == lead->revenue_capacity) {
-        uint8_t capacity = lead->revenue_capacity ? (uint8_t)(lead->revenue_capacity > 127 ? 255 : lead->revenue_capacity * 2) : 1;
-        Revenue *grown = PyMem_Realloc(lead->revenue, capacity * sizeof(Revenue));
+        uint32_t capacity = lead->revenue_capacity ? (lead->revenue_capacity > UINT32_MAX / 2 ? UINT32_MAX : lead->revenue_capacity * 2) : 1;
+        Revenue *grown = PyMem_Realloc(lead->revenue, (size_t)capacity * sizeof(Revenue));
         if (grown == NULL) {
             Py_DECREF(name);
             PyErr_NoMemory();
@@ -547,7 +557,9 @@ typedef struct Live Live; /* the live worker's batch fold, below; NULL in a repl
 
 typedef struct {
     LeadTable *table;
-    PyObject *digest_of; /* xxhash.xxh3_64_intdigest */
+    PyObject *digest_of;   /* xxhash.xxh3_64_intdigest */
+    PyObject *anon_prefix; /* an anonymous id's owner key is this + the id (projections.identity.anon_key) */
+    PyObject *links;       /* a list: (anonymous id, occurred_at, event id, lead id, type) per link applied */
     int64_t mark;
     int has_mark;
     Py_ssize_t valid, duplicates, invalid;
@@ -565,8 +577,28 @@ typedef struct {
     PyObject *fields[5];
 } AttributionFields;
 
-/* One valid event; -1 on error. */
-static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind, int64_t at, PyObject *inbound, AttributionFields *extra) {
+/* The owner key of an event: its lead id, else its anonymous id's key (a new reference; NULL on error). */
+static PyObject *owner_key(Fold *f, PyObject *lead_id, PyObject *anonymous_id) {
+    if (lead_id != Py_None) return Py_NewRef(lead_id);
+    if (!PyUnicode_Check(anonymous_id)) {
+        PyErr_SetString(PyExc_TypeError, "an event without a lead id needs an anonymous id, a str");
+        return NULL;
+    }
+    return PyUnicode_Concat(f->anon_prefix, anonymous_id);
+}
+
+/* A link applied: (anonymous id, occurred_at, event id, lead id, type) on f->links (projections.identity.LinkRecord). */
+static int add_link(Fold *f, PyObject *lead_id, PyObject *anonymous_id, PyObject *event_id, int64_t at, long kind) {
+    PyObject *link = Py_BuildValue("(OLOOl)", anonymous_id, (long long)at, event_id, lead_id, kind);
+    if (link == NULL) return -1;
+    int rc = PyList_Append(f->links, link);
+    Py_DECREF(link);
+    return rc;
+}
+
+/* One valid event (`lead_id` None: anonymous, owned by `anonymous_id`); -1 on error. */
+static int fold_event(Fold *f, PyObject *lead_id, PyObject *anonymous_id, PyObject *event_id, long kind, int64_t at, PyObject *inbound,
+                      AttributionFields *extra) {
     if (kind < 0 || kind >= N_TYPES) {
         PyErr_Format(PyExc_ValueError, "event type index %ld out of range", kind);
         return -1;
@@ -581,7 +613,10 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind,
         if (flag < 0) return -1;
     }
     Py_ssize_t known = f->table->n;
-    Lead *lead = table_lead(f->table, lead_id);
+    PyObject *key = owner_key(f, lead_id, anonymous_id);
+    if (key == NULL) return -1;
+    Lead *lead = table_lead(f->table, key);
+    Py_DECREF(key);
     if (lead == NULL) return -1;
     if (f->live != NULL) {
         int fresh = live_touch(f, lead, f->table->n > known);
@@ -606,6 +641,7 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind,
     PyObject **x = extra->fields;
     if (lead_attribute(f->table, lead, event_id, at, kind, x[0], x[1], x[2], x[3], x[4]) < 0) return -1;
     if (f->live != NULL) live_applied(f, lead, event_id, kind, at);
+    if (lead_id != Py_None && anonymous_id != Py_None && add_link(f, lead_id, anonymous_id, event_id, at, kind) < 0) return -1;
     f->valid++;
     if (!f->has_mark || at > f->mark) {
         f->mark = at;
@@ -622,9 +658,9 @@ static int fold_event(Fold *f, PyObject *lead_id, PyObject *event_id, long kind,
  * once, and `field` reads the slot, for instances of that class and its subclasses
  * (the tagged event types add no fields). Anything else goes through getattr.
  */
-enum { F_EVENT_ID, F_LEAD_ID, F_OCCURRED_AT, F_INBOUND, F_SCHEMA_VERSION, F_SOURCE, F_CHANNEL, F_CAMPAIGN, F_CURRENCY, F_AMOUNT, N_FIELDS };
-static PyObject **const field_names[N_FIELDS] = {&s_event_id, &s_lead_id, &s_occurred_at, &s_inbound, &s_schema_version,
-                                                 &s_source, &s_channel, &s_campaign, &s_currency, &s_amount};
+enum { F_EVENT_ID, F_LEAD_ID, F_OCCURRED_AT, F_INBOUND, F_SCHEMA_VERSION, F_SOURCE, F_CHANNEL, F_CAMPAIGN, F_CURRENCY, F_AMOUNT, F_ANONYMOUS_ID, N_FIELDS };
+static PyObject **const field_names[N_FIELDS] = {&s_event_id, &s_lead_id, &s_occurred_at, &s_inbound, &s_schema_version, &s_source,
+                                                 &s_channel, &s_campaign, &s_currency, &s_amount, &s_anonymous_id};
 static PyTypeObject *fast_type = NULL;
 static Py_ssize_t field_offset[N_FIELDS];
 
@@ -663,6 +699,51 @@ static PyObject *field(PyObject *obj, int slots, int i) {
     return PyObject_GetAttr(obj, *field_names[i]);
 }
 
+/* How records are decoded, from a projections.projector.Decoding (or FoldSetup): read once per call. */
+typedef struct {
+    PyObject *decode, *expected, *slow, *event_type, *digest_of, *anon_prefix;
+    Py_ssize_t max_bytes;
+    long version;
+} Decoding;
+
+static void decoding_release(Decoding *d) {
+    Py_CLEAR(d->decode);
+    Py_CLEAR(d->expected);
+    Py_CLEAR(d->slow);
+    Py_CLEAR(d->event_type);
+    Py_CLEAR(d->digest_of);
+    Py_CLEAR(d->anon_prefix);
+}
+
+static int decoding_read(PyObject *setup, Decoding *d) {
+    memset(d, 0, sizeof(Decoding));
+    struct {
+        const char *name;
+        PyObject **slot;
+    } objects[] = {{"decode", &d->decode}, {"expected", &d->expected}, {"slow", &d->slow}, {"event_type", &d->event_type},
+                   {"digest_of", &d->digest_of}, {"anon_prefix", &d->anon_prefix}};
+    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
+        if ((*objects[i].slot = PyObject_GetAttrString(setup, objects[i].name)) == NULL) goto fail;
+    if (!PyUnicode_Check(d->anon_prefix)) {
+        PyErr_SetString(PyExc_TypeError, "anon_prefix is a str");
+        goto fail;
+    }
+    PyObject *value = PyObject_GetAttrString(setup, "max_bytes");
+    if (value == NULL) goto fail;
+    d->max_bytes = PyLong_AsSsize_t(value);
+    Py_DECREF(value);
+    if (d->max_bytes == -1 && PyErr_Occurred()) goto fail;
+    value = PyObject_GetAttrString(setup, "version");
+    if (value == NULL) goto fail;
+    d->version = PyLong_AsLong(value);
+    Py_DECREF(value);
+    if (d->version == -1 && PyErr_Occurred()) goto fail;
+    return 0;
+fail:
+    decoding_release(d);
+    return -1;
+}
+
 /* A record the fast path left alone: `slow` (schemas.decode.decode) gives an Event or a Rejection. */
 static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *raw) {
     PyObject *event = PyObject_CallOneArg(slow, raw);
@@ -673,10 +754,10 @@ static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *
             rc = live_rejected(f, event, raw);
         else
             f->invalid++;
-    } else if (PyTuple_GET_SIZE(event) != 10) {
-        PyErr_SetString(PyExc_TypeError, "an Event has ten fields");
+    } else if (PyTuple_GET_SIZE(event) != 11) {
+        PyErr_SetString(PyExc_TypeError, "an Event has eleven fields");
         rc = -1;
-    } else { /* Event(lead_id, event_id, type, occurred_at, inbound, source, channel, campaign, currency, amount) */
+    } else { /* Event(lead_id, event_id, type, occurred_at, inbound, source, channel, campaign, currency, amount, anonymous_id) */
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(event, 2));
         long long at = PyLong_AsLongLong(PyTuple_GET_ITEM(event, 3));
         AttributionFields extra;
@@ -684,15 +765,18 @@ static int fold_slowly(Fold *f, PyObject *slow, PyObject *event_type, PyObject *
         if ((kind == -1 || at == -1) && PyErr_Occurred())
             rc = -1;
         else
-            rc = fold_event(f, PyTuple_GET_ITEM(event, 0), PyTuple_GET_ITEM(event, 1), kind, at, PyTuple_GET_ITEM(event, 4), &extra);
+            rc = fold_event(f, PyTuple_GET_ITEM(event, 0), PyTuple_GET_ITEM(event, 10), PyTuple_GET_ITEM(event, 1), kind, at,
+                            PyTuple_GET_ITEM(event, 4), &extra);
     }
     Py_DECREF(event);
     return rc;
 }
 
 /* One record: decoded by msgspec and checked here, or handed to `slow`. */
-static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expected, PyObject *slow, PyObject *event_type,
-                       Py_ssize_t max_bytes, long version) {
+static int fold_record(Fold *f, PyObject *raw, const Decoding *d) {
+    PyObject *decode = d->decode, *expected = d->expected, *slow = d->slow, *event_type = d->event_type;
+    Py_ssize_t max_bytes = d->max_bytes;
+    long version = d->version;
     if (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) > max_bytes) return fold_slowly(f, slow, event_type, raw);
     PyObject *fast = PyObject_CallOneArg(decode, raw);
     if (fast == NULL) {
@@ -701,7 +785,7 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
         return fold_slowly(f, slow, event_type, raw);
     }
     int rc = -1;
-    PyObject *lead_id = NULL, *event_id = NULL, *inbound = NULL;
+    PyObject *lead_id = NULL, *anonymous_id = NULL, *event_id = NULL, *inbound = NULL;
     AttributionFields extra = {{NULL, NULL, NULL, NULL, NULL}};
     int slots = has_slots(fast);
     PyObject *schema_version = field(fast, slots, F_SCHEMA_VERSION);
@@ -731,13 +815,19 @@ static int fold_record(Fold *f, PyObject *raw, PyObject *decode, PyObject *expec
     Py_DECREF(index);
     if (kind == -1 && PyErr_Occurred()) goto done;
     lead_id = field(fast, slots, F_LEAD_ID);
+    anonymous_id = field(fast, slots, F_ANONYMOUS_ID);
     event_id = field(fast, slots, F_EVENT_ID);
     inbound = field(fast, slots, F_INBOUND);
-    int complete = lead_id != NULL && event_id != NULL && inbound != NULL;
+    int complete = lead_id != NULL && anonymous_id != NULL && event_id != NULL && inbound != NULL;
     for (int i = 0; i < 5 && complete; i++) complete = (extra.fields[i] = field(fast, slots, F_SOURCE + i)) != NULL;
-    if (complete) rc = fold_event(f, lead_id, event_id, kind, at, inbound, &extra);
+    if (!complete) goto done;
+    if ((lead_id == Py_None && (anonymous_id == Py_None || kind == IDENTIFIED)) || (kind == IDENTIFIED && anonymous_id == Py_None))
+        rc = fold_slowly(f, slow, event_type, raw); /* no owner, or a link without both ids: the model says why */
+    else
+        rc = fold_event(f, lead_id, anonymous_id, event_id, kind, at, inbound, &extra);
 done:
     Py_XDECREF(lead_id);
+    Py_XDECREF(anonymous_id);
     Py_XDECREF(event_id);
     Py_XDECREF(inbound);
     for (int i = 0; i < 5; i++) Py_XDECREF(extra.fields[i]);
@@ -745,34 +835,36 @@ done:
     return rc;
 }
 
-/* fold(records, decode, expected, slow, event_type, digest_of, max_bytes, version, watermark)
- *   -> (valid, duplicates, invalid, watermark) */
+/* fold(records, decoding, watermark, links) -> (valid, duplicates, invalid, watermark): `decoding` is a
+ * projections.projector.Decoding; each link applied is appended to the list `links`. */
 static PyObject *table_fold(LeadTable *self, PyObject *args) {
-    PyObject *records, *decode, *expected, *slow, *event_type, *digest_of, *watermark;
-    Py_ssize_t max_bytes;
-    long version;
-    if (!PyArg_ParseTuple(args, "OOOOOOnlO:fold", &records, &decode, &expected, &slow, &event_type, &digest_of, &max_bytes,
-                          &version, &watermark))
-        return NULL;
-    Fold f = {self, digest_of, 0, 0, 0, 0, 0};
+    PyObject *records, *setup, *watermark, *links;
+    if (!PyArg_ParseTuple(args, "OOOO!:fold", &records, &setup, &watermark, &PyList_Type, &links)) return NULL;
+    Decoding d;
+    if (decoding_read(setup, &d) < 0) return NULL;
+    Fold f = {self, d.digest_of, d.anon_prefix, links, 0, 0, 0, 0, 0, NULL, 0};
     if (watermark != Py_None) {
         f.mark = PyLong_AsLongLong(watermark);
-        if (f.mark == -1 && PyErr_Occurred()) return NULL;
+        if (f.mark == -1 && PyErr_Occurred()) goto fail;
         f.has_mark = 1;
     }
     PyObject *iterator = PyObject_GetIter(records);
-    if (iterator == NULL) return NULL;
+    if (iterator == NULL) goto fail;
     PyObject *raw;
     while ((raw = PyIter_Next(iterator)) != NULL) {
-        int rc = fold_record(&f, raw, decode, expected, slow, event_type, max_bytes, version);
+        int rc = fold_record(&f, raw, &d);
         Py_DECREF(raw);
         if (rc < 0) break;
     }
     Py_DECREF(iterator);
-    if (PyErr_Occurred()) return NULL;
+    if (PyErr_Occurred()) goto fail;
+    decoding_release(&d);
     PyObject *mark = f.has_mark ? PyLong_FromLongLong(f.mark) : Py_NewRef(Py_None);
     if (mark == NULL) return NULL;
     return Py_BuildValue("nnnN", f.valid, f.duplicates, f.invalid, mark);
+fail:
+    decoding_release(&d);
+    return NULL;
 }
 
 /* A lead's revenue as {currency: hundredths}, or None when it has none (a new reference). */
@@ -780,7 +872,7 @@ static PyObject *lead_revenue(Lead *lead) {
     if (lead->n_revenue == 0) return Py_NewRef(Py_None);
     PyObject *revenue = PyDict_New();
     if (revenue == NULL) return NULL;
-    for (uint8_t i = 0; i < lead->n_revenue; i++) {
+    for (uint32_t i = 0; i < lead->n_revenue; i++) {
         PyObject *amount = PyLong_FromLongLong(lead->revenue[i].hundredths);
         int rc = amount == NULL ? -1 : PyDict_SetItem(revenue, lead->revenue[i].currency, amount);
         Py_XDECREF(amount);
@@ -792,13 +884,15 @@ static PyObject *lead_revenue(Lead *lead) {
     return revenue;
 }
 
-/* states(make) -> {lead id: make(first_at, last_at, events, content_reads, contacts, seen_bytes,
- *                              touch_at, touch_id, touch, revenue)}, in first-seen order */
+/* states(make) -> {owner key: make(first_at, last_at, events, content_reads, contacts, seen_bytes,
+ *                               touch_at, touch_id, touch, touch_owner, revenue)}, in first-seen order;
+ *   absorbed anonymous ids are left out (their facts are in the lead they joined) */
 static PyObject *table_states(LeadTable *self, PyObject *make) {
     PyObject *states = PyDict_New();
     if (states == NULL) return NULL;
     for (Py_ssize_t i = 0; i < self->n; i++) {
         Lead *lead = &self->leads[i];
+        if (lead->absorbed) continue;
         PyObject *first_at = PyList_New(N_TYPES);
         if (first_at == NULL) goto fail;
         for (int k = 0; k < N_TYPES; k++) {
@@ -820,10 +914,10 @@ static PyObject *table_states(LeadTable *self, PyObject *make) {
             Py_DECREF(revenue);
             goto fail;
         }
-        PyObject *state = PyObject_CallFunction(make, "NLIIIy#NOON", first_at, (long long)lead->last_at, lead->events,
-                                                lead->content_reads, (unsigned int)lead->contacts, (const char *)lead_seen(lead),
-                                                (Py_ssize_t)(lead->n_seen * sizeof(int64_t)), touch_at,
-                                                lead->touch_id ? lead->touch_id : Py_None, lead->touch ? lead->touch : Py_None, revenue);
+        PyObject *state = PyObject_CallFunction(make, "NLKKIy#NOOON", first_at, (long long)lead->last_at, (unsigned long long)lead->events,
+                                                (unsigned long long)lead->content_reads, (unsigned int)lead->contacts, (const char *)lead_seen(lead),
+                                                (Py_ssize_t)(lead->n_seen * sizeof(int64_t)), touch_at, lead->touch_id ? lead->touch_id : Py_None,
+                                                lead->touch ? lead->touch : Py_None, lead->touch_owner ? lead->touch_owner : Py_None, revenue);
         if (state == NULL) goto fail;
         int rc = PyDict_SetItem(states, lead->key, state);
         Py_DECREF(state);
@@ -961,7 +1055,7 @@ static int attribute(PyObject *groups, PyObject *revenues, Lead *lead, int funne
     if (key == NULL) return -1;
     int rc = count_in(groups, key, 1);
     Py_DECREF(key);
-    for (uint8_t i = 0; rc == 0 && i < lead->n_revenue; i++) {
+    for (uint32_t i = 0; rc == 0 && i < lead->n_revenue; i++) {
         key = PyTuple_Pack(2, touch, lead->revenue[i].currency);
         if (key == NULL) return -1;
         PyObject *sums = PyDict_GetItemWithError(revenues, key);
@@ -996,6 +1090,7 @@ static int attribute(PyObject *groups, PyObject *revenues, Lead *lead, int funne
 
 typedef struct {
     int stage_of_type[N_TYPES], step_of_type[N_TYPES];
+    int n_stages, n_steps;
     long long mql_min, stale_after;
 } Defs;
 
@@ -1012,6 +1107,8 @@ static int read_defs(PyObject *stage_seq, PyObject *step_seq, int n_stages, int 
             return -1;
         }
     }
+    d->n_stages = n_stages;
+    d->n_steps = n_steps;
     d->mql_min = mql_min;
     d->stale_after = stale_after;
     return 0;
@@ -1021,16 +1118,18 @@ typedef struct {
     int stage, funnel_step, level; /* NO_INDEX: no stage, no step; level: the standing, before staleness */
     int64_t entered;               /* when the lead entered its stage (when it has one) */
     int64_t reach[N_TYPES];        /* per step up to funnel_step, when the lead reached it */
+    int64_t stages[N_TYPES];       /* per stage, when the lead entered it (SPEC §10); NONE_AT: not entered */
 } Shape;
 
 static void lead_shape(const Lead *lead, const Defs *d, Shape *out) {
     int stage = NO_INDEX, funnel_step = NO_INDEX;
     int64_t entered = 0, step_first[N_TYPES];
-    for (int s = 0; s < N_TYPES; s++) step_first[s] = NONE_AT;
+    for (int s = 0; s < N_TYPES; s++) step_first[s] = out->stages[s] = NONE_AT;
     for (int k = 0; k < N_TYPES; k++) {
         int64_t at = lead->first_at[k];
         if (at == NONE_AT) continue;
         int group = d->stage_of_type[k];
+        if (group != NO_INDEX && (out->stages[group] == NONE_AT || at < out->stages[group])) out->stages[group] = at;
         if (group > stage) {
             stage = group;
             entered = at;
@@ -1062,32 +1161,143 @@ static void lead_shape(const Lead *lead, const Defs *d, Shape *out) {
     out->entered = entered;
 }
 
-/* aggregate(stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros)
- *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues): the fields of
- *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, lead id); for attribution,
- *   `groups` counts leads by (first touch or None, funnel step, customer?) and `revenues` sums
- *   [hundredths, leads] by (first touch or None, currency). */
+/* ---- histograms of whole days (SPEC §10): a day count per day, in an array for the usual days ---- */
+
+enum { HIST_DAYS = 4096 };
+
+typedef struct {
+    int64_t *counts;    /* days 0 .. HIST_DAYS - 1; NULL until one */
+    PyObject *overflow; /* {day: count} for the others (a log spread over decades): a dict, NULL until one */
+} Hist;
+
+static int hist_add(Hist *h, int64_t day) {
+    if (day >= 0 && day < HIST_DAYS) {
+        if (h->counts == NULL && (h->counts = PyMem_Calloc(HIST_DAYS, sizeof(int64_t))) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        h->counts[day]++;
+        return 0;
+    }
+    if (h->overflow == NULL && (h->overflow = PyDict_New()) == NULL) return -1;
+    PyObject *key = PyLong_FromLongLong(day);
+    if (key == NULL) return -1;
+    int rc = count_in(h->overflow, key, 1);
+    Py_DECREF(key);
+    return rc;
+}
+
+/* {day: count} of the days with a count (a new reference). */
+static PyObject *hist_dict(const Hist *h) {
+    PyObject *dict = h->overflow ? PyDict_Copy(h->overflow) : PyDict_New();
+    for (int64_t day = 0; dict != NULL && h->counts != NULL && day < HIST_DAYS; day++) {
+        if (!h->counts[day]) continue;
+        PyObject *key = PyLong_FromLongLong(day), *value = PyLong_FromLongLong(h->counts[day]);
+        if (key == NULL || value == NULL || PyDict_SetItem(dict, key, value) < 0) Py_CLEAR(dict);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+    }
+    return dict;
+}
+
+static PyObject *hists_list(const Hist *hists, int n) {
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list != NULL && i < n; i++) {
+        PyObject *dict = hist_dict(&hists[i]);
+        if (dict == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, dict);
+    }
+    return list;
+}
+
+static void hists_free(Hist *hists, int n) {
+    for (int i = 0; i < n; i++) {
+        PyMem_Free(hists[i].counts);
+        Py_XDECREF(hists[i].overflow);
+    }
+}
+
+/* projections.report.Velocity of one person: its stages entered and moved on from, its waiting days at
+ * the watermark (when there is one), its funnel steps within the window and days to convert. */
+typedef struct {
+    int64_t entered[N_TYPES], moved_on[N_TYPES], window[N_TYPES];
+    Hist move[N_TYPES], waiting[N_TYPES], convert[N_TYPES];
+    int64_t window_micros, watermark;
+    int has_watermark;
+} VelocitySums;
+
+static int velocity_count(VelocitySums *v, const Shape *shape, int n_stages) {
+    int64_t later = NONE_AT;
+    for (int st = n_stages - 1; st >= 0; st--) {
+        int64_t at = shape->stages[st];
+        if (at == NONE_AT) continue;
+        v->entered[st]++;
+        if (later != NONE_AT) {
+            v->moved_on[st]++;
+            if (hist_add(&v->move[st], floor_day(later > at ? later - at : 0)) < 0) return -1;
+            if (later < at) at = later;
+        }
+        later = at;
+    }
+    if (v->has_watermark && shape->stage != NO_INDEX && hist_add(&v->waiting[shape->stage], floor_day(v->watermark - shape->entered)) < 0) return -1;
+    if (shape->funnel_step == NO_INDEX) return 0;
+    v->window[0]++;
+    for (int s = 1; s <= shape->funnel_step; s++) {
+        int64_t delta = shape->reach[s] - shape->reach[0];
+        if (delta <= v->window_micros) v->window[s]++;
+        if (hist_add(&v->convert[s], floor_day(delta)) < 0) return -1;
+    }
+    return 0;
+}
+
+/* (entered, moved_on, move_days, window, convert_days, waiting_days): projections.report.Velocity's fields. */
+static PyObject *velocity_tuple(const VelocitySums *v, int n_stages, int n_steps) {
+    return Py_BuildValue("NNNNNN", counts_list(v->entered, n_stages), counts_list(v->moved_on, n_stages), hists_list(v->move, n_stages),
+                         counts_list(v->window, n_steps), hists_list(v->convert, n_steps), hists_list(v->waiting, n_stages));
+}
+
+/* aggregate(stage_of_type, step_of_type, stages, steps, mql_min_content_reads, sal_stale_after_micros, window_micros, watermark)
+ *   -> (leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues, velocity): the fields of
+ *   projections.report.Aggregates, `pending` as an unsorted list of (stale_from, person key); for attribution,
+ *   `groups` counts persons by (first touch or None, funnel step, customer?) and `revenues` sums
+ *   [hundredths, persons] by (first touch or None, currency); `velocity`, see velocity_tuple, its waiting days
+ *   at `watermark` (None: none). Absorbed anonymous ids are in the persons they joined. */
 static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
-    PyObject *stage_seq, *step_seq;
+    PyObject *stage_seq, *step_seq, *watermark;
     int n_stages, n_steps;
-    long long mql_min, stale_after;
-    if (!PyArg_ParseTuple(args, "OOiiLL:aggregate", &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min, &stale_after))
+    long long mql_min, stale_after, window_micros;
+    if (!PyArg_ParseTuple(args, "OOiiLLLO:aggregate", &stage_seq, &step_seq, &n_stages, &n_steps, &mql_min, &stale_after, &window_micros, &watermark))
         return NULL;
     Defs defs;
     if (read_defs(stage_seq, step_seq, n_stages, n_steps, mql_min, stale_after, &defs) < 0) return NULL;
+    VelocitySums *v = PyMem_Calloc(1, sizeof(VelocitySums));
+    if (v == NULL) return PyErr_NoMemory();
+    v->window_micros = window_micros;
+    if (watermark != Py_None) {
+        v->watermark = PyLong_AsLongLong(watermark);
+        if (v->watermark == -1 && PyErr_Occurred()) {
+            PyMem_Free(v);
+            return NULL;
+        }
+        v->has_watermark = 1;
+    }
     int64_t pipeline[N_TYPES] = {0}, standing[N_LEVELS] = {0}, funnel[N_TYPES] = {0};
     Days funnel_daily = {NULL, 0, 0, n_steps}, cohorts_daily = {NULL, 0, 0, n_steps};
     size_t funnel_hint = 0, cohort_hint = 0;
     PyObject *pending = PyList_New(0), *groups = PyDict_New(), *revenues = PyDict_New(), *result = NULL;
     if (pending == NULL || groups == NULL || revenues == NULL) goto done;
+    Py_ssize_t persons = 0;
     for (Py_ssize_t i = 0; i < self->n; i++) {
         Lead *lead = &self->leads[i];
+        if (lead->absorbed) continue;
+        persons++;
         Shape shape;
         lead_shape(lead, &defs, &shape);
         int stage = shape.stage, funnel_step = shape.funnel_step, level = shape.level;
         const int64_t *reach = shape.reach;
         if (stage != NO_INDEX) pipeline[stage]++;
         if (attribute(groups, revenues, lead, funnel_step, level == CUSTOMER) < 0) goto done;
+        if (velocity_count(v, &shape, n_stages) < 0) goto done;
         if (level == MQL && stage != NO_INDEX) {
             PyObject *item = Py_BuildValue("(LO)", (long long)(shape.entered + stale_after), lead->key);
             if (item == NULL || PyList_Append(pending, item) < 0) {
@@ -1115,14 +1325,19 @@ static PyObject *table_aggregate(LeadTable *self, PyObject *args) {
             row[s]++;
         }
     }
-    result = Py_BuildValue("nNNONNNOO", self->n, counts_list(pipeline, n_stages), counts_list(standing, N_LEVELS), pending,
-                           counts_list(funnel, n_steps), days_dict(&funnel_daily), days_dict(&cohorts_daily), groups, revenues);
+    result = Py_BuildValue("nNNONNNOON", persons, counts_list(pipeline, n_stages), counts_list(standing, N_LEVELS), pending,
+                           counts_list(funnel, n_steps), days_dict(&funnel_daily), days_dict(&cohorts_daily), groups, revenues,
+                           velocity_tuple(v, n_stages, n_steps));
 done:
     Py_XDECREF(pending);
     Py_XDECREF(groups);
     Py_XDECREF(revenues);
     days_free(&funnel_daily);
     days_free(&cohorts_daily);
+    hists_free(v->move, N_TYPES);
+    hists_free(v->waiting, N_TYPES);
+    hists_free(v->convert, N_TYPES);
+    PyMem_Free(v);
     return result;
 }
 
@@ -1131,9 +1346,91 @@ static void lead_release(Lead *lead) {
     PyMem_Free(lead->heap_seen);
     Py_XDECREF(lead->touch_id);
     Py_XDECREF(lead->touch);
-    for (uint8_t j = 0; j < lead->n_revenue; j++) Py_DECREF(lead->revenue[j].currency);
+    Py_XDECREF(lead->touch_owner);
+    for (uint32_t j = 0; j < lead->n_revenue; j++) Py_DECREF(lead->revenue[j].currency);
     PyMem_Free(lead->revenue);
 }
+
+/* The owner of `key` in the table, or NULL (no exception) when there is none. */
+static Lead *table_find(LeadTable *t, PyObject *key) {
+    if (!PyUnicode_Check(key) || t->index == NULL) return NULL;
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) {
+        PyErr_Clear();
+        return NULL;
+    }
+    for (size_t slot = (size_t)hash & t->mask; t->index[slot] != 0; slot = (slot + 1) & t->mask) {
+        Lead *lead = &t->leads[t->index[slot] - 1];
+        if (lead->hash == hash && (lead->key == key || PyUnicode_Compare(lead->key, key) == 0)) return lead;
+    }
+    PyErr_Clear();
+    return NULL;
+}
+
+/* projections.lead.merge: anonymous id `owner`'s facts `from` into the person state `into`. */
+static int lead_merge(LeadTable *t, Lead *into, const Lead *from, PyObject *owner) {
+    for (int k = 0; k < N_TYPES; k++)
+        if (from->first_at[k] != NONE_AT && (into->first_at[k] == NONE_AT || from->first_at[k] < into->first_at[k])) into->first_at[k] = from->first_at[k];
+    if (from->last_at > into->last_at) into->last_at = from->last_at;
+    into->events += from->events;
+    into->content_reads += from->content_reads;
+    into->contacts |= from->contacts;
+    if (from->touch != NULL && from->touch_id != NULL) {
+        int first = into->touch == NULL || into->touch_id == NULL || from->touch_at < into->touch_at;
+        if (!first && from->touch_at == into->touch_at) {
+            int order = PyUnicode_Compare(from->touch_id, into->touch_id);
+            if (order == -1 && PyErr_Occurred()) return -1;
+            if (order == 0 && into->touch_owner != NULL) { /* a tie: the lead's own touch, then the least anonymous id */
+                order = PyUnicode_Compare(owner, into->touch_owner);
+                if (order == -1 && PyErr_Occurred()) return -1;
+            }
+            first = order < 0;
+        }
+        if (first) {
+            Py_XSETREF(into->touch, Py_NewRef(from->touch));
+            Py_XSETREF(into->touch_id, Py_NewRef(from->touch_id));
+            Py_XSETREF(into->touch_owner, Py_NewRef(owner));
+            into->touch_at = from->touch_at;
+        }
+    }
+    for (uint32_t i = 0; i < from->n_revenue; i++) {
+        PyObject *name = table_intern(t, from->revenue[i].currency);
+        if (name == NULL || lead_add_revenue(into, name, from->revenue[i].hundredths) < 0) return -1;
+    }
+    return 0;
+}
+
+/* absorb(lead key, anonymous key, anonymous id) -> bool: the anonymous id joined the lead (SPEC §9); its
+ * facts are merged into the lead's, and it counts as a person no more. False when it owns no events here.
+ * A lead's anonymous ids are absorbed in the order of their ids, so a first-touch tie goes to the least. */
+static PyObject *table_absorb(LeadTable *self, PyObject *args) {
+    PyObject *lead_key, *anon_key, *anonymous_id;
+    if (!PyArg_ParseTuple(args, "UUU:absorb", &lead_key, &anon_key, &anonymous_id)) return NULL;
+    Lead *anon = table_find(self, anon_key);
+    if (anon == NULL || anon->absorbed) Py_RETURN_FALSE;
+    Lead *lead = table_find(self, lead_key); /* after: finding the anonymous id moves nothing */
+    if (lead == NULL) return PyErr_Format(PyExc_KeyError, "absorb: no lead %R in the table", lead_key);
+    if (lead_merge(self, lead, anon, anonymous_id) < 0) return NULL;
+    anon->absorbed = 1;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *table_hand_over(LeadTable *self, PyObject *key); /* below, with the stored layout */
+static PyObject *table_adopt(LeadTable *self, PyObject *args);
+
+/* anonymous_owners(prefix) -> how many owners' keys start with `prefix` (projections.identity.ANON_PREFIX). */
+static PyObject *table_anonymous_owners(LeadTable *self, PyObject *prefix) {
+    if (!PyUnicode_Check(prefix)) return PyErr_Format(PyExc_TypeError, "anonymous_owners takes a str");
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        Py_ssize_t match = PyUnicode_Tailmatch(self->leads[i].key, prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (match < 0) return NULL;
+        count += match;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
+static int table_contains(LeadTable *self, PyObject *key) { return table_find(self, key) != NULL; }
 
 static Py_ssize_t table_length(LeadTable *self) { return self->n; }
 
@@ -1151,11 +1448,15 @@ static void table_dealloc(LeadTable *self) {
 static PyMethodDef table_methods[] = {
     {"fold", (PyCFunction)table_fold, METH_VARARGS, "Fold records into the table; see projections.projector.CompactProjector"},
     {"states", (PyCFunction)table_states, METH_O, "Every lead's state, made by the given callable, by lead id"},
-    {"aggregate", (PyCFunction)table_aggregate, METH_VARARGS, "The aggregates of every lead for one set of definitions"},
+    {"aggregate", (PyCFunction)table_aggregate, METH_VARARGS, "The aggregates of every person for one set of definitions"},
+    {"absorb", (PyCFunction)table_absorb, METH_VARARGS, "absorb(lead key, anonymous key, anonymous id): the anonymous id joined the lead"},
+    {"hand_over", (PyCFunction)table_hand_over, METH_O, "hand_over(key) -> an owner's state as bytes (it leaves this table's persons), or None"},
+    {"anonymous_owners", (PyCFunction)table_anonymous_owners, METH_O, "anonymous_owners(prefix) -> how many owners are anonymous ids"},
+    {"adopt", (PyCFunction)table_adopt, METH_VARARGS, "adopt(key, data): an owner another process exported"},
     {NULL, NULL, 0, NULL},
 };
 
-static PySequenceMethods table_as_sequence = {.sq_length = (lenfunc)table_length};
+static PySequenceMethods table_as_sequence = {.sq_length = (lenfunc)table_length, .sq_contains = (objobjproc)table_contains};
 
 static PyTypeObject LeadTableType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "projections._fold.LeadTable",
@@ -1173,13 +1474,16 @@ static PyTypeObject LeadTableType = {
  * projections.live.LiveProjection.process in C, for the leads a batch touches.
  * A stored lead is projections.stored.StoredLead: a head of the partition (uint16), the
  * offset the lead is applied through and its duplicates (int64 each), little-endian, then
- * its state as projections.codec writes it at version 2. Those Python classes are the
+ * its state as projections.codec writes it at version 3 (ending with the owner's identity
+ * section, which this code carries through unread). Those Python classes are the
  * reference and stay the path wherever this is not built; tests hold both to the same bytes
  * and views. Stored bytes this code cannot read whole (an older version, or corrupt) go to
  * `upgrade`, which rewrites them at the current version or raises, saying why.
  */
 
-enum { STORED_HEAD = 18, STATE_HEAD = 70, STATE_VERSION = 2, MAX_TEXTS = 4 + 255 };
+enum { STORED_HEAD = 18, STATE_HEAD = 86, STATE_VERSION = 3 };
+/* Offsets in a version-3 state: the version byte, 7 first_at, last_at, events, content reads (u64), contacts, seen count. */
+enum { AT_FIRST = 1, AT_LAST = 57, AT_EVENTS = 65, AT_READS = 73, AT_CONTACTS = 81, AT_SEEN = 82 };
 
 typedef struct {
     int64_t through, duplicates;
@@ -1188,6 +1492,7 @@ typedef struct {
     PyObject *cause_id; /* the event id of the last event the batch applied to the lead, or NULL */
     long cause_kind;
     int64_t cause_at;
+    PyObject *identity; /* the owner's identity section (bytes, carried through); NULL: empty */
 } Stored;
 
 struct Live {
@@ -1252,13 +1557,13 @@ static int lead_read(LeadTable *t, Lead *lead, Stored *st, const unsigned char *
     if (n < STORED_HEAD + STATE_HEAD || s[STORED_HEAD] != STATE_VERSION) return 0;
     const unsigned char *p = s + STORED_HEAD;
     Py_ssize_t m = n - STORED_HEAD, at = STATE_HEAD;
-    uint32_t n_seen = get_u32(p + 66);
-    if ((uint64_t)n_seen * 8 + 8 + 2 > (uint64_t)(m - at)) return 0;
-    for (int k = 0; k < N_TYPES; k++) lead->first_at[k] = (int64_t)get_u64(p + 1 + 8 * k);
-    lead->last_at = (int64_t)get_u64(p + 49);
-    lead->events = get_u32(p + 57);
-    lead->content_reads = get_u32(p + 61);
-    lead->contacts = p[65];
+    uint32_t n_seen = get_u32(p + AT_SEEN);
+    if ((uint64_t)n_seen * 8 + 8 + 4 + 4 > (uint64_t)(m - at)) return 0;
+    for (int k = 0; k < N_TYPES; k++) lead->first_at[k] = (int64_t)get_u64(p + AT_FIRST + 8 * k);
+    lead->last_at = (int64_t)get_u64(p + AT_LAST);
+    lead->events = get_u64(p + AT_EVENTS);
+    lead->content_reads = get_u64(p + AT_READS);
+    lead->contacts = p[AT_CONTACTS];
     if (n_seen > INLINE_SEEN) {
         lead->heap_seen = PyMem_Malloc((size_t)n_seen * sizeof(int64_t));
         if (lead->heap_seen == NULL) {
@@ -1278,8 +1583,7 @@ static int lead_read(LeadTable *t, Lead *lead, Stored *st, const unsigned char *
         for (int i = 0; i < 4 && whole; i++) whole = read_text(p, m, &at, &texts[i]);
         if (!whole) {
             for (int i = 0; i < 4; i++) Py_XDECREF(texts[i]);
-            lead_reset(lead);
-            return 0;
+            goto partial;
         }
         lead->touch = PyTuple_Pack(3, texts[1], texts[2], texts[3]);
         for (int i = 1; i < 4; i++) Py_DECREF(texts[i]);
@@ -1289,19 +1593,19 @@ static int lead_read(LeadTable *t, Lead *lead, Stored *st, const unsigned char *
         if (lead->touch == NULL) return -1;
         lead->touch_at = touch_at;
     }
-    if (m - at < 2) goto partial;
-    uint16_t count = get_u16(p + at);
-    at += 2;
-    if (count > UINT8_MAX) goto partial;
+    if (m - at < 4) goto partial;
+    uint32_t count = get_u32(p + at);
+    at += 4;
+    if ((uint64_t)count * 12 > (uint64_t)(m - at)) goto partial; /* each currency takes at least a length and an amount */
     if (count > 0) {
-        lead->revenue = PyMem_Malloc(count * sizeof(Revenue));
+        lead->revenue = PyMem_Malloc((size_t)count * sizeof(Revenue));
         if (lead->revenue == NULL) {
             PyErr_NoMemory();
             return -1;
         }
-        lead->revenue_capacity = (uint8_t)count;
+        lead->revenue_capacity = count;
     }
-    for (uint16_t i = 0; i < count; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         PyObject *currency;
         if (!read_text(p, m, &at, &currency)) goto partial;
         if (currency == Py_None || m - at < 8) {
@@ -1316,7 +1620,11 @@ static int lead_read(LeadTable *t, Lead *lead, Stored *st, const unsigned char *
         lead->n_revenue++;
         at += 8;
     }
-    if (at != m) goto partial;
+    if (m - at < 4) goto partial;
+    uint32_t identity = get_u32(p + at);
+    at += 4;
+    if ((uint64_t)identity != (uint64_t)(m - at)) goto partial;
+    if (identity > 0 && (st->identity = PyBytes_FromStringAndSize((const char *)p + at, identity)) == NULL) return -1;
     st->partition = get_u16(s);
     st->through = (int64_t)get_u64(s + 2);
     st->duplicates = (int64_t)get_u64(s + 10);
@@ -1361,10 +1669,13 @@ static PyObject *lead_encode(Lead *lead, Stored *st) {
         PyErr_Format(PyExc_OverflowError, "partition %ld does not fit a stored lead", st->partition);
         return NULL;
     }
-    Text texts[MAX_TEXTS];
-    int n_texts = 0, touched = lead->touch != NULL;
+    Py_ssize_t n_texts = 0, wanted = (lead->touch != NULL ? 4 : 0) + (Py_ssize_t)lead->n_revenue;
+    Text *texts = PyMem_Malloc((size_t)(wanted ? wanted : 1) * sizeof(Text));
+    if (texts == NULL) return PyErr_NoMemory();
+    int touched = lead->touch != NULL;
+    Py_ssize_t identity = st->identity == NULL ? 0 : PyBytes_GET_SIZE(st->identity);
     PyObject *result = NULL;
-    Py_ssize_t size = STORED_HEAD + STATE_HEAD + 8 * (Py_ssize_t)lead->n_seen + 8 + 2 + 12 * (Py_ssize_t)lead->n_revenue;
+    Py_ssize_t size = STORED_HEAD + STATE_HEAD + 8 * (Py_ssize_t)lead->n_seen + 8 + 4 + 12 * (Py_ssize_t)lead->n_revenue + 4 + identity;
     if (touched) {
         PyObject *values[4] = {lead->touch_id, PyTuple_GET_ITEM(lead->touch, 0), PyTuple_GET_ITEM(lead->touch, 1), PyTuple_GET_ITEM(lead->touch, 2)};
         for (int i = 0; i < 4; i++, n_texts++) {
@@ -1372,7 +1683,7 @@ static PyObject *lead_encode(Lead *lead, Stored *st) {
             size += 4 + (texts[i].n < 0 ? 0 : texts[i].n);
         }
     }
-    for (uint8_t i = 0; i < lead->n_revenue; i++, n_texts++) {
+    for (uint32_t i = 0; i < lead->n_revenue; i++, n_texts++) {
         if (text_of(lead->revenue[i].currency, &texts[n_texts]) < 0) goto done;
         size += texts[n_texts].n;
     }
@@ -1385,7 +1696,7 @@ static PyObject *lead_encode(Lead *lead, Stored *st) {
     *p++ = STATE_VERSION;
     for (int k = 0; k < N_TYPES; k++) p = put_u64(p, (uint64_t)lead->first_at[k]);
     p = put_u64(p, (uint64_t)lead->last_at);
-    p = put_u32(put_u32(p, lead->events), lead->content_reads);
+    p = put_u64(put_u64(p, lead->events), lead->content_reads);
     *p++ = lead->contacts;
     p = put_u32(p, lead->n_seen);
     const int64_t *seen = lead_seen(lead);
@@ -1394,14 +1705,49 @@ static PyObject *lead_encode(Lead *lead, Stored *st) {
     int next = 0;
     if (touched)
         for (; next < 4; next++) p = put_text(p, &texts[next]);
-    *p++ = lead->n_revenue;
-    *p++ = 0;
-    for (uint8_t i = 0; i < lead->n_revenue; i++) {
+    p = put_u32(p, lead->n_revenue);
+    for (uint32_t i = 0; i < lead->n_revenue; i++) {
         p = put_text(p, &texts[next++]);
         p = put_u64(p, (uint64_t)lead->revenue[i].hundredths);
     }
+    p = put_u32(p, (uint32_t)identity);
+    if (identity) memcpy(p, PyBytes_AS_STRING(st->identity), (size_t)identity);
 done:
-    for (int i = 0; i < n_texts; i++) Py_XDECREF(texts[i].owner);
+    for (Py_ssize_t i = 0; i < n_texts; i++) Py_XDECREF(texts[i].owner);
+    PyMem_Free(texts);
+    return result;
+}
+
+/* hand_over(key) -> bytes or None: an anonymous id that joined a lead of another replay process leaves
+ * this table's persons; its state, as projections.stored.StoredLead writes it (partition 0, through -1),
+ * goes to that process, which `adopt`s it. None when the table has no such owner. */
+static PyObject *table_hand_over(LeadTable *self, PyObject *key) {
+    Lead *lead = table_find(self, key);
+    if (lead == NULL || lead->absorbed) Py_RETURN_NONE;
+    Stored st = {-1, 0, 0, NULL, NULL, 0, 0, NULL};
+    PyObject *data = lead_encode(lead, &st);
+    if (data != NULL) lead->absorbed = 1;
+    return data;
+}
+
+/* adopt(key, data): an owner exported by another replay process, as an owner of this table (new to it). */
+static PyObject *table_adopt(LeadTable *self, PyObject *args) {
+    PyObject *key;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "Uy*:adopt", &key, &data)) return NULL;
+    Py_ssize_t known = self->n;
+    Lead *lead = table_lead(self, key);
+    PyObject *result = NULL;
+    if (lead != NULL && self->n == known) {
+        PyErr_Format(PyExc_KeyError, "adopt: %R is in the table already", key);
+    } else if (lead != NULL) {
+        Stored st = {0};
+        int rc = lead_read(self, lead, &st, (const unsigned char *)data.buf, data.len);
+        Py_XDECREF(st.identity);
+        if (rc == 0) PyErr_SetString(PyExc_ValueError, "adopt: not a stored owner of the current version");
+        if (rc > 0) result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&data);
     return result;
 }
 
@@ -1432,7 +1778,7 @@ static PyObject *lead_view(Lead *lead, const Defs *d, PyObject *view_type) {
         else PyTuple_SET_ITEM(reach, s, at);
     }
     PyObject *revenue = PyList_New(lead->n_revenue);
-    for (uint8_t i = 0; revenue != NULL && i < lead->n_revenue; i++) {
+    for (uint32_t i = 0; revenue != NULL && i < lead->n_revenue; i++) {
         PyObject *pair = Py_BuildValue("(OL)", lead->revenue[i].currency, (long long)lead->revenue[i].hundredths);
         if (pair == NULL) Py_CLEAR(revenue);
         else PyList_SET_ITEM(revenue, i, pair);
@@ -1440,7 +1786,13 @@ static PyObject *lead_view(Lead *lead, const Defs *d, PyObject *view_type) {
     if (revenue != NULL && lead->n_revenue > 1 && PyList_Sort(revenue) < 0) Py_CLEAR(revenue);
     if (revenue != NULL) Py_SETREF(revenue, PyList_AsTuple(revenue));
     int staged = shape.stage != NO_INDEX;
-    PyObject *items[11] = {
+    PyObject *entered = PyTuple_New(d->n_stages);
+    for (int st = 0; entered != NULL && st < d->n_stages; st++) {
+        PyObject *at = int_or_none(shape.stages[st] != NONE_AT, shape.stages[st]);
+        if (at == NULL) Py_CLEAR(entered);
+        else PyTuple_SET_ITEM(entered, st, at);
+    }
+    PyObject *items[12] = {
         Py_NewRef(lead->key),
         PyLong_FromLong(shape.stage),
         int_or_none(staged, shape.entered),
@@ -1448,12 +1800,13 @@ static PyObject *lead_view(Lead *lead, const Defs *d, PyObject *view_type) {
         reach,
         PyLong_FromLong(shape.level),
         int_or_none(staged && shape.level == MQL, shape.entered + d->stale_after),
-        PyLong_FromUnsignedLong(lead->events),
+        PyLong_FromUnsignedLongLong(lead->events),
         PyLong_FromLongLong(lead->last_at),
         Py_NewRef(lead->touch ? lead->touch : Py_None),
         revenue,
+        entered,
     };
-    return named_tuple(view_type, items, 11);
+    return named_tuple(view_type, items, 12);
 }
 
 static int live_load(Fold *f, Lead *lead, Stored *st) {
@@ -1536,8 +1889,9 @@ static int live_rejected(Fold *f, PyObject *rejection, PyObject *raw) {
     return rc;
 }
 
-/* Per lead of the batch, in first-touched order: (lead id, stored bytes, old view, new view, cause);
- * new view and cause are None for a lead the batch applied nothing to. */
+/* Per owner of the batch, in first-touched order: (owner key, stored bytes, old view, new view, cause, identity);
+ * new view and cause are None for an owner the batch applied nothing to; identity is the owner's identity
+ * section (bytes), or None when it has none. */
 static PyObject *live_leads(Fold *f) {
     Live *live = f->live;
     PyObject *leads = PyList_New(f->table->n);
@@ -1553,7 +1907,8 @@ static PyObject *live_leads(Fold *f) {
             Py_SETREF(cause, named_tuple(live->cause_type, fields, 3));
         }
         PyObject *data = lead_encode(lead, st);
-        PyObject *entry = (data && new_view && cause) ? PyTuple_Pack(5, lead->key, data, st->old_view, new_view, cause) : NULL;
+        PyObject *identity = st->identity ? st->identity : Py_None;
+        PyObject *entry = (data && new_view && cause) ? PyTuple_Pack(6, lead->key, data, st->old_view, new_view, cause, identity) : NULL;
         Py_XDECREF(data);
         Py_XDECREF(new_view);
         Py_XDECREF(cause);
@@ -1565,60 +1920,59 @@ static PyObject *live_leads(Fold *f) {
 
 /* The attributes of fold_stored's `setup` (projections.projector.FoldSetup), read once per call. */
 typedef struct {
-    PyObject *decode, *expected, *slow, *event_type, *digest_of, *upgrade, *view_type, *cause_type, *stage_of_type, *step_of_type;
-    Py_ssize_t max_bytes;
-    long version;
-    int n_stages, n_steps;
-    long long mql_min, stale_after;
+    Decoding decoding;
+    PyObject *upgrade, *view_type, *cause_type;
+    Defs defs;
 } Setup;
 
 static void setup_release(Setup *s) {
-    PyObject **objects[] = {&s->decode, &s->expected, &s->slow, &s->event_type, &s->digest_of, &s->upgrade, &s->view_type, &s->cause_type,
-                            &s->stage_of_type, &s->step_of_type};
-    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) Py_CLEAR(*objects[i]);
+    decoding_release(&s->decoding);
+    Py_CLEAR(s->upgrade);
+    Py_CLEAR(s->view_type);
+    Py_CLEAR(s->cause_type);
+}
+
+static long long long_attribute(PyObject *setup, const char *name) {
+    PyObject *value = PyObject_GetAttrString(setup, name);
+    if (value == NULL) return -1;
+    long long result = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return result;
 }
 
 static int setup_read(PyObject *setup, Setup *s) {
     memset(s, 0, sizeof(Setup));
-    struct {
-        const char *name;
-        PyObject **slot;
-    } objects[] = {{"decode", &s->decode}, {"expected", &s->expected}, {"slow", &s->slow}, {"event_type", &s->event_type},
-                   {"digest_of", &s->digest_of}, {"upgrade", &s->upgrade}, {"view_type", &s->view_type}, {"cause_type", &s->cause_type},
-                   {"stage_of_type", &s->stage_of_type}, {"step_of_type", &s->step_of_type}};
-    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
-        if ((*objects[i].slot = PyObject_GetAttrString(setup, objects[i].name)) == NULL) goto fail;
-    static const char *numbers[] = {"max_bytes", "version", "stages", "steps", "mql_min_content_reads", "sal_stale_after_micros"};
-    long long values[6];
-    for (size_t i = 0; i < 6; i++) {
-        PyObject *value = PyObject_GetAttrString(setup, numbers[i]);
-        if (value == NULL) goto fail;
-        values[i] = PyLong_AsLongLong(value);
-        Py_DECREF(value);
-        if (values[i] == -1 && PyErr_Occurred()) goto fail;
-    }
-    s->max_bytes = (Py_ssize_t)values[0];
-    s->version = (long)values[1];
-    s->n_stages = (int)values[2];
-    s->n_steps = (int)values[3];
-    s->mql_min = values[4];
-    s->stale_after = values[5];
+    if (decoding_read(setup, &s->decoding) < 0) return -1;
+    PyObject *stage_of_type = NULL, *step_of_type = NULL;
+    if ((s->upgrade = PyObject_GetAttrString(setup, "upgrade")) == NULL || (s->view_type = PyObject_GetAttrString(setup, "view_type")) == NULL ||
+        (s->cause_type = PyObject_GetAttrString(setup, "cause_type")) == NULL ||
+        (stage_of_type = PyObject_GetAttrString(setup, "stage_of_type")) == NULL ||
+        (step_of_type = PyObject_GetAttrString(setup, "step_of_type")) == NULL)
+        goto fail;
+    long long stages = long_attribute(setup, "stages"), steps = long_attribute(setup, "steps");
+    long long mql_min = long_attribute(setup, "mql_min_content_reads"), stale_after = long_attribute(setup, "sal_stale_after_micros");
+    if (PyErr_Occurred()) goto fail;
     if (!PyType_Check(s->view_type) || !PyType_IsSubtype((PyTypeObject *)s->view_type, &PyTuple_Type) || !PyType_Check(s->cause_type) ||
         !PyType_IsSubtype((PyTypeObject *)s->cause_type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "fold_stored: view_type and cause_type are tuple classes");
         goto fail;
     }
+    if (read_defs(stage_of_type, step_of_type, (int)stages, (int)steps, mql_min, stale_after, &s->defs) < 0) goto fail;
+    Py_DECREF(stage_of_type);
+    Py_DECREF(step_of_type);
     return 0;
 fail:
+    Py_XDECREF(stage_of_type);
+    Py_XDECREF(step_of_type);
     setup_release(s);
     return -1;
 }
 
-/* fold_stored(setup, records, get, partition, through) -> (valid, duplicates, invalid, watermark, leads):
- *   one partition's records, (offset, value) pairs in offset order, over the stored leads `get(lead_id)`
- *   gives (bytes or None); `setup` (projections.projector.FoldSetup) holds the decoders, the classes to
- *   make and the definitions. `invalid` lists (offset, rejection, value) of the records past `through`
- *   that `slow` rejected; `leads`, see live_leads. */
+/* fold_stored(setup, records, get, partition, through) -> (valid, duplicates, invalid, watermark, leads, links):
+ *   one partition's records, (offset, value) pairs in offset order, over the stored owners `get(key)` gives
+ *   (bytes or None); `setup` (projections.projector.FoldSetup) holds the decoders, the classes to make and the
+ *   definitions. `invalid` lists (offset, rejection, value) of the records past `through` that `slow`
+ *   rejected; `leads`, see live_leads; `links`, (anonymous id, occurred_at, event id, lead id, type) per link applied. */
 static PyObject *fold_stored(PyObject *module, PyObject *args) {
     PyObject *setup_object, *records, *get;
     long partition;
@@ -1626,24 +1980,14 @@ static PyObject *fold_stored(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOlL:fold_stored", &setup_object, &records, &get, &partition, &through)) return NULL;
     Setup setup;
     if (setup_read(setup_object, &setup) < 0) return NULL;
-    PyObject *decode = setup.decode, *expected = setup.expected, *slow = setup.slow, *event_type = setup.event_type;
-    Py_ssize_t max_bytes = setup.max_bytes;
-    long version = setup.version;
-    Live live = {get, setup.upgrade, setup.view_type, setup.cause_type, NULL, through, partition, NULL, 0, 0};
-    if (read_defs(setup.stage_of_type, setup.step_of_type, setup.n_stages, setup.n_steps, setup.mql_min, setup.stale_after, &live.defs) < 0) {
-        setup_release(&setup);
-        return NULL;
-    }
+    Live live = {get, setup.upgrade, setup.view_type, setup.cause_type, NULL, through, partition, NULL, 0, 0, setup.defs};
     PyObject *items = PySequence_Fast(records, "fold_stored: records is a sequence of (offset, value) pairs");
-    if (items == NULL) {
-        setup_release(&setup);
-        return NULL;
-    }
-    LeadTable *table = (LeadTable *)PyType_GenericNew(&LeadTableType, NULL, NULL);
+    LeadTable *table = items == NULL ? NULL : (LeadTable *)PyType_GenericNew(&LeadTableType, NULL, NULL);
+    PyObject *links = PyList_New(0);
     live.invalid = PyList_New(0);
     PyObject *result = NULL, *leads = NULL;
-    if (table == NULL || live.invalid == NULL) goto done;
-    Fold f = {table, setup.digest_of, 0, 0, 0, 0, 0, &live, 0};
+    if (table == NULL || live.invalid == NULL || links == NULL) goto done;
+    Fold f = {table, setup.decoding.digest_of, setup.decoding.anon_prefix, links, 0, 0, 0, 0, 0, &live, 0};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(items, i);
@@ -1653,13 +1997,13 @@ static PyObject *fold_stored(PyObject *module, PyObject *args) {
         }
         f.offset = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 0));
         if (f.offset == -1 && PyErr_Occurred()) goto done;
-        if (fold_record(&f, PyTuple_GET_ITEM(item, 1), decode, expected, slow, event_type, max_bytes, version) < 0) goto done;
+        if (fold_record(&f, PyTuple_GET_ITEM(item, 1), &setup.decoding) < 0) goto done;
     }
     leads = live_leads(&f);
     if (leads == NULL) goto done;
     PyObject *mark = f.has_mark ? PyLong_FromLongLong(f.mark) : Py_NewRef(Py_None);
     if (mark != NULL) {
-        result = Py_BuildValue("nnONN", f.valid, f.duplicates, live.invalid, mark, leads); /* takes mark and leads */
+        result = Py_BuildValue("nnONNO", f.valid, f.duplicates, live.invalid, mark, leads, links); /* takes mark and leads */
         leads = NULL;
     }
 done:
@@ -1667,11 +2011,13 @@ done:
     for (Py_ssize_t i = 0; i < live.n_stored; i++) {
         Py_XDECREF(live.stored[i].old_view);
         Py_XDECREF(live.stored[i].cause_id);
+        Py_XDECREF(live.stored[i].identity);
     }
     PyMem_Free(live.stored);
     Py_XDECREF(live.invalid);
+    Py_XDECREF(links);
     Py_XDECREF((PyObject *)table);
-    Py_DECREF(items);
+    Py_XDECREF(items);
     setup_release(&setup);
     return result;
 }
@@ -1717,42 +2063,50 @@ static int blank(const char *s, Py_ssize_t n) {
     return 1;
 }
 
-static const char KEY[] = "\"lead_id\"";
-#define KEY_LEN ((Py_ssize_t)(sizeof(KEY) - 1))
+static const char LEAD_KEY[] = "\"lead_id\"", ANONYMOUS_KEY[] = "\"anonymous_id\"";
 
-/* The first `"lead_id"` in s[0:n], or NULL; cheaper than memmem for a short needle in a short line. */
-static const char *find_key(const char *s, Py_ssize_t n) {
+/* The first `key` (a quoted JSON key) in s[0:n], or NULL; cheaper than memmem for a short needle in a short line. */
+static const char *find_key(const char *s, Py_ssize_t n, const char *key, Py_ssize_t key_n) {
     const char *end = s + n;
-    while (end - s >= KEY_LEN) {
-        const char *quote = memchr(s, '"', end - s - KEY_LEN + 1);
+    while (end - s >= key_n) {
+        const char *quote = memchr(s, '"', end - s - key_n + 1);
         if (quote == NULL) return NULL;
-        if (quote[1] == 'l' && memcmp(quote, KEY, KEY_LEN) == 0) return quote;
+        if (quote[1] == key[1] && memcmp(quote, key, key_n) == 0) return quote;
         s = quote + 1;
     }
     return NULL;
 }
 
-/* The lead id of a line straight from its bytes, when they leave no doubt: no escapes, one
- * "lead_id" token, followed at once by a string. 1 and the id's bytes, or 0 (ask JSON). */
-static int lead_bytes(const char *s, Py_ssize_t n, const char **lead, Py_ssize_t *lead_n) {
-    if (memchr(s, '\\', n) != NULL) return 0;
-    const char *hit = find_key(s, n);
+/* The string value of the one `key` in s[0:n]: 1 and its bytes, 0 when there is no such key, -1 when the
+ * bytes leave doubt (the key twice, or not followed at once by a string). */
+static int string_of(const char *s, Py_ssize_t n, const char *key, Py_ssize_t key_n, const char **value, Py_ssize_t *value_n) {
+    const char *hit = find_key(s, n, key, key_n);
     if (hit == NULL) return 0;
-    const char *after = hit + KEY_LEN;
+    const char *after = hit + key_n;
     const char *end = s + n;
-    if (find_key(after, end - after) != NULL) return 0;
-    if (end - after < 2 || after[0] != ':' || after[1] != '"') return 0;
+    if (find_key(after, end - after, key, key_n) != NULL) return -1;
+    if (end - after < 2 || after[0] != ':' || after[1] != '"') return -1;
     const char *start = after + 2;
     const char *close = memchr(start, '"', end - start);
-    if (close == NULL) return 0;
-    *lead = start;
-    *lead_n = close - start;
+    if (close == NULL) return -1;
+    *value = start;
+    *value_n = close - start;
     return 1;
 }
 
-/* route(data, partitions, index, lead_of) -> the non-blank lines of `data` (CR LF or LF) whose
- * lead falls in partition `index`. `lead_of(line)` gives a line's lead id as JSON reads it, or
- * None: a line with no lead id is invalid, and partition 0 counts it. */
+/* The owner of a line (SPEC §2: its lead id, else its anonymous id) straight from its bytes, when they
+ * leave no doubt: no escapes, one "lead_id" token followed at once by a string, or no "lead_id" token at
+ * all and one "anonymous_id" followed by a string. 1 and the owner's bytes, or 0 (ask JSON). */
+static int owner_bytes(const char *s, Py_ssize_t n, const char **owner, Py_ssize_t *owner_n) {
+    if (memchr(s, '\\', n) != NULL) return 0;
+    int lead = string_of(s, n, LEAD_KEY, (Py_ssize_t)(sizeof(LEAD_KEY) - 1), owner, owner_n);
+    if (lead != 0) return lead > 0;
+    return string_of(s, n, ANONYMOUS_KEY, (Py_ssize_t)(sizeof(ANONYMOUS_KEY) - 1), owner, owner_n) > 0;
+}
+
+/* route(data, partitions, index, owner_of) -> the non-blank lines of `data` (CR LF or LF) whose
+ * owner falls in partition `index`. `owner_of(line)` gives a line's owner as JSON reads it, or
+ * None: a line with no owner is invalid, and partition 0 counts it. */
 static PyObject *route(PyObject *module, PyObject *args) {
     Py_buffer data;
     Py_ssize_t partitions, index;
@@ -1779,7 +2133,7 @@ static PyObject *route(PyObject *module, PyObject *args) {
             Py_ssize_t lead_n;
             Py_ssize_t part = 0;
             PyObject *line = NULL;
-            if (lead_bytes(p, n, &lead, &lead_n)) {
+            if (owner_bytes(p, n, &lead, &lead_n)) {
                 part = kafka_partition(lead, lead_n, partitions);
             } else {
                 line = PyBytes_FromStringAndSize(p, n);
@@ -1837,7 +2191,7 @@ static PyObject *partition_of_key(PyObject *module, PyObject *args) {
 /* The constants this file hard-codes, for tests to hold to schemas and projections (test_fold_accel.py, and
  * test_live_fold.py for the stored lead layout of projections.stored and projections.codec). */
 static int add_constants(PyObject *module) {
-    static const char *type_names[N_TYPES] = {"ad_seen", "content_read", "contact_made", "negotiation", "purchase", "upsell"};
+    static const char *type_names[N_TYPES] = {"ad_seen", "content_read", "contact_made", "negotiation", "purchase", "upsell", "identified"};
     static const char *level_names[N_LEVELS] = {"lead", "mql", "sal", "sql", "customer"};
     PyObject *types = PyTuple_New(N_TYPES), *levels = PyTuple_New(N_LEVELS);
     if (types == NULL || levels == NULL) goto fail;
@@ -1857,7 +2211,8 @@ static int add_constants(PyObject *module) {
     levels = NULL;
     if (PyModule_AddIntConstant(module, "CONTENT_READ", CONTENT_READ) < 0 || PyModule_AddIntConstant(module, "CONTACT_MADE", CONTACT_MADE) < 0 ||
         PyModule_AddIntConstant(module, "NEGOTIATION", NEGOTIATION) < 0 || PyModule_AddIntConstant(module, "PURCHASE", PURCHASE) < 0 ||
-        PyModule_AddIntConstant(module, "UPSELL", UPSELL) < 0 || PyModule_AddIntConstant(module, "INBOUND_CONTACT", INBOUND) < 0 ||
+        PyModule_AddIntConstant(module, "UPSELL", UPSELL) < 0 || PyModule_AddIntConstant(module, "IDENTIFIED", IDENTIFIED) < 0 ||
+        PyModule_AddIntConstant(module, "INBOUND_CONTACT", INBOUND) < 0 ||
         PyModule_AddIntConstant(module, "OUTBOUND_CONTACT", OUTBOUND) < 0 || PyModule_AddIntConstant(module, "NO_INDEX", NO_INDEX) < 0 ||
         PyModule_AddObject(module, "DAY_MICROS", PyLong_FromLongLong(DAY_MICROS)) < 0 ||
         PyModule_AddIntConstant(module, "STORED_HEAD", STORED_HEAD) < 0 || PyModule_AddIntConstant(module, "STATE_HEAD", STATE_HEAD) < 0 ||
@@ -1891,7 +2246,7 @@ PyMODINIT_FUNC PyInit__fold(void) {
         {&s_event_id, "event_id"}, {&s_lead_id, "lead_id"}, {&s_occurred_at, "occurred_at"},
         {&s_inbound, "inbound"}, {&s_schema_version, "schema_version"}, {&s_index, "index"},
         {&s_source, "source"}, {&s_channel, "channel"}, {&s_campaign, "campaign"}, {&s_currency, "currency"},
-        {&s_amount, "amount"}, {&s_no_currency, "(none)"},
+        {&s_amount, "amount"}, {&s_no_currency, "(none)"}, {&s_anonymous_id, "anonymous_id"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);

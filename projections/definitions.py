@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from schemas.events import EVENT_TYPES
 
@@ -31,9 +31,16 @@ funnel:
 qualification:
   mql_min_content_reads: 2
   sal_stale_after_days: 14
+conversion_window_days: 30     # optional: a funnel conversion counts within this many days of the first step
+identity:                      # optional: anonymous ids joining their lead
+  max_anonymous_ids: 100
+  ignored_ids: ["", "null", "undefined", "0", "anonymous", "guest"]
 """
 
 DAY_MICROS = 86_400_000_000
+DEFAULT_WINDOW_DAYS = 30
+DEFAULT_MAX_ANONYMOUS_IDS = 100
+DEFAULT_IGNORED_IDS = ("", "null", "undefined", "0", "anonymous", "guest")
 _KEY_ERRORS = ("extra_forbidden", "invalid_key")  # invalid_key: a YAML key that is not a string
 NO_INDEX = -1
 
@@ -50,8 +57,16 @@ class Definitions:
     step_of_type: tuple[int, ...]  # per event type index: its funnel step index, or NO_INDEX
     mql_min_content_reads: int
     sal_stale_after_micros: int
+    conversion_window_micros: int = DEFAULT_WINDOW_DAYS * DAY_MICROS
+    max_anonymous_ids: int = DEFAULT_MAX_ANONYMOUS_IDS
+    ignored_ids: frozenset[str] = frozenset(DEFAULT_IGNORED_IDS)
     digest: str = ""  # SPEC §7: names these definitions across a cluster (see `digest_of`)
     canonical: str = ""  # the parsed document as canonical JSON: what the digest is taken over
+
+    @property
+    def identity(self) -> tuple[int, tuple[str, ...]]:
+        """The identity options (SPEC §9): what the live identity state itself is built under."""
+        return self.max_anonymous_ids, tuple(sorted(self.ignored_ids))
 
     @classmethod
     def from_document(cls, data: Any, origin: str) -> Definitions:
@@ -81,11 +96,19 @@ class _Qualification(BaseModel):
     sal_stale_after_days: StrictInt | StrictFloat = Field(ge=0)
 
 
+class _Identity(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    max_anonymous_ids: StrictInt = Field(DEFAULT_MAX_ANONYMOUS_IDS, ge=0)
+    ignored_ids: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_IGNORED_IDS))
+
+
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     pipeline: _Pipeline
     funnel: _Funnel
     qualification: _Qualification
+    conversion_window_days: StrictInt = Field(DEFAULT_WINDOW_DAYS, ge=1)
+    identity: _Identity = Field(default_factory=_Identity)
 
 
 def default_definitions() -> Definitions:
@@ -121,9 +144,7 @@ def _build(data: Any, lines: _Lines, origin: str) -> Definitions:
     try:
         parsed = _File.model_validate(data)
     except ValidationError as exc:
-        # A misspelled key also makes the right one missing: name the misspelling.
-        error = min(exc.errors(include_url=False), key=lambda e: e["type"] not in _KEY_ERRORS)
-        raise DefinitionsError(_describe(origin, lines, error)) from None
+        raise DefinitionsError(_describe(origin, lines, data, exc.errors(include_url=False))) from None
 
     stage_of_type = _index_types(origin, lines, "pipeline", "stages", "stage", parsed.pipeline.stages)
     step_of_type = _index_types(origin, lines, "funnel", "steps", "step", parsed.funnel.steps)
@@ -134,6 +155,9 @@ def _build(data: Any, lines: _Lines, origin: str) -> Definitions:
         step_of_type=step_of_type,
         mql_min_content_reads=parsed.qualification.mql_min_content_reads,
         sal_stale_after_micros=round(parsed.qualification.sal_stale_after_days * DAY_MICROS),
+        conversion_window_micros=parsed.conversion_window_days * DAY_MICROS,
+        max_anonymous_ids=parsed.identity.max_anonymous_ids,
+        ignored_ids=frozenset(parsed.identity.ignored_ids),
         digest=digest_of(data),
         canonical=canonical_json(data),
     )
@@ -177,16 +201,64 @@ def _index_types(origin: str, lines: _Lines, section: str, key: str, noun: str, 
     return tuple(owner.get(t, NO_INDEX) for t in EVENT_TYPES)
 
 
-def _describe(origin: str, lines: _Lines, error: dict[str, Any]) -> str:
+def _describe(origin: str, lines: _Lines, data: Any, errors: list[dict[str, Any]]) -> str:
+    """One refusal in the file's own terms: its path, its line, what the value must be."""
+    # A misspelled key also makes the right one missing: name the misspelling.
+    error = min(errors, key=lambda e: e["type"] not in _KEY_ERRORS)
     loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "missing":
-        return f"{origin}: {lines.where(loc[:-1])}: missing key {loc[-1]!r}; add it (see `journey definitions`)"
+        return f"{origin}: {lines.where(_user_path(data, loc[:-1]))}: missing key {loc[-1]!r}; add it (see `journey definitions`)"
     if kind in _KEY_ERRORS:
         key = loc[-1] if kind == "extra_forbidden" else error["input"]
         hint = "use `events` (a bare `on` reads as true in YAML)" if key is True else "remove it or fix its spelling"
-        return f"{origin}: {lines.where(loc[:-1])}: unknown key {key!r}; {hint}"
-    return f"{origin}: {lines.where(loc)}: {error['msg'].lower()}, got {error.get('input')!r}; fix the value"
+        return f"{origin}: {lines.where(_user_path(data, loc[:-1]))}: unknown key {key!r}; {hint}"
+    path = _user_path(data, loc)
+    same_place = [e for e in errors if _user_path(data, tuple(e["loc"])) == path]
+    return f"{origin}: {lines.where(path)}: {_expected(path, same_place)}, got {error.get('input')!r}; fix the value"
+
+
+# What a value must be, by its key (`[]`: an item of that list). A key missing here is
+# described from the validator's own messages.
+_EXPECTED = {
+    "pipeline": "must be a mapping with the key stages",
+    "funnel": "must be a mapping with the key steps",
+    "qualification": "must be a mapping of its settings (see `journey definitions`)",
+    "stages": "must be a list of one or more stages",
+    "steps": "must be a list of one or more steps",
+    "stages[]": "must be a stage: a mapping with the keys name and events",
+    "steps[]": "must be a step: a mapping with the keys name and events",
+    "name": "must be a name of at least one character",
+    "events": "must be a list of one or more event types",
+    "events[]": f"must be an event type ({', '.join(EVENT_TYPES)})",
+    "mql_min_content_reads": "must be a whole number ≥ 1",
+    "sal_stale_after_days": "must be a number of days ≥ 0 (fractions allowed)",
+}
+
+
+def _expected(path: tuple[Any, ...], errors: list[dict[str, Any]]) -> str:
+    names = [part for part in path if isinstance(part, str)]
+    key = (names[-1] + "[]" if isinstance(path[-1], int) else names[-1]) if names else ""
+    if key in _EXPECTED:
+        return _EXPECTED[key]
+    # One message per member of a union (int | float), each without the model's own name.
+    said = ("must be a mapping" if e["type"] in ("model_type", "dict_type") else e["msg"].lower().replace("input should be", "must be") for e in errors)
+    return " or ".join(dict.fromkeys(said))
+
+
+def _user_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The validator's location as a path in the file: without the names it adds for the member
+    of a union (`sal_stale_after_days.int`), which are no place in the document."""
+    path: list[Any] = []
+    node = data
+    for part in loc:
+        in_mapping = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_mapping or in_list):
+            continue
+        node = node[part]
+        path.append(part)
+    return tuple(path)
 
 
 class _Lines:

@@ -33,7 +33,10 @@ TOUCH_FIELDS = ("source", "channel", "campaign")
 
 
 class LeadState:
-    __slots__ = ("contacts", "content_reads", "events", "first_at", "last_at", "revenue", "seen", "touch", "touch_at", "touch_id")
+    """The facts of one owner's events (a lead id, or an anonymous id: SPEC §9), or of a person's:
+    the merge of its owners' states (`merge`)."""
+
+    __slots__ = ("contacts", "content_reads", "events", "first_at", "last_at", "revenue", "seen", "touch", "touch_at", "touch_id", "touch_owner")
 
     def __init__(self) -> None:
         self.first_at: list[int | None] = [None] * _NTYPES
@@ -47,6 +50,8 @@ class LeadState:
         self.touch_at: int | None = None
         self.touch_id: str | None = None
         self.touch: Touch | None = None
+        # In a person's state, the anonymous id whose event the first touch is; None: the lead's own
+        self.touch_owner: str | None = None
         # Per currency, the exact sum of purchase and upsell amounts in hundredths; None until one.
         self.revenue: dict[str, int] | None = None
 
@@ -56,7 +61,7 @@ class LeadState:
         return self._key() == other._key()
 
     def _key(self) -> tuple[object, ...]:
-        touch = (self.touch_at, self.touch_id, self.touch)
+        touch = (self.touch_at, self.touch_id, self.touch, self.touch_owner)
         return (self.first_at, self.last_at, self.events, self.content_reads, self.contacts, sorted(self.seen), touch, self.revenue or {})
 
     def __repr__(self) -> str:
@@ -99,6 +104,38 @@ def record(state: LeadState, event: Event) -> bool:
     return True
 
 
+def merge(into: LeadState, other: LeadState, owner: str) -> None:
+    """Add the facts of anonymous id `owner`'s state to a person's state (SPEC §9): each field is a
+    minimum, maximum, sum or flag, so the order of merges does not matter, except the first touch's
+    tie on (occurred_at, event_id), which goes to the lead's own touch, then to the least anonymous
+    id. Seen event ids stay per owner (duplicates are per owner) and are not merged."""
+    first = into.first_at
+    for kind, at in enumerate(other.first_at):
+        if at is not None and (first[kind] is None or at < first[kind]):  # type: ignore[operator]
+            first[kind] = at
+    if other.last_at > into.last_at:
+        into.last_at = other.last_at
+    into.events += other.events
+    into.content_reads += other.content_reads
+    into.contacts |= other.contacts
+    if other.touch_at is not None and _touches_first(other.touch_at, other.touch_id, owner, into):
+        into.touch_at, into.touch_id, into.touch, into.touch_owner = other.touch_at, other.touch_id, other.touch, owner
+    if other.revenue:
+        revenue = into.revenue if into.revenue is not None else {}
+        for currency, amount in other.revenue.items():
+            revenue[currency] = revenue.get(currency, 0) + amount
+        into.revenue = revenue
+
+
+def _touches_first(at: int, event_id: str | None, owner: str, person: LeadState) -> bool:
+    """Whether anonymous id `owner`'s touch comes before the person's first touch so far."""
+    if person.touch_at is None or person.touch_id is None or event_id is None:
+        return person.touch_at is None
+    if (at, event_id) != (person.touch_at, person.touch_id):
+        return (at, event_id) < (person.touch_at, person.touch_id)
+    return person.touch_owner is not None and owner < person.touch_owner
+
+
 def hundredths(amount: float) -> int:
     """SPEC §4: round-half-even(amount × 100, computed as an IEEE-754 double). Python's round of a
     float is exactly that: 2.675 × 100 is the double 267.5, so 268; 0.005 × 100 is 0.5, so 0."""
@@ -124,6 +161,7 @@ class LeadView(NamedTuple):
     last_event_at: int
     touch: Touch | None = None  # the first touch
     revenue: tuple[tuple[str, int], ...] = ()  # (currency, hundredths), by currency
+    entered: tuple[int | None, ...] = ()  # per stage, when the lead entered it (SPEC §10); None: not entered
 
     def qualification(self, watermark: int) -> int:
         stale_from = self.stale_from
@@ -136,14 +174,17 @@ def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
     stage, stage_entered_at = NO_INDEX, None
     funnel_step = NO_INDEX
     step_first: list[int | None] = [None] * len(defs.steps)  # per step, the earliest event of that step
+    entered: list[int | None] = [None] * len(defs.stages)  # per stage, its earliest event
     for kind, at in enumerate(state.first_at):
         if at is None:
             continue
         group = stage_of_type[kind]
-        if group > stage:
-            stage, stage_entered_at = group, at
-        elif group == stage and stage_entered_at is not None and at < stage_entered_at:
-            stage_entered_at = at
+        if group != NO_INDEX:
+            earliest = entered[group]
+            if earliest is None or at < earliest:
+                entered[group] = at
+            if group > stage:
+                stage = group
         step = step_of_type[kind]
         if step != NO_INDEX:
             if step > funnel_step:
@@ -151,13 +192,15 @@ def view(lead_id: str, state: LeadState, defs: Definitions) -> LeadView:
             earliest = step_first[step]
             if earliest is None or at < earliest:
                 step_first[step] = at
+    if stage != NO_INDEX:
+        stage_entered_at = entered[stage]
     reach_at = _reach_times(step_first, funnel_step)
     standing = _standing(state, defs.mql_min_content_reads)
     stale_from = None
     if standing == MQL and stage_entered_at is not None:
         stale_from = stage_entered_at + defs.sal_stale_after_micros
     revenue = () if state.revenue is None else tuple(sorted(state.revenue.items()))
-    return _new_view(LeadView, (lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at, state.touch, revenue))
+    return _new_view(LeadView, (lead_id, stage, stage_entered_at, funnel_step, reach_at, standing, stale_from, state.events, state.last_at, state.touch, revenue, tuple(entered)))
 
 
 _new_view = tuple.__new__  # LeadView(...) without the Python-level __new__ of a NamedTuple: view runs per touched lead

@@ -1,10 +1,10 @@
 """The live projection of one worker: its lead table folded a batch at a time, and the
 aggregates it derives from that table for the partitions it owns.
 
-Pure: it reads and writes the lead table through `LeadTable` (get and put raw
-bytes) and never talks to Kafka. The worker (streams/live) hands it each
-partition's records of a fetch, writes what it put, and publishes the lead
-changes it decided.
+Pure: it reads and writes the lead table through `LeadTable` (get and put raw bytes) and
+never talks to Kafka. The worker (streams/live) hands it each partition's records of a
+fetch (journey.events, and the identity topic: projections.linking), writes what it put,
+and publishes the lead changes and identity messages it decided.
 
 Delivery is at-least-once, so every stored value carries the offset it has
 applied up to. A record delivered again at or below that offset is skipped
@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
-
-from sortedcontainers import SortedList
+from typing import Any, NamedTuple
 
 from projections.changes import Applied, LeadChange, moved, redefined, went_stale
 from projections.definitions import Definitions
+from projections.identity import IdentityCounts, anon_key, anonymous_of
 from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
+from projections.linking import Claim, Facts, Linker, Scan, claim_of, held_of, person_state, person_view
+from projections.partition import BatchResult, IdentityTally, Invalid, LeadTable, PartitionState
 from projections.projector import decode_record, stored_fold
-from projections.report import Aggregates, EventCounts, lead_record
-from projections.stored import Progress, StoredLead, progress_key, progress_partition
+from projections.report import Aggregates, EventCounts
+from projections.stored import Held, Progress, StoredLead, anon_section, lead_section, progress_key, progress_partition
 from schemas.decode import Rejection
 
 
@@ -38,48 +37,8 @@ class Record(NamedTuple):
     value: bytes
 
 
-class Invalid(NamedTuple):
-    partition: int
-    offset: int
-    reason: str
-    value: bytes
-
-
-class LeadTable(Protocol):
-    """What the projection needs of the lead table: get and put raw bytes by lead id."""
-
-    def get(self, lead_id: str) -> bytes | None: ...
-    def put(self, lead_id: str, value: bytes) -> None: ...  # also takes progress_key(partition)
-
-
-@dataclass
-class PartitionState:
-    aggregates: Aggregates
-    counts: EventCounts = field(default_factory=EventCounts)
-    watermark: int | None = None
-    progress: Progress = field(default_factory=Progress)
-    # per stage, (stage_entered_at, lead_id) of its leads: longest in the stage first, for the board
-    stages: dict[int, SortedList] = field(default_factory=lambda: defaultdict(SortedList))
-
-    def replace(self, old: LeadView | None, new: LeadView) -> None:
-        self.aggregates.replace(old, new)
-        if old is not None and old.stage == new.stage and old.stage_entered_at == new.stage_entered_at:
-            return  # still in the same place on the board
-        if old is not None and old.stage >= 0:
-            self.stages[old.stage].remove((old.stage_entered_at, old.lead_id))
-        if new.stage >= 0:
-            self.stages[new.stage].add((new.stage_entered_at, new.lead_id))
-
-    def see(self, at: int) -> None:
-        if self.watermark is None or at > self.watermark:
-            self.watermark = at
-
-
-@dataclass
-class BatchResult:
-    invalid: list[Invalid] = field(default_factory=list)
-    moved: dict[str, tuple[LeadView | None, LeadView, Applied]] = field(default_factory=dict)  # old view, new view, last event
-    changes: list[LeadChange] = field(default_factory=list)
+def _no_scan(prefix: str) -> Iterable[tuple[str, bytes]]:
+    return ()
 
 
 class LiveProjection:
@@ -95,77 +54,59 @@ class LiveProjection:
 
     def rebuild(self, entries: Iterable[tuple[Any, bytes]], active: set[int]) -> None:
         """Derive the aggregates of the `active` partitions from the lead table's entries."""
-        parts = {p: PartitionState(Aggregates.empty(self.defs)) for p in active}
-        for lead_id, data in _keyed(entries):
-            partition = progress_partition(lead_id)
-            if partition is not None:
-                if partition in parts:
-                    parts[partition].progress = Progress.decode(data)
-                    parts[partition].counts.invalid = parts[partition].progress.invalid
-                continue
-            stored = StoredLead.decode(data)
-            part = parts.get(stored.partition)
-            if part is None:
-                continue  # a standby copy of another worker's partition
-            part.replace(None, view(lead_id, stored.state, self.defs))
-            part.counts.valid += stored.state.events
-            part.counts.duplicates += stored.duplicates
-            part.see(stored.state.last_at)
-        self.partitions = parts
-        for part in parts.values():
+        self.partitions = rebuilt(self.defs, entries, active)
+        for part in self.partitions.values():
             self._learn(part.watermark)
 
     def drop(self, partition: int) -> None:
         """The partition went to another worker: its share of the aggregates goes with it."""
         self.partitions.pop(partition, None)
 
-    def catch_up(self, entries: Iterable[tuple[Any, bytes]], published: dict[int, Definitions | None], watermark: int | None) -> dict[int, list[LeadChange]]:
-        """SPEC §7, per partition of `published`: the changes that bring journey.lead-changes from the
-        definitions it last published under for that partition to this worker's. Unknown
-        definitions (None: a record that cannot be read) get every lead, as a first change.
-
-        Both sides are judged at `watermark`, the latest the cluster has announced: the topic
-        last spoke at it, or the changes of reaching it have yet to follow."""
-        mark = watermark or 0
-        changes: dict[int, list[LeadChange]] = {partition: [] for partition in published}
-        for lead_id, data in _keyed(entries):
-            if progress_partition(lead_id) is not None:
-                continue
-            stored = StoredLead.decode(data)
-            if stored.partition not in published:
-                continue
-            old_defs = published[stored.partition]
-            old = None if old_defs is None else view(lead_id, stored.state, old_defs)
-            change = redefined(old, old_defs, view(lead_id, stored.state, self.defs), self.defs, mark)
-            if change is not None:
-                changes[stored.partition].append(change)
-        return changes
-
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, partition: int, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
-        """Apply one partition's records in offset order; writes each changed lead once, then
-        the partition's progress (see `progress_key`: the order matters).
+    def process(self, partition: int, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult, scan: Scan = _no_scan) -> None:
+        """Apply one partition's records of journey.events in offset order; writes each changed
+        owner once, then the partition's progress (see `progress_key`: the order matters).
 
         Lead changes are left for `settle`, once every partition of the batch
-        is applied and the watermark they are judged at is final.
-        """
-        part = self.partitions.get(partition)
-        if part is None:
-            part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
+        is applied and the watermark they are judged at is final."""
+        part = self._part(partition)
         if self.compiled_fold is not None:
-            self._process_compiled(partition, part, records, table, result)
+            self._process_compiled(partition, part, records, table, result, scan)
         else:
-            fold_reference(self.defs, partition, part, records, table, result)
+            fold_reference(self.defs, partition, part, records, table, result, scan)
         if records:
             part.progress.through = max(part.progress.through, records[-1][0])
             table.put(progress_key(partition), part.progress.encode())
         self._learn(part.watermark)
 
-    def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
-        """`fold_reference` in C: the records decoded, each touched lead read, folded and written as bytes."""
+    def link(self, partition: int, messages: Sequence[tuple[int, Claim | Facts]], table: LeadTable, result: BatchResult, scan: Scan = _no_scan) -> None:
+        """Apply one partition's identity messages (projections.linking), in offset order, each once."""
+        part = self._part(partition)
+        linker = Linker(self.defs, partition, part, table, scan, result)
+        through = part.progress.identity_through
+        for offset, message in messages:
+            if offset <= through:
+                continue  # delivered again: applied already
+            if isinstance(message, Claim):
+                linker.claimed(message)
+            else:
+                linker.heard(message)
+            through = offset
+        if through != part.progress.identity_through:
+            part.progress.identity_through = through
+            table.put(progress_key(partition), part.progress.encode())
+
+    def _part(self, partition: int) -> PartitionState:
+        part = self.partitions.get(partition)
+        if part is None:
+            part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
+        return part
+
+    def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult, scan: Scan) -> None:
+        """`fold_reference` in C: the records decoded, each touched owner read, folded and written as bytes."""
         progress = part.progress
-        valid, duplicates, invalid, mark, leads = self.compiled_fold(records, table.get, partition, progress.through)  # type: ignore[misc]
+        valid, duplicates, invalid, mark, owners, links = self.compiled_fold(records, table.get, partition, progress.through)  # type: ignore[misc]
         for offset, rejection, value in invalid:
             result.invalid.append(Invalid(partition, offset, rejection.reason, value))
         progress.invalid += len(invalid)
@@ -176,24 +117,40 @@ class LiveProjection:
         if mark is not None:
             part.see(mark)
         put, replace, moved_leads = table.put, part.replace, result.moved
-        for lead_id, data, old_view, new_view, cause in leads:
-            put(lead_id, data)
-            if new_view is not None:
+        linker = Linker(self.defs, partition, part, table, scan, result) if links or len(owners) else None
+        for key, data, old_view, new_view, cause, identity in owners:
+            if new_view is None:
+                put(key, data)
+            elif identity is None and anonymous_of(key) is None:  # a lead without anonymous ids: the C views are its person's
+                put(key, data)
                 replace(old_view, new_view)
-                moved_leads[lead_id] = (old_view, new_view, cause)
+                moved_leads[key] = (old_view, new_view, cause)
+            else:
+                before = table.get(key)
+                put(key, data)
+                _owner_folded(self.defs, linker, key, before, data, old_view, new_view, cause)  # type: ignore[arg-type]
+        for anonymous_id, at, event_id, lead_id, kind in links:
+            result.messages.append((anonymous_id, claim_of(lead_id, anonymous_id, Applied(event_id, kind, at), self.defs)))
 
     def settle(self, result: BatchResult, before: int | None, table: LeadTable) -> None:
-        """The lead changes of a whole batch: its leads' own, then those the watermark turned SAL."""
-        for old_view, new_view, cause in result.moved.values():
-            change = moved(old_view, before, new_view, self.cluster_watermark, self.defs, cause)
-            if change is not None:
-                result.changes.append(change)
+        """The lead changes of a whole batch: its leads' own, then those the watermark turned SAL.
+        Lead ids only: anonymous persons have none (SPEC §9)."""
+        for key, (old_view, new_view, cause) in result.moved.items():
+            if anonymous_of(key) is None:
+                change = moved(old_view, before, new_view, self.cluster_watermark, self.defs, cause)
+                if change is not None:
+                    result.changes.append(change)
         result.changes.extend(self._stale_changes(before, result.moved, table))
 
     def next_offset(self, partition: int) -> int:
-        """The offset this partition expects next: one past the offset applied through."""
+        """The offset of journey.events this partition expects next: one past the offset applied through."""
         part = self.partitions.get(partition)
         return 0 if part is None else part.progress.through + 1
+
+    def next_identity_offset(self, partition: int) -> int:
+        """The offset of the identity topic this partition expects next."""
+        part = self.partitions.get(partition)
+        return 0 if part is None else part.progress.identity_through + 1
 
     def learn_watermark(self, watermark: int, table: LeadTable) -> list[LeadChange]:
         """Another worker reports a later watermark: the leads it turns SAL here."""
@@ -220,10 +177,10 @@ class LiveProjection:
             return []
         changes = []
         for part in self.partitions.values():
-            for stale_from, lead_id in part.aggregates.going_stale(before, mark):
-                data = None if lead_id in exclude else table.get(lead_id)
+            for stale_from, key in part.aggregates.going_stale(before, mark):
+                data = None if key in exclude or anonymous_of(key) is not None else table.get(key)
                 if data is not None:
-                    changes.append(went_stale(view(lead_id, StoredLead.decode(data).state, self.defs), self.defs, stale_from))
+                    changes.append(went_stale(person_view(key, data, self.defs), self.defs, stale_from))
         return changes
 
     # -- reading ---------------------------------------------------------------------------
@@ -232,25 +189,36 @@ class LiveProjection:
         marks = [p.watermark for p in self.partitions.values() if p.watermark is not None]
         return max(marks) if marks else None
 
-    def totals(self) -> tuple[Aggregates, EventCounts]:
-        """The aggregates and event counts of every partition this worker owns; for the
-        qualification levels, which depend on the watermark, see `qualification_at`."""
-        totals = Aggregates.empty(self.defs)
-        counts = EventCounts()
+    def totals(self) -> tuple[Aggregates, EventCounts, IdentityCounts]:
+        """The aggregates, event counts and identity counts of every partition this worker owns; for
+        the qualification levels, which depend on the watermark, see `qualification_at`."""
+        totals, counts, identity = Aggregates.empty(self.defs), EventCounts(), IdentityTally()
         for part in self.partitions.values():
             totals.merge(part.aggregates, pending=False)
             counts.merge(part.counts)
-        return totals, counts
+            identity.anonymous_ids += part.identity.anonymous_ids
+            identity.joined += part.identity.joined
+            identity.over_limit += part.identity.over_limit
+        return totals, counts, identity.counts()
+
+    def waiting_days_at(self, watermark: int | None) -> list[dict[int, int]]:
+        """Per stage, persons by whole days waiting in it at the watermark, in every partition this worker owns."""
+        found: list[dict[int, int]] = [{} for _ in self.defs.stages]
+        for part in self.partitions.values():
+            for mine, theirs in zip(found, part.waiting_days(watermark) if watermark is not None else [], strict=False):
+                for day, count in theirs.items():
+                    mine[day] = mine.get(day, 0) + count
+        return found
 
     def qualification_at(self, watermark: int | None) -> list[int]:
-        """Leads per qualification level at the watermark, in every partition this worker owns."""
+        """Persons per qualification level at the watermark, in every partition this worker owns."""
         levels = [0] * len(QUALIFICATIONS)
         for part in self.partitions.values():
             levels = [a + b for a, b in zip(levels, part.aggregates.qualification_at(watermark), strict=True)]
         return levels
 
     def stage_counts(self, watermark: int | None) -> list[dict[str, int]]:
-        """Per stage: its leads, and those in it for at least sal_stale_after_days at the watermark."""
+        """Per stage: its persons, and those in it for at least sal_stale_after_days at the watermark."""
         limit = None if watermark is None else watermark - self.defs.sal_stale_after_micros
         counts = []
         for stage in range(len(self.defs.stages)):
@@ -260,18 +228,52 @@ class LiveProjection:
         return counts
 
     def stage_leads(self, stage: int, upto: int) -> list[tuple[int, str]]:
-        """The first `upto` leads of a stage, longest in it first."""
+        """The first `upto` persons of a stage, longest in it first (person keys: see projections.identity)."""
         return list(itertools.islice(heapq.merge(*(p.stages.get(stage, ()) for p in self.partitions.values())), upto))
 
-    def lead(self, lead_id: str, data: bytes, watermark: int) -> dict[str, Any]:
+
+def catch_up(defs: Definitions, entries: Iterable[tuple[Any, bytes]], published: dict[int, Definitions | None], watermark: int | None) -> dict[int, list[LeadChange]]:
+    """SPEC §7, per partition of `published`: the changes that bring journey.lead-changes from the
+    definitions it last published under for that partition to `defs`, this worker's. Unknown
+    definitions (None: a record that cannot be read) get every lead, as a first change.
+
+    Both sides are judged at `watermark`, the latest the cluster has announced: the topic
+    last spoke at it, or the changes of reaching it have yet to follow. Lead ids only: an
+    anonymous person has no changes (SPEC §9)."""
+    mark = watermark or 0
+    changes: dict[int, list[LeadChange]] = {partition: [] for partition in published}
+    for key, data in _keyed(entries):
+        if progress_partition(key) is not None or held_of(key) is not None or anonymous_of(key) is not None:
+            continue
         stored = StoredLead.decode(data)
-        return lead_record(view(lead_id, stored.state, self.defs), self.defs, watermark)
+        if stored.partition not in published:
+            continue
+        state, old_defs = person_state(stored, key), published[stored.partition]
+        old = None if old_defs is None else view(key, state, old_defs)
+        change = redefined(old, old_defs, view(key, state, defs), defs, mark)
+        if change is not None:
+            changes[stored.partition].append(change)
+    return changes
 
 
-def fold_reference(defs: Definitions, partition: int, part: PartitionState, records: Sequence[Record], table: LeadTable, result: BatchResult) -> None:
+def _owner_folded(defs: Definitions, linker: Linker, key: str, before: bytes | None, data: bytes, old: LeadView | None, new: LeadView, cause: Applied) -> None:
+    """An owner whose events were applied and that identity concerns: an anonymous id, or a lead with
+    anonymous ids (its person views hold their facts too)."""
+    stored = StoredLead.decode(data)
+    if anonymous_of(key) is not None:
+        linker.anonymous_folded(key, stored, old, new, cause)
+        return
+    person_old = None if before is None else person_view(key, before, defs)
+    person_new = view(key, person_state(stored, key), defs)
+    linker.part.replace(person_old, person_new)
+    linker.result.move(key, person_old, person_new, cause)
+
+
+def fold_reference(defs: Definitions, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult, scan: Scan = _no_scan) -> None:
     """The reference fold of a partition's records, in Python (the C fold is held to it)."""
     progress = part.progress
-    touched: dict[str, tuple[StoredLead, LeadView | None, Applied | None]] = {}
+    touched: dict[str, tuple[StoredLead, bytes | None, LeadView | None, Applied | None]] = {}
+    claims = []
     for offset, value in records:
         decoded = decode_record(value)
         if type(decoded) is Rejection:
@@ -280,42 +282,95 @@ def fold_reference(defs: Definitions, partition: int, part: PartitionState, reco
                 part.counts.invalid += 1
                 result.invalid.append(Invalid(partition, offset, decoded.reason, value))
             continue
-        entry = touched.get(decoded.lead_id)
+        key = decoded.lead_id if decoded.lead_id is not None else anon_key(decoded.anonymous_id)  # type: ignore[arg-type]
+        entry = touched.get(key)
         if entry is None:
-            entry = touched[decoded.lead_id] = _load(defs, partition, decoded.lead_id, table)
-        stored, old_view, cause = entry
+            entry = touched[key] = _load(defs, partition, key, table)
+        stored, before, old_view, cause = entry
         if offset <= stored.through:
-            continue  # delivered again: already in this lead's state
+            continue  # delivered again: already in this owner's state
         stored.through = offset
         if record(stored.state, decoded):
             part.counts.valid += 1
             part.see(decoded.occurred_at)
-            touched[decoded.lead_id] = (stored, old_view, Applied(decoded.event_id, decoded.type, decoded.occurred_at))
+            applied = Applied(decoded.event_id, decoded.type, decoded.occurred_at)
+            touched[key] = (stored, before, old_view, applied)
+            if decoded.lead_id is not None and decoded.anonymous_id is not None:
+                claims.append((decoded.anonymous_id, claim_of(decoded.lead_id, decoded.anonymous_id, applied, defs)))
         else:
             stored.duplicates += 1
             part.counts.duplicates += 1
-    for lead_id, (stored, old_view, cause) in touched.items():
-        table.put(lead_id, stored.encode())
-        if cause is not None:
-            new_view = view(lead_id, stored.state, defs)
+    linker = Linker(defs, partition, part, table, scan, result)
+    for key, (stored, before, old_view, cause) in touched.items():
+        data = stored.encode()
+        table.put(key, data)
+        if cause is None:
+            continue
+        new_view = view(key, stored.state, defs)
+        if anonymous_of(key) is None and not stored.identity:  # a lead without anonymous ids, as the C fold takes it
             part.replace(old_view, new_view)
-            result.moved[lead_id] = (old_view, new_view, cause)
+            result.moved[key] = (old_view, new_view, cause)
+        else:
+            _owner_folded(defs, linker, key, before, data, old_view, new_view, cause)
+    result.messages.extend(claims)
 
 
-def _load(defs: Definitions, partition: int, lead_id: str, table: LeadTable) -> tuple[StoredLead, LeadView | None, None]:
-    data = table.get(lead_id)
+def _load(defs: Definitions, partition: int, key: str, table: LeadTable) -> tuple[StoredLead, bytes | None, LeadView | None, None]:
+    data = table.get(key)
     if data is None:
-        return StoredLead(partition, -1, 0, LeadState()), None, None
+        return StoredLead(partition, -1, 0, LeadState()), None, None, None
     stored = StoredLead.decode(data)
-    return stored, view(lead_id, stored.state, defs), None
+    return stored, data, view(key, stored.state, defs), None
+
+
+def rebuilt(defs: Definitions, entries: Iterable[tuple[Any, bytes]], active: set[int]) -> dict[int, PartitionState]:
+    """The partitions' states derived from the lead table's entries: every owner's event counts, each
+    person counted once, and the identity counts (SPEC §9; projections.linking counts the same)."""
+    parts = {p: PartitionState(Aggregates.empty(defs)) for p in active}
+    kept: dict[str, set[str]] = {}
+    candidates: list[tuple[int, str, str, LeadState]] = []  # held ids that belong to their lead: kept, or over the limit
+    for key, data in _keyed(entries):
+        if (partition := progress_partition(key)) is not None:
+            if partition in parts:
+                parts[partition].progress = Progress.decode(data)
+                parts[partition].counts.invalid = parts[partition].progress.invalid
+            continue
+        if (held := held_of(key)) is not None:
+            entry = Held.decode(data)
+            if entry.partition in parts and entry.link.lead_id == held[0]:
+                candidates.append((entry.partition, held[0], held[1], entry.facts))
+            continue
+        stored = StoredLead.decode(data)
+        part = parts.get(stored.partition)
+        if part is None:
+            continue  # a standby copy of another worker's partition
+        part.counts.valid += stored.state.events
+        part.counts.duplicates += stored.duplicates
+        if stored.state.events:
+            part.see(stored.state.last_at)
+        if anonymous_of(key) is not None:
+            part.identity.anonymous_ids += 1
+            if anon_section(stored.identity).winner is None and stored.state.events:
+                part.replace(None, view(key, stored.state, defs))
+            continue
+        section = lead_section(stored.identity, key)
+        kept[key] = {entry.anonymous_id for entry in section.kept}
+        part.identity.joined += len(section.kept)
+        part.replace(None, view(key, person_state(stored, key), defs))
+    for partition, lead_id, anonymous_id, facts in candidates:
+        if anonymous_id not in kept.get(lead_id, ()):
+            parts[partition].identity.over_limit += 1
+            if facts.events:
+                parts[partition].replace(None, view(anon_key(anonymous_id), facts, defs))
+    return parts
 
 
 def _keyed(entries: Iterable[tuple[Any, bytes]]) -> Iterable[tuple[str, bytes]]:
     """The lead table's entries with str keys (the store gives bytes)."""
     for key, data in entries:
-        yield (key.decode() if isinstance(key, bytes) else key), data
+        yield (key.decode("utf-8", "surrogatepass") if isinstance(key, bytes) else key), data
 
 
 def _current(data: bytes) -> bytes:
-    """A stored lead of any version at the current one (CorruptState when it is none): for the C fold."""
+    """A stored owner of any version at the current one (CorruptState when it is none): for the C fold."""
     return StoredLead.decode(data).encode()

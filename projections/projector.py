@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -14,8 +14,24 @@ from xxhash import xxh3_64_intdigest
 
 from projections.attribution import Attribution
 from projections.definitions import Definitions
+from projections.identity import (
+    ANON_PREFIX,
+    IdentityCounts,
+    LinkRecord,
+    Persons,
+    anon_key,
+    anonymous_of,
+    counts_of,
+    kept,
+    made,
+    person_order,
+    persons,
+    sorted_ids,
+    winners,
+)
 from projections.lead import LeadState, LeadView, Touch, record, view
-from projections.report import Aggregates, Changes, EventCounts, aggregate, build_comparison, build_report, lead_record
+from projections.report import Aggregates, Changes, EventCounts, Velocity, aggregate, build_comparison, build_report, lead_record
+from projections.stored import StoredLead
 from schemas.decode import Event, Rejection, decode, decoder
 from schemas.events import CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES
 from schemas.events import format_time as schemas_format_time
@@ -39,12 +55,18 @@ _C_LIMIT = 2**62  # definitions beyond this (absurd, but allowed) are aggregated
 
 
 class Projector:
-    """Lead states of one set of leads (a whole log, or one partition of it)."""
+    """Owner states of one set of owners (a whole log, or one partition of it), and the persons they make.
+
+    `leads` holds every owner's state: a lead's under its id, an anonymous id's under
+    `anon_key(A)` (SPEC §9); `links` every link among the applied events
+    (projections.identity.LinkRecord). Every output is per person."""
 
     def __init__(self) -> None:
         self.leads: dict[str, LeadState] = {}
+        self.links: list[LinkRecord] = []
         self.counts = EventCounts()
         self.watermark: int | None = None
+        self._persons: dict[tuple[int, tuple[str, ...]], Persons] = {}
 
     def feed_all(self, records: Iterable[bytes], slow: Callable[[bytes], Event | Rejection] = decode) -> None:
         """Decode and apply records (invalid ones are counted): `apply` for a whole log.
@@ -73,40 +95,78 @@ class Projector:
                 gc.enable()
 
     def apply(self, event: Event) -> bool:
-        state = self.leads.get(event.lead_id)
+        lead_id, anonymous_id = event.lead_id, event.anonymous_id
+        key = lead_id if lead_id is not None else anon_key(anonymous_id)  # type: ignore[arg-type]
+        state = self.leads.get(key)
         if state is None:
-            state = self.leads[event.lead_id] = LeadState()
+            state = self.leads[key] = LeadState()
         if not record(state, event):
             self.counts.duplicates += 1
             return False
+        self._persons.clear()
         self.counts.valid += 1
         if self.watermark is None or event.occurred_at > self.watermark:
             self.watermark = event.occurred_at
+        if lead_id is not None and anonymous_id is not None:
+            self.links.append((anonymous_id, event.occurred_at, event.event_id, lead_id, event.type))
         return True
 
+    def persons(self, defs: Definitions) -> Persons:
+        """The persons under these definitions' identity options (SPEC §9)."""
+        found = self._persons.get(defs.identity)
+        if found is None:
+            found = self._persons[defs.identity] = persons(self.leads, self.links, defs)
+        return found
+
+    # -- persons across replay processes (streams/replay/parallel.py) ----------------------
+
+    def make_persons(self, defs: Definitions, joined: dict[str, list[str]], counts: IdentityCounts) -> None:
+        """The persons of this share of the owners, the anonymous ids that join its leads decided
+        over the whole log (`joined`, for this share's leads; their states handed over here)."""
+        self._persons[defs.identity] = Persons(made(self.leads, joined), sorted_ids(joined), counts)
+
+    def hand_over(self, anonymous_id: str) -> bytes | None:
+        """An anonymous id that joined a lead of another share leaves this one: its stored state."""
+        state = self.leads.pop(anon_key(anonymous_id), None)
+        return None if state is None else StoredLead(0, -1, 0, state).encode()
+
+    def adopt(self, anonymous_id: str, data: bytes) -> None:
+        self.leads[anon_key(anonymous_id)] = StoredLead.decode(data).state
+
+    def anonymous_owners(self) -> int:
+        return sum(1 for key in self.leads if anonymous_of(key) is not None)
+
+    def owns(self, anonymous_id: str) -> bool:
+        return anon_key(anonymous_id) in self.leads
+
     def views(self, defs: Definitions) -> Iterator[LeadView]:
-        """Every lead's view, by lead id."""
-        leads = self.leads
-        for lead_id in sorted(leads):
-            yield view(lead_id, leads[lead_id], defs)
+        """Every person's view: leads by lead id, then anonymous persons by anonymous id."""
+        states = self.persons(defs).states
+        for key in sorted(states, key=person_order):
+            yield view(key, states[key], defs)
 
     def lead_records(self, defs: Definitions) -> Iterator[dict[str, object]]:
-        mark = self._mark()
+        mark, joined = self._mark(), self.persons(defs).anonymous_ids
         for lead in self.views(defs):
-            yield lead_record(lead, defs, mark)
+            yield lead_record(lead, defs, mark, joined.get(lead.lead_id, ()))
 
     def aggregate(self, defs: Definitions) -> Aggregates:
-        return aggregate((view(lead_id, state, defs) for lead_id, state in self.leads.items()), defs)
+        return aggregate((view(key, state, defs) for key, state in self.persons(defs).states.items()), defs, self.watermark)
 
     def changes(self, old: Definitions, new: Definitions) -> Changes:
+        """Which persons move between stages and levels from `old` to `new`; with other identity
+        options on each side, the persons both sides have."""
         mark = self._mark()
         found = Changes()
-        for lead_id, state in self.leads.items():
-            found.add(view(lead_id, state, old), old, view(lead_id, state, new), new, mark)
+        old_states, new_states = self.persons(old).states, self.persons(new).states
+        for key, state in new_states.items():
+            before = old_states.get(key)
+            if before is not None:
+                found.add(view(key, before, old), old, view(key, state, new), new, mark)
         return found
 
     def report(self, defs: Definitions) -> dict[str, object]:
-        return build_report(defs, self.counts, self.watermark, self.aggregate(defs))
+        return build_report(defs, self.counts, self.watermark, self.aggregate(defs), self.persons(defs).counts)
 
     def comparison(self, baseline: Definitions, candidate: Definitions) -> dict[str, object]:
         return build_comparison(self.report(baseline), self.report(candidate), self.changes(baseline, candidate))
@@ -116,21 +176,28 @@ class Projector:
 
 
 class CompactProjector(Projector):
-    """Replay's projector: Projector's fold and aggregates, with the lead states packed in C.
+    """Replay's projector: Projector's fold and aggregates, with the owner states packed in C.
 
     A replay touches a random lead per event. A LeadState spreads over six
     Python objects, each a cache miss; the C table (projections/_fold.c) keeps
-    a lead in one struct and decodes, checks and folds whole lists of records
+    an owner in one struct and decodes, checks and folds whole lists of records
     without Python code per event. Whatever its fast path does not accept goes
     to `schemas.decode.decode`, as in `Projector.feed_all`. Property tests hold
     both to the same answers. `leads` makes LeadState objects, once, for the
-    outputs that need each lead (--leads-out, comparisons).
+    outputs that need each person (--leads-out, comparisons).
+
+    Persons (SPEC §9) are made in the table itself: each anonymous id that joins
+    a lead is absorbed into it, once, under one set of identity options (a
+    comparison across other identity options replays with `Projector`).
     """
 
     def __init__(self) -> None:
         assert _fold is not None, "the C lead table is not built"
         self._table = _fold.LeadTable()
         self._states: dict[str, LeadState] | None = None
+        self._made: Persons | None = None
+        self._made_under: tuple[int, tuple[str, ...]] | None = None
+        self.links: list[LinkRecord] = []
         self.counts = EventCounts()
         self.watermark: int | None = None
 
@@ -140,12 +207,14 @@ class CompactProjector(Projector):
             self._states = self._table.states(_lead_state)
         return self._states
 
-    def feed_all(self, records: Iterable[bytes], slow: Callable[[bytes], Event | Rejection] = decode) -> None:
+    def feed_all(self, records: Iterable[bytes], slow: Callable[[bytes], Event | Rejection] | None = None) -> None:
+        """`slow`: what decodes the records the fast path does not take (every invalid one among
+        them), in place of `DECODING.slow`; replay --rejects passes one that keeps its rejections."""
+        if self._made_under is not None:
+            raise TypeError("CompactProjector folds a whole log before it makes persons")
         self._states = None
-        valid, duplicates, invalid, self.watermark = self._table.fold(
-            records, FAST_DECODER.decode, FAST_ERRORS, slow, Event, xxh3_64_intdigest,
-            MAX_RECORD_BYTES, CURRENT_SCHEMA_VERSION, self.watermark,
-        )
+        decoding = DECODING if slow is None else replace(DECODING, slow=slow)
+        valid, duplicates, invalid, self.watermark = self._table.fold(records, decoding, self.watermark, self.links)
         self.counts.valid += valid
         self.counts.duplicates += duplicates
         self.counts.invalid += invalid
@@ -153,29 +222,63 @@ class CompactProjector(Projector):
     def apply(self, event: Event) -> bool:
         raise TypeError("CompactProjector folds whole logs (feed_all); Projector applies one event at a time")
 
+    def persons(self, defs: Definitions) -> Persons:
+        """The persons under these identity options, made in the table (once: see the class doc)."""
+        if self._made_under is None:
+            chosen = kept(winners(self.links, defs), defs)
+            linked = {anonymous_id for anonymous_id, *_ in self.links}
+            distinct = self.anonymous_owners() + sum(1 for anonymous_id in linked if not self.owns(anonymous_id))
+            self.make_persons(defs, chosen.joined, counts_of(chosen, distinct))
+        elif self._made_under != defs.identity:
+            raise ValueError("CompactProjector makes persons under one set of identity options; replay other ones with Projector")
+        assert self._made is not None
+        return Persons(self.leads, self._made.anonymous_ids, self._made.counts)
+
+    def make_persons(self, defs: Definitions, joined: dict[str, list[str]], counts: IdentityCounts) -> None:
+        for lead_id, anonymous_ids in joined.items():
+            for anonymous_id in sorted(anonymous_ids):  # a first-touch tie goes to the least id
+                self._table.absorb(lead_id, anon_key(anonymous_id), anonymous_id)
+        self._states = None
+        self._made, self._made_under = Persons({}, sorted_ids(joined), counts), defs.identity
+
+    def hand_over(self, anonymous_id: str) -> bytes | None:
+        return self._table.hand_over(anon_key(anonymous_id))
+
+    def adopt(self, anonymous_id: str, data: bytes) -> None:
+        self._table.adopt(anon_key(anonymous_id), data)
+
+    def anonymous_owners(self) -> int:
+        return self._table.anonymous_owners(ANON_PREFIX)
+
+    def owns(self, anonymous_id: str) -> bool:
+        return anon_key(anonymous_id) in self._table
+
     def aggregate(self, defs: Definitions) -> Aggregates:
+        persons = self.persons(defs)
         if defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
-            return super().aggregate(defs)
-        leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues = self._table.aggregate(
+            return aggregate((view(key, state, defs) for key, state in persons.states.items()), defs, self.watermark)
+        leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues, velocity = self._table.aggregate(
             defs.stage_of_type, defs.step_of_type, len(defs.stages), len(defs.steps),
-            defs.mql_min_content_reads, defs.sal_stale_after_micros,
+            defs.mql_min_content_reads, defs.sal_stale_after_micros, defs.conversion_window_micros, self.watermark,
         )
         attribution = Attribution(len(defs.steps))
         for (touch, funnel_step, customer), count in groups.items():
             attribution.add_leads(touch, funnel_step, customer, count)
         for (touch, currency), (hundredths, count) in revenues.items():
             attribution.add_revenue(touch, currency, hundredths, count)
-        return Aggregates(len(defs.steps), leads, pipeline, standing, SortedList(pending), funnel, funnel_daily, cohorts_daily, attribution)
+        entered, moved_on, move_days, window, convert_days, waiting_days = velocity
+        speed = Velocity(entered, moved_on, move_days, window, convert_days, defs.conversion_window_micros, waiting_days)
+        return Aggregates(len(defs.steps), leads, pipeline, standing, SortedList(pending), funnel, funnel_daily, cohorts_daily, attribution, speed)
 
 
 def _lead_state(
     first_at: list[int | None], last_at: int, events: int, content_reads: int, contacts: int, seen: bytes,
-    touch_at: int | None, touch_id: str | None, touch: Touch | None, revenue: dict[str, int] | None,
+    touch_at: int | None, touch_id: str | None, touch: Touch | None, touch_owner: str | None, revenue: dict[str, int] | None,
 ) -> LeadState:
     state = LeadState()
     state.first_at, state.last_at, state.events, state.content_reads, state.contacts = first_at, last_at, events, content_reads, contacts
     state.seen = array("q", seen)
-    state.touch_at, state.touch_id, state.touch, state.revenue = touch_at, touch_id, touch, revenue
+    state.touch_at, state.touch_id, state.touch, state.touch_owner, state.revenue = touch_at, touch_id, touch, touch_owner, revenue
     return state
 
 
@@ -185,19 +288,9 @@ def replay_projector() -> Projector:
 
 
 @dataclass(frozen=True)
-class FoldSetup:
-    """What the C batch fold (`_fold.fold_stored`) needs besides a partition's records: the decoders
-    of replay's fold, the classes it makes, and the definitions its views are taken under."""
+class Decoding:
+    """How the C folds decode records: replay's fold (`LeadTable.fold`) takes one of these."""
 
-    upgrade: Callable[[bytes], bytes]  # any stored bytes to the current version, or CorruptState
-    view_type: type  # LeadView
-    cause_type: type  # the last event applied to a lead: (event_id, type, occurred_at)
-    stage_of_type: tuple[int, ...]
-    step_of_type: tuple[int, ...]
-    stages: int
-    steps: int
-    mql_min_content_reads: int
-    sal_stale_after_micros: int
     decode: Callable[[bytes], Any] = FAST_DECODER.decode
     expected: Any = FAST_ERRORS
     slow: Callable[[bytes], Any] = decode_record
@@ -205,6 +298,26 @@ class FoldSetup:
     digest_of: Callable[[bytes], int] = xxh3_64_intdigest
     max_bytes: int = MAX_RECORD_BYTES
     version: int = CURRENT_SCHEMA_VERSION
+    anon_prefix: str = ANON_PREFIX  # an anonymous id's owner key is this + the id
+
+
+DECODING = Decoding()
+
+
+@dataclass(frozen=True)
+class FoldSetup(Decoding):
+    """What the C batch fold (`_fold.fold_stored`) needs besides a partition's records: replay's
+    decoding, the classes it makes, and the definitions its views are taken under."""
+
+    upgrade: Callable[[bytes], bytes] | None = None  # any stored bytes to the current version, or CorruptState
+    view_type: type = LeadView
+    cause_type: type = tuple  # the last event applied to a lead: (event_id, type, occurred_at)
+    stage_of_type: tuple[int, ...] = ()
+    step_of_type: tuple[int, ...] = ()
+    stages: int = 0
+    steps: int = 0
+    mql_min_content_reads: int = 0
+    sal_stale_after_micros: int = 0
 
 
 def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type: type) -> Callable[..., Any] | None:
@@ -222,7 +335,7 @@ def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type
     if _fold is None or defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
         return None
     setup = FoldSetup(
-        upgrade, LeadView, cause_type, defs.stage_of_type, defs.step_of_type, len(defs.stages), len(defs.steps),
-        defs.mql_min_content_reads, defs.sal_stale_after_micros,
+        upgrade=upgrade, cause_type=cause_type, stage_of_type=defs.stage_of_type, step_of_type=defs.step_of_type, stages=len(defs.stages),
+        steps=len(defs.steps), mql_min_content_reads=defs.mql_min_content_reads, sal_stale_after_micros=defs.sal_stale_after_micros,
     )
     return partial(_fold.fold_stored, setup)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from sortedcontainers import SortedList
 
 from projections.attribution import Attribution
 from projections.definitions import DAY_MICROS, NO_INDEX, Definitions
+from projections.identity import NO_IDENTITY, IdentityCounts, anonymous_of
 from projections.lead import CUSTOMER, MQL, QUALIFICATIONS, SAL, TOUCH_FIELDS, LeadView
 from schemas.events import format_time
 
@@ -52,11 +54,15 @@ class Aggregates:
     funnel_daily: dict[int, list[int]] = field(default_factory=dict)
     cohorts_daily: dict[int, list[int]] = field(default_factory=dict)
     attribution: Attribution = field(default_factory=lambda: Attribution(0))
+    velocity: Velocity = field(default_factory=lambda: Velocity.empty(0, 0, 0))
 
     @classmethod
     def empty(cls, defs: Definitions) -> Aggregates:
         n_steps = len(defs.steps)
-        return cls(n_steps, 0, [0] * len(defs.stages), [0] * len(QUALIFICATIONS), SortedList(), [0] * n_steps, attribution=Attribution(n_steps))
+        return cls(
+            n_steps, 0, [0] * len(defs.stages), [0] * len(QUALIFICATIONS), SortedList(), [0] * n_steps, attribution=Attribution(n_steps),
+            velocity=Velocity.empty(len(defs.stages), n_steps, defs.conversion_window_micros),
+        )
 
     def add(self, lead: LeadView, sign: int = 1) -> None:
         """Count a lead in (sign 1) or, with its earlier view, out again (sign -1)."""
@@ -64,6 +70,7 @@ class Aggregates:
         self._attribute(lead, sign)
         self._place(lead, sign)
         self._reach_times(lead.reach_at, sign)
+        self.velocity.add(lead.entered, lead.reach_at, sign)
 
     def replace(self, old: LeadView | None, new: LeadView) -> None:
         """A lead changed: count its old view out and its new one in.
@@ -83,6 +90,11 @@ class Aggregates:
             self._place(new, 1)
         if old.reach_at != new.reach_at:
             self._move_reach(old.reach_at, new.reach_at)
+            self.velocity.convert(old.reach_at, -1)
+            self.velocity.convert(new.reach_at, 1)
+        if old.entered != new.entered:
+            self.velocity.move(old.entered, -1)
+            self.velocity.move(new.entered, 1)
 
     def _attribute(self, lead: LeadView, sign: int) -> None:
         self.attribution.add(lead.touch, lead.funnel_step, lead.standing == CUSTOMER, lead.revenue, sign)
@@ -154,12 +166,129 @@ class Aggregates:
             self.pending.update(other.pending)
         _add_into(self.funnel, other.funnel)
         self.attribution.merge(other.attribution)
+        self.velocity.merge(other.velocity)
         for mine, theirs in ((self.funnel_daily, other.funnel_daily), (self.cohorts_daily, other.cohorts_daily)):
             for day, row in theirs.items():
                 if day in mine:
                     _add_into(mine[day], row)
                 else:
                     mine[day] = list(row)
+
+
+@dataclass(slots=True)
+class Velocity:
+    """Pipeline velocity and conversion windows (SPEC §10), the parts that do not depend on the
+    watermark: per stage, the persons that entered it, those that moved on and their whole days in
+    it; per funnel step, the persons that converted within the window, and their whole days to
+    convert. Histograms of whole days (day -> persons), so shares of disjoint persons add exactly.
+    `waiting_days` (per stage, days waiting at a watermark) is settled by whoever knows the watermark."""
+
+    entered: list[int]
+    moved_on: list[int]
+    move_days: list[dict[int, int]]
+    window: list[int]
+    convert_days: list[dict[int, int]]
+    window_micros: int
+    waiting_days: list[dict[int, int]] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, stages: int, steps: int, window_micros: int) -> Velocity:
+        return cls([0] * stages, [0] * stages, [{} for _ in range(stages)], [0] * steps, [{} for _ in range(steps)], window_micros, [{} for _ in range(stages)])
+
+    def add(self, entered: tuple[int | None, ...], reach_at: tuple[int, ...], sign: int) -> None:
+        self.move(entered, sign)
+        self.convert(reach_at, sign)
+
+    def move(self, entered: tuple[int | None, ...], sign: int) -> None:
+        """A person's stages: entered, and moved on (a later stage entered) after whole days (0 when the later came first)."""
+        later: int | None = None
+        for stage in range(len(entered) - 1, -1, -1):
+            at = entered[stage]
+            if at is None:
+                continue
+            self.entered[stage] += sign
+            if later is not None:
+                self.moved_on[stage] += sign
+                _bump(self.move_days[stage], max(0, later - at) // DAY_MICROS, sign)
+                at = min(at, later)
+            later = at
+
+    def convert(self, reach_at: tuple[int, ...], sign: int) -> None:
+        """A person's funnel steps: step 0 reached, and each later step within the window, and its whole days from step 0."""
+        if not reach_at:
+            return
+        first = reach_at[0]
+        self.window[0] += sign
+        for step in range(1, len(reach_at)):
+            delta = reach_at[step] - first
+            if delta <= self.window_micros:
+                self.window[step] += sign
+            _bump(self.convert_days[step], delta // DAY_MICROS, sign)
+
+    def merge(self, other: Velocity) -> None:
+        _add_into(self.entered, other.entered)
+        _add_into(self.moved_on, other.moved_on)
+        _add_into(self.window, other.window)
+        for mine, theirs in (*zip(self.move_days, other.move_days, strict=True), *zip(self.convert_days, other.convert_days, strict=True)):
+            for day, count in theirs.items():
+                _bump(mine, day, count)
+        for mine, theirs in zip(self.waiting_days, other.waiting_days, strict=True):
+            for day, count in theirs.items():
+                _bump(mine, day, count)
+
+    def settle(self, stages: list[Iterable[int]], watermark: int | None) -> None:
+        """`waiting_days` at the watermark, from when each waiting person entered its stage (per stage)."""
+        self.waiting_days = [{} for _ in self.entered]
+        if watermark is None:
+            return
+        for stage, entered in enumerate(stages):
+            for at in entered:
+                _bump(self.waiting_days[stage], (watermark - at) // DAY_MICROS, 1)
+
+
+def _bump(histogram: dict[int, int], day: int, count: int) -> None:
+    now = histogram.get(day, 0) + count
+    if now:
+        histogram[day] = now
+    else:
+        del histogram[day]
+
+
+def nearest_rank(histogram: dict[int, int], q: float) -> int | None:
+    """The least day whose cumulative count reaches ceil(q × total) (SPEC §10); None when empty."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = math.ceil(q * total), 0
+    for day in sorted(histogram):
+        seen += histogram[day]
+        if seen >= rank:
+            return day
+    return max(histogram)
+
+
+def velocity_report(defs: Definitions, totals: Aggregates) -> dict[str, Any]:
+    """The report's `velocity`, `funnel_window` and `time_to_convert` sections (SPEC §10)."""
+    v = totals.velocity
+    velocity = {
+        stage: {
+            "entered": v.entered[i], "moved_on": v.moved_on[i], "days_to_move_on": _days(v.move_days[i]),
+            "median_days": nearest_rank(v.move_days[i], 0.5), "p90_days": nearest_rank(v.move_days[i], 0.9),
+            "waiting": v.entered[i] - v.moved_on[i], "waiting_days": _days(v.waiting_days[i]),
+        }
+        for i, stage in enumerate(defs.stages)
+    }
+    steps = defs.steps
+    window = {"days": defs.conversion_window_micros // DAY_MICROS, "steps": dict(zip(steps, v.window, strict=True))}
+    convert = {
+        step: {"days": _days(v.convert_days[i]), "median_days": nearest_rank(v.convert_days[i], 0.5), "p90_days": nearest_rank(v.convert_days[i], 0.9)}
+        for i, step in enumerate(steps) if i > 0
+    }
+    return {"velocity": velocity, "funnel_window": window, "time_to_convert": convert}
+
+
+def _days(histogram: dict[int, int]) -> dict[str, int]:
+    return {str(day): histogram[day] for day in sorted(histogram)}
 
 
 def _count_day(rows: dict[int, list[int]], day: int, steps: range, width: int, sign: int) -> None:
@@ -172,14 +301,19 @@ def _count_day(rows: dict[int, list[int]], day: int, steps: range, width: int, s
         del rows[day]  # days with no reach are left out of the report
 
 
-def aggregate(leads: Iterable[LeadView], defs: Definitions) -> Aggregates:
+def aggregate(leads: Iterable[LeadView], defs: Definitions, watermark: int | None = None) -> Aggregates:
+    """The aggregates of these persons; velocity's days waiting settled at `watermark`."""
     totals = Aggregates.empty(defs)
+    waiting: list[list[int]] = [[] for _ in defs.stages]
     for lead in leads:
         totals.add(lead)
+        if lead.stage != NO_INDEX and lead.stage_entered_at is not None:
+            waiting[lead.stage].append(lead.stage_entered_at)
+    totals.velocity.settle(waiting, watermark)
     return totals
 
 
-def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, totals: Aggregates) -> dict[str, Any]:
+def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, totals: Aggregates, identity: IdentityCounts = NO_IDENTITY) -> dict[str, Any]:
     return {
         "events": counts.as_dict(),
         "watermark": None if watermark is None else format_time(watermark),
@@ -190,15 +324,21 @@ def build_report(defs: Definitions, counts: EventCounts, watermark: int | None, 
         "funnel_daily": _by_day(totals.funnel_daily, defs.steps),
         "cohorts_daily": _by_day(totals.cohorts_daily, defs.steps),
         "attribution": totals.attribution.report(defs.steps),
+        "identity": identity.as_dict(),
+        **velocity_report(defs, totals),
     }
 
 
-def lead_record(lead: LeadView, defs: Definitions, watermark: int) -> dict[str, Any]:
-    """One line of `--leads-out`, and the body of GET /api/leads/{lead_id}."""
+def lead_record(lead: LeadView, defs: Definitions, watermark: int, anonymous_ids: Iterable[str] = ()) -> dict[str, Any]:
+    """One line of `--leads-out`, and the body of GET /api/leads/{lead_id}: a person (SPEC §9),
+    a lead with the anonymous ids that joined it (sorted), or an anonymous person."""
+    anonymous_id = anonymous_of(lead.lead_id)
     return {
-        "lead_id": lead.lead_id,
+        "lead_id": lead.lead_id if anonymous_id is None else None,
+        "anonymous_ids": sorted(anonymous_ids) if anonymous_id is None else [anonymous_id],
         "stage": stage_name(lead, defs),
         "stage_entered_at": None if lead.stage_entered_at is None else format_time(lead.stage_entered_at),
+        "stages_entered_at": {name: format_time(at) for name, at in zip(defs.stages, lead.entered, strict=True) if at is not None},
         "qualification": QUALIFICATIONS[lead.qualification(watermark)],
         "funnel_step": None if lead.funnel_step == NO_INDEX else defs.steps[lead.funnel_step],
         "events": lead.events,

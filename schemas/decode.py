@@ -14,9 +14,12 @@ from schemas.fast import FAST_ERRORS as _FAST_ERRORS
 
 
 class Event(NamedTuple):
-    """What the projections need of a valid event; `type` is an index into EVENT_TYPES."""
+    """What the projections need of a valid event; `type` is an index into EVENT_TYPES.
 
-    lead_id: str
+    `lead_id` is None for an anonymous event (SPEC §9), whose owner is then its
+    `anonymous_id`; an event with both is a link."""
+
+    lead_id: str | None
     event_id: str
     type: int
     occurred_at: int  # microseconds since the epoch, UTC
@@ -27,6 +30,12 @@ class Event(NamedTuple):
     campaign: str | None = None
     currency: str | None = None
     amount: float | None = None
+    anonymous_id: str | None = None
+
+
+def owner(event: Event) -> str:
+    """An event's owner, also its record key (SPEC §2): its lead id, else its anonymous id."""
+    return event.lead_id if event.lead_id is not None else event.anonymous_id  # type: ignore[return-value]
 
 
 class Rejection(NamedTuple):
@@ -54,6 +63,7 @@ def decoder(parse: Callable[[str], int] = parse_time) -> Callable[[bytes], Event
     """`decode` with another reader of occurred_at, one that accepts and gives exactly what
     `parse_time` does (projections' C one, checked against it by a property test)."""
     fast_decode, fast_errors, new_event, current, limit, slowly = _FAST_DECODER.decode, _FAST_ERRORS, _new_event, CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES, _decode_slowly
+    identified = TYPE_INDEX["identified"]
 
     def decode(raw: bytes) -> Event | Rejection:
         if len(raw) > limit:
@@ -64,11 +74,17 @@ def decoder(parse: Callable[[str], int] = parse_time) -> Callable[[bytes], Event
             return slowly(raw)
         if fast.schema_version is not None and fast.schema_version != current:
             return slowly(raw)
+        if fast.lead_id is None and (fast.anonymous_id is None or fast.index == identified):
+            return slowly(raw)  # no owner, or a link without its lead: the model says why
         try:
             micros = parse(fast.occurred_at)
         except ValueError:
             return slowly(raw)
-        return new_event(Event, (fast.lead_id, fast.event_id, fast.index, micros, fast.inbound, fast.source, fast.channel, fast.campaign, fast.currency, fast.amount))
+        if fast.index == identified and fast.anonymous_id is None:
+            return slowly(raw)
+        return new_event(
+            Event, (fast.lead_id, fast.event_id, fast.index, micros, fast.inbound, fast.source, fast.channel, fast.campaign, fast.currency, fast.amount, fast.anonymous_id)
+        )
 
     return decode
 
@@ -103,7 +119,7 @@ def _validated(obj: dict[str, Any]) -> Event | Rejection:
     amount = None if model.amount is None else float(model.amount)
     return Event(
         model.lead_id, model.event_id, TYPE_INDEX[model.type], parse_time(model.occurred_at), model.inbound,
-        model.source, model.channel, model.campaign, model.currency, amount,
+        model.source, model.channel, model.campaign, model.currency, amount, model.anonymous_id,
     )
 
 
@@ -142,6 +158,8 @@ def _describe(error: dict[str, Any], obj: dict[str, Any]) -> str:
         return f"type: {show(obj.get('type'))} is not one of {_TYPE_LIST}"
     if kind == "union_tag_not_found":
         return f"type: missing (one of {_TYPE_LIST})"
+    if kind == "value_error" and field == "event":  # a rule across fields (the owner, a link's two ids): its own words
+        return str(error["ctx"]["error"])
     if kind == "missing":
         return f"{field}: missing"
     if field == "occurred_at":

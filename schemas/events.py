@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAdapter, model_validator
 
 EVENT_TYPES: tuple[str, ...] = (
     "ad_seen",
@@ -20,9 +20,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "negotiation",
     "purchase",
     "upsell",
+    "identified",  # a link only (SPEC §9): it needs both lead_id and anonymous_id
 )
 TYPE_INDEX: dict[str, int] = {name: i for i, name in enumerate(EVENT_TYPES)}
-CONTENT_READ, CONTACT_MADE, NEGOTIATION, PURCHASE, UPSELL = (TYPE_INDEX[t] for t in EVENT_TYPES[1:])
+CONTENT_READ, CONTACT_MADE, NEGOTIATION, PURCHASE, UPSELL, IDENTIFIED = (TYPE_INDEX[t] for t in EVENT_TYPES[1:])
 
 MAX_RECORD_BYTES = 64 * 1024
 MAX_ID_CHARS = 128
@@ -78,8 +79,11 @@ Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT), AfterValidator(_check_fini
 class _JourneyEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    event_id: Id = Field(description="Unique per lead; a repeat is a duplicate and is ignored.")
-    lead_id: Id = Field(description="The lead; also the Kafka record key.")
+    event_id: Id = Field(description="Unique per owner (the lead_id, else the anonymous_id); a repeat is a duplicate and is ignored.")
+    lead_id: Id | None = Field(None, description="The lead; required unless anonymous_id is present. The owner, and the Kafka record key, when present.")
+    anonymous_id: Id | None = Field(
+        None, description="The id a platform used before it knew the lead (cookie, device): the owner and record key of an event without lead_id."
+    )
     occurred_at: EventTime = Field(description="Event time, RFC 3339 with offset (Z or ±hh:mm).")
     source: StrictStr | None = None
     channel: StrictStr | None = None
@@ -90,6 +94,21 @@ class _JourneyEvent(BaseModel):
     amount: Amount | None = Field(None, description="Meant for purchase and upsell.")
     properties: dict[str, Any] | None = None
     schema_version: Literal[1] = CURRENT_SCHEMA_VERSION
+
+    @model_validator(mode="after")
+    def _owned(self) -> _JourneyEvent:
+        if self.lead_id is None and self.anonymous_id is None:
+            raise ValueError(NO_OWNER)
+        return self
+
+    @property
+    def owner(self) -> str:
+        """The event's owner: its lead_id, else its anonymous_id (SPEC §2)."""
+        return self.lead_id if self.lead_id is not None else self.anonymous_id  # type: ignore[return-value]
+
+
+NO_OWNER = "lead_id: missing (an event needs a lead_id, or an anonymous_id when the lead is not known yet)"
+UNLINKED = "anonymous_id: missing (an identified event links a lead_id and an anonymous_id: it needs both)"
 
 
 class AdSeen(_JourneyEvent):
@@ -116,8 +135,22 @@ class Upsell(_JourneyEvent):
     type: Literal["upsell"]
 
 
+class Identified(_JourneyEvent):
+    """A link only (SPEC §9): the anonymous_id is the lead_id."""
+
+    type: Literal["identified"]
+
+    @model_validator(mode="after")
+    def _linked(self) -> Identified:
+        if self.lead_id is None:
+            raise ValueError("lead_id: missing (an identified event links a lead_id and an anonymous_id: it needs both)")
+        if self.anonymous_id is None:
+            raise ValueError(UNLINKED)
+        return self
+
+
 JourneyEvent = Annotated[
-    AdSeen | ContentRead | ContactMade | Negotiation | Purchase | Upsell,
+    AdSeen | ContentRead | ContactMade | Negotiation | Purchase | Upsell | Identified,
     Field(discriminator="type"),
 ]
 JOURNEY_EVENT = TypeAdapter(JourneyEvent)
@@ -128,7 +161,8 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "JourneyEvent"
     schema["description"] = (
-        "One customer-journey event per Kafka record on topic journey.events, "
-        "key = lead_id. Unknown fields are ignored; records over 64 KiB are invalid."
+        "One customer-journey event per Kafka record on topic journey.events, key = its owner: lead_id, "
+        "else anonymous_id (one of them is required; identified needs both). "
+        "Unknown fields are ignored; null counts as absent; records over 64 KiB are invalid."
     )
     return schema

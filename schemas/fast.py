@@ -23,8 +23,9 @@ class FastEvent(msgspec.Struct, tag_field="type", frozen=True, gc=False):
     # gc=False: a decoded event cannot be part of a reference cycle (it holds only
     # what JSON gives), and leaving it untracked makes decoding a quarter faster.
     event_id: _Id
-    lead_id: _Id
     occurred_at: str
+    lead_id: _Id | None = None  # one of lead_id and anonymous_id is needed: schemas.decode checks
+    anonymous_id: _Id | None = None
     source: str | None = None
     channel: str | None = None
     campaign: str | None = None

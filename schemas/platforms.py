@@ -1,5 +1,5 @@
 """What platforms already send, mapped to journey events (SPEC §8): CloudEvents 1.0 in
-structured JSON mode, and Segment track calls.
+structured JSON mode, and Segment calls (track, and identify and alias as links: SPEC §9).
 
 Each mapper turns one parsed item into the journey event it stands for (a
 dict, then judged by `decode` like any record), a `Rejection` with a reason
@@ -36,7 +36,8 @@ def from_cloudevent(item: Any) -> dict[str, Any] | Rejection:
     """One CloudEvent (structured JSON mode) as a journey event.
 
     `id` -> event_id, `subject` -> lead_id, `time` -> occurred_at, `type` -> type (bare, or
-    dotted with the journey type last); the optional fields come from `data` only."""
+    dotted with the journey type last); the optional fields come from `data` only, `anonymous_id`
+    among them, and `subject` may be absent when `data.anonymous_id` is there (SPEC §9)."""
     if not isinstance(item, dict):
         return Rejection(f"not a JSON object: a CloudEvent is an object, got a JSON {json_kind(item)}")
     for name in _REQUIRED:
@@ -46,9 +47,8 @@ def from_cloudevent(item: Any) -> dict[str, Any] | Rejection:
             return Rejection(f"{name}: must be a non-empty string, got {show(item[name])}")
     if item["specversion"] != CLOUDEVENTS_VERSION:
         return Rejection(f"specversion: only CloudEvents {CLOUDEVENTS_VERSION} is accepted, got {show(item['specversion'])}")
-    for name, field in (("subject", "lead id"), ("time", "event time")):
-        if name not in item:
-            return Rejection(f"{name}: missing (journey takes the {field} from it)")
+    if "time" not in item:
+        return Rejection("time: missing (journey takes the event time from it)")
     if "data_base64" in item:
         return Rejection("data_base64: binary data is not accepted; send the journey fields in data, a JSON object")
     data = item.get("data", {})
@@ -56,9 +56,14 @@ def from_cloudevent(item: Any) -> dict[str, Any] | Rejection:
         data = {}
     if not isinstance(data, dict):
         return Rejection(f"data: must be a JSON object holding the optional journey fields, got a JSON {json_kind(data)}")
+    if "subject" not in item and data.get("anonymous_id") is None:
+        return Rejection("subject: missing (journey takes the lead id from it; an anonymous event puts its anonymous_id in data instead)")
     kind = item["type"].rsplit(".", 1)[-1]
     optional = {key: value for key, value in data.items() if key not in _CORE}
-    return {**optional, "event_id": item["id"], "lead_id": item["subject"], "type": kind, "occurred_at": item["time"]}
+    event = {**optional, "event_id": item["id"], "type": kind, "occurred_at": item["time"]}
+    if "subject" in item:
+        event["lead_id"] = item["subject"]
+    return event
 
 
 CLOUDEVENT_FIELDS = {"event_id": "id", "lead_id": "subject", "occurred_at": "time", "type": "type"}
@@ -114,7 +119,8 @@ def default_segment_events() -> SegmentEvents:
 
 SEGMENT_FIELDS = {
     "event_id": "messageId",
-    "lead_id": "userId/anonymousId",
+    "lead_id": "userId",
+    "anonymous_id": "anonymousId",
     "occurred_at": "timestamp",
     "type": "event",
     "source": "context.campaign.source",
@@ -130,13 +136,26 @@ _CAMPAIGN = (("source", "source"), ("medium", "channel"), ("name", "campaign"))
 _PROPERTIES = (("revenue", "amount"), ("currency", "currency"), ("inbound", "inbound"), ("method", "method"))
 
 
+NO_USER = "userId/anonymousId: missing (a Segment call needs a userId, or an anonymousId when the user is not known yet)"
+ALIAS_FIELDS = {**SEGMENT_FIELDS, "anonymous_id": "previousId"}  # an alias call names the earlier id previousId
+_LINKS = ("identify", "alias")
+
+
+def segment_fields(call: Any) -> Mapping[str, str]:
+    """The Segment field each journey field of a call's event comes from (for reasons in Segment's terms)."""
+    return ALIAS_FIELDS if isinstance(call, dict) and call.get("type") == "alias" else SEGMENT_FIELDS
+
+
 def from_segment(call: Any, events: SegmentEvents) -> dict[str, Any] | Rejection | str:
-    """One Segment call as a journey event; `IGNORED` for calls other than track."""
+    """One Segment call as a journey event: a track call as its mapped type, an identify or alias
+    call as an `identified` link (SPEC §9); `IGNORED` for calls of other types."""
     if not isinstance(call, dict):
         return Rejection(f"not a JSON object: a Segment call is an object, got a JSON {json_kind(call)}")
     kind = call.get("type")
     if not isinstance(kind, str) or not kind:
         return Rejection(f"type: missing or not a string (a Segment call type such as track), got {show(kind)}")
+    if kind in _LINKS:
+        return _link(call, kind)
     if kind != "track":
         return IGNORED
     name = call.get("event")
@@ -145,10 +164,12 @@ def from_segment(call: Any, events: SegmentEvents) -> dict[str, Any] | Rejection
     journey_type = events.names.get(name)
     if journey_type is None:
         return Rejection(UNMAPPED)
-    lead = call.get("userId")
-    if lead is None or lead == "":
-        lead = call.get("anonymousId")
-    event: dict[str, Any] = {"event_id": call.get("messageId"), "lead_id": lead, "type": journey_type, "occurred_at": call.get("timestamp")}
+    event: dict[str, Any] = {
+        "event_id": call.get("messageId"), "lead_id": _id(call.get("userId")), "anonymous_id": _id(call.get("anonymousId")),
+        "type": journey_type, "occurred_at": call.get("timestamp"),
+    }
+    if event["lead_id"] is None and event["anonymous_id"] is None:
+        return Rejection(NO_USER)
     context = call.get("context", {})
     campaign = context.get("campaign", {}) if isinstance(context, dict) else None
     if not isinstance(context, dict) or not isinstance(campaign, dict):
@@ -168,6 +189,25 @@ def from_segment(call: Any, events: SegmentEvents) -> dict[str, Any] | Rejection
             event[field] = rest.pop(key)
     if rest:
         event["properties"] = rest
+    return _present(event)
+
+
+def _link(call: dict[str, Any], kind: str) -> dict[str, Any]:
+    """An identify call (userId and anonymousId) or an alias call (userId and previousId) as an
+    `identified` event: a link of the anonymous id to the lead."""
+    anonymous = call.get("anonymousId") if kind == "identify" else call.get("previousId")
+    event = {"event_id": call.get("messageId"), "lead_id": _id(call.get("userId")), "anonymous_id": _id(anonymous), "type": "identified",
+             "occurred_at": call.get("timestamp")}
+    return _present(event)
+
+
+def _id(value: Any) -> Any:
+    """An id field as journey reads it: Segment senders write an absent id as null or "" alike."""
+    return None if value == "" else value
+
+
+def _present(event: dict[str, Any]) -> dict[str, Any]:
+    """Absent optional fields left out, so that a missing required one is reported as missing."""
     return {key: value for key, value in event.items() if value is not None or key not in _CORE}
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,8 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
     result = run_replay(request)
     if fmt == "json":
         _print_json(result)
-    elif request.baseline is not None:
-        click.echo(render_comparison(result), nl=False)
+    elif baseline is not None:
+        click.echo(render_comparison(result, str(baseline), str(definitions or "the built-in default")), nl=False)
     else:
         click.echo(render_report(result), nl=False)
 
@@ -100,13 +100,28 @@ def replay(input_: str, fmt: str, definitions: Path | None, baseline: Path | Non
 @click.option("--leads", type=click.IntRange(min=0), required=True, help="How many leads.")
 @click.option("--seed", type=int, required=True, help="The same seed gives the same log.")
 @click.option("--days", type=click.IntRange(min=1), default=90, show_default=True, help="Journeys start within this many days.")
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-08-01", show_default=True, help="First day (UTC).")
-def generate(leads: int, seed: int, days: int, start: Any) -> None:
-    """Write a synthetic journey log (JSONL) to stdout."""
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="First day (UTC); journeys then run their full course. Default: DAYS days before today, journeys cut at today 00:00 UTC.",
+)
+@click.option(
+    "--anonymous", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+    help="Share of journeys that start anonymous: ads seen under a cookie id, linked to the lead when it identifies (0: none).",
+)
+def generate(leads: int, seed: int, days: int, start: Any, anonymous: float) -> None:
+    """Write a synthetic journey log (JSONL) to stdout.
+
+    By default the log ends before today, as if read today; with --start it is the same log on any day.
+    """
 
     from streams.tools.synthetic import JourneyGenerator
 
-    generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=UTC))
+    if start is None:
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        generator = JourneyGenerator.ending(leads, seed, days, today, anonymous=anonymous)
+    else:
+        generator = JourneyGenerator(leads, seed, days, start.replace(tzinfo=UTC), anonymous=anonymous)
     out = sys.stdout.buffer
     batch: list[bytes] = []
     for line in generator.records():
@@ -127,7 +142,7 @@ def schema() -> None:
 
 @cli.command()
 @click.option("--check", "check", type=click.Path(path_type=Path), help="Check a definitions file and say what it defines.")
-@click.option("--digest", "digest", type=click.Path(path_type=Path), help="Print the digest that names a definitions file in a cluster (SPEC §7).")
+@click.option("--digest", "digest", type=click.Path(path_type=Path), help="Print the digest that names a definitions file in a cluster (as /healthz shows it).")
 def definitions(check: Path | None, digest: Path | None) -> None:
     """Print the default definitions, check a definitions file, or print its digest."""
     if check is not None and digest is not None:
@@ -164,7 +179,12 @@ def demo(web_port: int, rate: float, leads_per_round: int) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Table state (env JOURNEY_DATA_DIR; default ./data/worker-PORT).")
 @click.option("--store", type=click.Choice(["rocksdb", "memory"]), help="Table store (env JOURNEY_STORE; default rocksdb).")
 def worker(**flags: Any) -> None:
-    """The stream processor: one Faust worker. Start more with the same settings for more throughput."""
+    """The stream processor: one Faust worker.
+
+    For more throughput, start more workers on the same broker with the same
+    definitions. Workers on one machine each need their own --web-port and
+    --data-dir.
+    """
     from streams.live.worker import run_worker
 
     run_worker(_settings(flags))

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import built
+
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -20,9 +22,17 @@ def golden_log() -> list[bytes]:
 
 @pytest.fixture(scope="session")
 def expected_report() -> dict:
-    return json.loads((GOLDEN / "expected-report.json").read_text())
+    return built(json.loads((GOLDEN / "expected-report.json").read_text()))
 
 
 @pytest.fixture(scope="session")
 def expected_leads() -> list[dict]:
-    return [json.loads(line) for line in (GOLDEN / "expected-leads.jsonl").read_text().splitlines() if line]
+    return built([json.loads(line) for line in (GOLDEN / "expected-leads.jsonl").read_text().splitlines() if line])
+
+
+def golden_json(name: str) -> object:
+    """A golden expected file (JSON, or JSON lines), without what is not built yet (tests.helpers.built)."""
+    text = (GOLDEN / name).read_text()
+    if name.endswith(".jsonl"):
+        return built([json.loads(line) for line in text.splitlines() if line])
+    return built(json.loads(text))

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import orjson
 from kafka.errors import KafkaError
 
-from schemas import Rejection, decode
+from schemas import Rejection, decode, owner
 from streams.errors import JourneyError
 from streams.kafka import topics
 from streams.kafka.errors import BrokerError
@@ -61,7 +61,7 @@ class Emitter:
         if isinstance(decoded, Rejection):
             raise InvalidEvent(decoded.reason)
         try:
-            stored = self._producer.send(self._topic, record, key=decoded.lead_id.encode()).get(timeout=self._timeout)
+            stored = self._producer.send(self._topic, record, key=owner(decoded).encode()).get(timeout=self._timeout)
         except KafkaError as exc:
             raise BrokerError(f"{self._bootstrap}: the event was not acknowledged ({type(exc).__name__}: {exc}); emit it again") from None
         return Delivery(stored.topic, stored.partition, stored.offset)

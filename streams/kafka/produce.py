@@ -19,14 +19,19 @@ from streams.settings import Settings
 IN_FLIGHT = 2000
 
 
-def lead_key(record: bytes) -> bytes | None:
-    """The record key: the lead id when the record is readable enough to have one."""
+def owner_key(record: bytes) -> bytes | None:
+    """The record key: the event's owner (SPEC §2: its lead id, else its anonymous id) when the
+    record is readable enough to have one."""
     try:
         obj = orjson.loads(record)
     except orjson.JSONDecodeError:
         return None
-    lead_id = obj.get("lead_id") if type(obj) is dict else None
-    return lead_id.encode() if type(lead_id) is str else None
+    if type(obj) is not dict:
+        return None
+    owner = obj.get("lead_id")
+    if owner is None:
+        owner = obj.get("anonymous_id")
+    return owner.encode("utf-8", "surrogatepass") if type(owner) is str else None
 
 
 def prepare(settings: Settings) -> bool:
@@ -46,14 +51,14 @@ def producer(bootstrap: str) -> KafkaProducer:
 
 
 def publish(settings: Settings, records: Iterable[bytes], topic: str = topics.EVENTS) -> int:
-    """Send every record, keyed by lead id; returns once the broker acknowledged them all."""
+    """Send every record, keyed by its owner; returns once the broker acknowledged them all."""
     prepare(settings)
     client = producer(settings.bootstrap)
     sent = 0
     try:
         pending = []
         for record in records:
-            pending.append(client.send(topic, record, key=lead_key(record)))
+            pending.append(client.send(topic, record, key=owner_key(record)))
             sent += 1
             if len(pending) >= IN_FLIGHT:
                 _confirm(pending)

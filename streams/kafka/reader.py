@@ -3,7 +3,7 @@
 No group, no committed offsets: a replay never disturbs the live workers.
 The end is the end offset read at the start. The embedded broker reports a
 partition's end as its last record batch's first offset + 1, so there the
-ends are corrected first (streams/kafka/tansu.py; README: the embedded broker).
+ends are corrected first (streams/kafka/tansu.py; docs/embedded-broker.md).
 Synchronous (kafka-python): the records are handed to a synchronous fold.
 """
 

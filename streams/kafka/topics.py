@@ -11,7 +11,8 @@ the broker's default (delete after a week) a recovering worker would lose
 every lead not written for a week. So is journey.lead-changes.definitions
 (per partition of journey.events, the definitions journey.lead-changes last
 spoke under: SPEC §7's catch-up reads it). journey.events keeps its records
-forever: it is the event log that replays and recoveries read.
+forever: it is the event log that replays and recoveries read; so does the identity
+topic (`identity_topic`), which a worker that was down reads from where it stopped.
 """
 
 from __future__ import annotations
@@ -50,12 +51,31 @@ class TopicPlan:
             WATERMARKS: 1,
             CHANGES_DEFINITIONS: 1,
             changelog_topic(self.app_id, LEADS_TABLE): n,
+            identity_topic(self.app_id): n,
+            settings_topic(self.app_id): 1,
             f"{self.app_id}-__assignor-__leader": 1,
         }
 
     def configs(self) -> dict[str, dict[str, str]]:
         """Topic settings journey creates topics with; those in `COMPACTED` it also checks."""
-        return {EVENTS: KEPT, WATERMARKS: COMPACTED, CHANGES_DEFINITIONS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED}
+        return {
+            EVENTS: KEPT, WATERMARKS: COMPACTED, CHANGES_DEFINITIONS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED,
+            identity_topic(self.app_id): KEPT, settings_topic(self.app_id): COMPACTED,
+        }
+
+
+def settings_topic(app_id: str) -> str:
+    """What a group's state is built under and must not change under it (the identity options of SPEC §9),
+    one compacted record per key (streams/live/identity_options.py)."""
+    return f"{app_id}-settings"
+
+
+def identity_topic(app_id: str) -> str:
+    """The workers' identity messages (SPEC §9: streams/live/identity.py), one group's own, like its changelog:
+    as many partitions as journey.events, partition i read by the owner of journey.events' partition i.
+    Kept, not compacted: messages of two producers of one key (a worker that stalled and the one that took
+    its partitions) may reach the topic in any order, and compaction would keep only the last."""
+    return f"{app_id}-identity"
 
 
 def changelog_topic(app_id: str, table: str) -> str:

@@ -13,7 +13,9 @@ Only this module and worker.py see the whole Faust app.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from pathlib import Path
 
 import faust
 from faust.types import TP
@@ -26,13 +28,25 @@ from streams.kafka.batches import BatchProducer
 from streams.kafka.group import remember_member
 from streams.live.catchup import CatchUp
 from streams.live.cluster import Cluster, Peers
+from streams.live.commits import INTERVAL as COMMIT_SECONDS
+from streams.live.commits import OffsetCommits
 from streams.live.embedded import Profile
 from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
-from streams.live.internals import BatchConsumer, kafka_producer, member_id
+from streams.live.internals import (
+    BatchConsumer,
+    changelog_offset_key,
+    commit_offsets,
+    kafka_producer,
+    member_id,
+    partition_path,
+    share_rocksdb_memory,
+)
 from streams.live.metrics import WorkerMetrics
 from streams.live.pipeline import BatchPipeline, Outlets
+from streams.live.readiness import Readiness
 from streams.live.rebalance import Rebalancing
+from streams.live.resync import LocalTables, resync
 from streams.live.store import LeadStore
 from streams.live.watermarks import Watermarks
 from streams.live.web import Api, register
@@ -41,6 +55,8 @@ from streams.settings import Settings
 log = logging.getLogger("journey.worker")
 
 PRODUCER_BATCH_BYTES = 512 * 1024  # under Faust's default producer_max_request_size (1,000,000)
+MIB = 1 << 20
+READINESS_SECONDS = 1.0  # how soon after its rebuild a worker reads the end offsets it must reach to be ready
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -57,7 +73,7 @@ def faust_app(settings: Settings, profile: Profile) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=False,  # ensure_topics made them, with the right partition counts
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,  # standby copies are Faust's; journey writes only actives
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
         web_enabled=True,
@@ -79,23 +95,35 @@ class JourneyApp:
         # livelock check must not wait for acks and commits of it and log a stalled stream
         self.events = app.topic(topics.EVENTS, partitions=settings.partitions, acks=False, **RAW)
         self.leads = app.Table(topics.LEADS_TABLE, partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+        rocksdb = share_rocksdb_memory(self.leads, settings.rocksdb_cache_mb * MIB, settings.rocksdb_write_buffer_mb * MIB)
+        identity = topics.identity_topic(settings.app_id)
+        self.identity = app.topic(identity, partitions=settings.partitions, acks=False, **RAW)  # SPEC §9's messages, as journey.events
         projection = LiveProjection(defs)
-        self.gaps = GapGuard(settings.bootstrap, topics.EVENTS, self._seek)
-        self.metrics = WorkerMetrics(projection, lambda: self.gaps.seeks, self._highwater)
+        self.gaps = {topic: GapGuard(settings.bootstrap, topic, functools.partial(self._seek, topic)) for topic in (topics.EVENTS, identity)}
+        self.metrics = WorkerMetrics(projection, lambda: sum(gaps.seeks for gaps in self.gaps.values()), self._highwater, topic_partitions=settings.partitions)
+        if rocksdb is not None:
+            self.metrics.watch_rocksdb(rocksdb.cache, rocksdb.write_buffers, settings.rocksdb_cache_mb * MIB)
         self._producer: BatchProducer | None = None
-        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), self._seek, self._announce)
+        self.commits = OffsetCommits(lambda offsets: commit_offsets(app, offsets))
+        outlets = Outlets(self.producer, self.leads.changelog_topic.get_topic_name(), identity, self._seek, self._announce, self.commits.note)
         self.pipeline = BatchPipeline(projection, LeadStore(self.leads), self.gaps, self.metrics, outlets)
         self.watermarks = Watermarks(settings.bootstrap, app.topic(topics.WATERMARKS, partitions=1, **RAW), self._own_url, self.pipeline, self.pipeline.publish_changes)
         catch_up = CatchUp(
             settings.bootstrap, profile.embedded, projection, self.pipeline.store,
             app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **RAW), self.pipeline.publish_changes,
         )
-        self.rebalancing = Rebalancing(self.pipeline, catch_up, self.gaps, app.assignor.assigned_actives, self._remember_member)
+        self.readiness = Readiness(projection, self.pipeline.ready, self._end_offsets, self.pipeline.next_offset)
+        self.rebalancing = Rebalancing(
+            self.pipeline, catch_up, list(self.gaps.values()), app.assignor.assigned_actives, self._joined, self.readiness, self.commits,
+        )
         self._wire(ingest_token, segment_events)
 
     def _wire(self, ingest_token: str | None, segment_events: SegmentEvents) -> None:
         app, settings, pipeline, rebalancing = self.app, self.settings, self.pipeline, self.rebalancing
-        app.topics.add(self.events)  # subscribed, so the assignor hands out its partitions; no agent reads it
+        # subscribed, so the assignor hands out their partitions, partition i of both to the same worker
+        # (Faust's assignor co-partitions topics of one partition count); no agent reads them
+        app.topics.add(self.events)
+        app.topics.add(self.identity)
         # Faust's own consumer, with journey.events delivered a fetch at a time to the pipeline
         app.transport.Consumer = type("JourneyConsumer", (BatchConsumer,), {"sink": pipeline})  # type: ignore[misc]
         self.leads.on_recover(rebalancing.rebuild)
@@ -103,13 +131,16 @@ class JourneyApp:
         app.on_partitions_assigned.connect(lambda sender, assigned, **kwargs: rebalancing.assigned(assigned))
         app.task(self.watermarks.follow)
         app.timer(RESEEK_SECONDS)(self._reseek_waiting)
-        read_token = None if settings.read_token is None else settings.read_token.get_secret_value()
+        app.timer(READINESS_SECONDS)(self.readiness.tick)
+        app.timer(COMMIT_SECONDS)(self.commits.tick)
+        read_token = settings.read_secret()  # JOURNEY_READ_TOKEN, else the file JOURNEY_READ_TOKEN_FILE names
         peers = Peers(
             own_url=self._own_url,
             urls=lambda: {str(url) for url in app.assignor.tables_metadata()},
             http=lambda: app.http_client,
             read_token=read_token,
             ready=pipeline.ready,
+            owner_url=lambda key: str(app.router.key_store(self.leads.name, key)),
         )
         register(app, Api(
             cluster=Cluster(pipeline.projection, peers, settings.partitions),
@@ -117,8 +148,27 @@ class JourneyApp:
             lead=pipeline.lead,
             ingest=Ingest(ingest_token, open_without_token=settings.demo, publish=self._publish_events, segment_events=segment_events, timeout=settings.ingest_timeout),
             metrics=self.metrics.render,
+            ingest_answered=self.metrics.ingest_request,
+            readiness=self.readiness.reason,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
         ))
+
+    def resync(self, embedded: bool) -> None:
+        """Before the worker starts: wipe the local state the broker no longer backs (streams/live/resync.py),
+        and say so once logging is set up."""
+        path = partition_path(self.leads)
+        if path is None:
+            return  # the memory store keeps nothing across a restart
+        tables = LocalTables(
+            self.settings.table_dir, Path(self.app.conf.tabledir), path, changelog_offset_key(self.leads.data),
+            self.leads.changelog_topic.get_topic_name(), self.identity.get_topic_name(), self.settings.partitions,
+        )
+        line = resync(tables, self.settings.bootstrap, embedded)
+        if line is not None:
+            async def say() -> None:
+                log.warning("%s", line)
+
+            self.app.task(say)
 
     def producer(self) -> BatchProducer:
         if self._producer is None:
@@ -131,8 +181,16 @@ class JourneyApp:
     async def _announce(self) -> None:
         await self.watermarks.announce()
 
-    async def _seek(self, partition: int, offset: int) -> None:
-        await self.app.consumer.seek(TP(topics.EVENTS, partition), offset)
+    async def _seek(self, topic: str, partition: int, offset: int) -> None:
+        await self.app.consumer.seek(TP(topic, partition), offset)
+
+    async def _end_offsets(self, partitions: list[int]) -> dict[tuple[str, int], int]:
+        """The end offsets of these partitions of the topics the pipeline reads, from the broker
+        (corrected for the embedded one)."""
+        if not partitions:
+            return {}
+        ends = await self.app.consumer.highwaters(*(TP(topic, p) for topic in self.gaps for p in partitions))
+        return {(tp.topic, tp.partition): end for tp, end in ends.items()}
 
     def _highwater(self, partition: int) -> int | None:
         """The end offset of a journey.events partition as the consumer last saw it."""
@@ -145,7 +203,8 @@ class JourneyApp:
         if not self.pipeline.ready.is_set():  # not while tables recover: the partitions may be changing hands
             return
         try:
-            await self.gaps.reseek_waiting()
+            for gaps in self.gaps.values():
+                await gaps.reseek_waiting()
         except Exception as exc:  # noqa: BLE001 - a rebalance under way; the next tick tries again
             log.warning("seeking back to a gap failed (%s: %s); trying again", type(exc).__name__, exc)
 
@@ -154,8 +213,10 @@ class JourneyApp:
         pending = [await self.events.send(key=key, value=value) for key, value in records]
         await asyncio.gather(*pending)
 
-    def _remember_member(self) -> None:
-        """For the next worker on this data dir, should this one be killed (streams/kafka/group.py)."""
+    def _joined(self) -> None:
+        """At every assignment: counted (journey_rebalances_total), and this worker's group member id
+        remembered for the next worker on this data dir, should this one be killed (streams/kafka/group.py)."""
+        self.metrics.rebalance()
         member = member_id(self.app)
         if member:
             remember_member(self.settings.table_dir, self.settings.app_id, member)

@@ -3,7 +3,7 @@ under this worker's definitions.
 
 journey.lead-changes.definitions (compacted, one record per partition of journey.events)
 holds the definitions the topic last published under. Per partition that published under
-others, in order: the changes the core decides (`LiveProjection.catch_up`) are published and
+others, in order: the changes the core decides (`projections.live.catch_up`) are published and
 acknowledged, then the record naming the new definitions. A worker killed in between leaves
 the old record, so the next owner publishes the changes again (at-least-once), never none.
 """
@@ -18,7 +18,7 @@ import faust
 
 from projections import Definitions
 from projections.changes import LeadChange
-from projections.live import LiveProjection
+from projections.live import LiveProjection, catch_up
 from streams.kafka import topics
 from streams.kafka.compacted import latest_values
 from streams.live.changes import published_under, read_published_under
@@ -60,7 +60,7 @@ class CatchUp:
 
     async def _publish(self, behind: dict[int, Definitions | None]) -> None:
         defs = self.projection.defs
-        changes = self.projection.catch_up(self.store.items(), behind, await self._cluster_watermark())
+        changes = catch_up(defs, self.store.items(), behind, await self._cluster_watermark())
         for partition, found in changes.items():
             old = behind[partition]
             log.info("partition %d: publishing %d lead changes, definitions %s -> %s", partition, len(found), "unknown" if old is None else old.digest, defs.digest)

@@ -13,10 +13,12 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
 from projections.definitions import DAY_MICROS
+from projections.identity import anonymous_of
 from projections.live import LiveProjection
 from schemas import format_time
 from streams.live.partial import Partial, merge
@@ -47,6 +49,7 @@ class Peers:
     http: Callable[[], aiohttp.ClientSession]
     read_token: str | None  # passed on to peers when reads are protected
     ready: asyncio.Event  # set once this worker's tables are recovered and its projection rebuilt
+    owner_url: Callable[[str], str]  # the worker whose partitions hold an owner (a lead id or an anonymous id)
 
 
 class Cluster:
@@ -92,10 +95,24 @@ class Cluster:
         merged = list(heapq.merge(*([tuple(item) for item in a["leads"]] for a in answers)))[offset:upto]
         total = (await self.stages_at(mark))["stages"][index]["leads"]  # the same watermark, not asked twice
         leads = [
-            {"lead_id": lead_id, "stage_entered_at": format_time(entered), "days_in_stage": None if mark is None else round((mark - entered) / DAY_MICROS, 1)}
-            for entered, lead_id in merged
+            {**_person(key), "stage_entered_at": format_time(entered), "days_in_stage": None if mark is None else round((mark - entered) / DAY_MICROS, 1)}
+            for entered, key in merged
         ]
         return {"stage": stage, "total": total, "offset": offset, "limit": limit, "leads": leads}
+
+    async def held_person(self, lead_id: str, anonymous_id: str, local: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """The person an anonymous id is part of, as the worker of its winning lead's partition knows
+        it (`local` when that is this worker); None when that lead has not heard of it yet."""
+        owner = self.peers.owner_url(lead_id).rstrip("/")
+        if owner == self.peers.own_url().rstrip("/"):
+            return local()
+        query = urlencode({"anonymous": anonymous_id})
+        try:
+            return await self._ask(f"{owner}/internal/held/{quote(lead_id, safe='')}?{query}")
+        except Unavailable as exc:
+            if str(exc).endswith(" answered 404"):
+                return None
+            raise
 
     # -- this worker's shares ---------------------------------------------------------------
 
@@ -148,6 +165,12 @@ class Cluster:
             if session.closed:  # this worker is stopping: Faust closed its HTTP client first
                 raise Unavailable("this worker is stopping") from None
             raise
+
+
+def _person(key: str) -> dict[str, str | None]:
+    """A person on the board: a lead by its id; an anonymous person (SPEC §9) by its anonymous id, lead_id null."""
+    anonymous_id = anonymous_of(key)
+    return {"lead_id": key} if anonymous_id is None else {"lead_id": None, "anonymous_id": anonymous_id}
 
 
 def _agree(answers: list[dict[str, Any]]) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from projections.live import LeadTable
+from projections.partition import LeadTable
 
 log = logging.getLogger("journey.worker")
 

@@ -27,8 +27,8 @@ from typing import Any
 import orjson
 from faust.web import Request
 
-from schemas import Rejection, decode
-from schemas.platforms import CLOUDEVENT_FIELDS, IGNORED, SEGMENT_FIELDS, UNMAPPED, SegmentEvents, from_cloudevent, from_segment, translate
+from schemas import Rejection, decode, owner
+from schemas.platforms import CLOUDEVENT_FIELDS, IGNORED, UNMAPPED, SegmentEvents, from_cloudevent, from_segment, segment_fields, translate
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENTS = 1000
@@ -184,7 +184,7 @@ def _segment_items(body: bytes, content_type: str, events: SegmentEvents) -> lis
     items = []
     for call in calls:
         name = call.get("event") if isinstance(call, dict) else None
-        items.append(Item(from_segment(call, events), SEGMENT_FIELDS, "", name if isinstance(name, str) else None))
+        items.append(Item(from_segment(call, events), segment_fields(call), "", name if isinstance(name, str) else None))
     return items
 
 
@@ -203,7 +203,7 @@ def _judge(items: list[Item]) -> tuple[list[dict[str, Any]], list[tuple[bytes, b
             decoded = decode(record)
             if not isinstance(decoded, Rejection):
                 results.append({"index": index, "status": "accepted", "event_id": decoded.event_id})
-                accepted.append((decoded.lead_id.encode(), record))
+                accepted.append((owner(decoded).encode(), record))
                 continue
             reason = decoded.reason if item.fields is None else translate(decoded.reason, item.fields, item.optional_prefix)
         result = {"index": index, "status": "rejected", "reason": reason}

@@ -24,26 +24,40 @@ and why:
 4. **The embedded broker's fetch wait** (`shorten_fetch_wait`, wrapping
    `AIOKafkaConsumerThread._create_worker_consumer` to set the consumer's `_fetch_max_wait_ms`):
    Tansu holds every fetch for the full wait; Faust has no setting for it. Embedded profile only.
-5. **The lead table's RocksDB** (`rocks_db`, `changelog_offset_key`: Faust's
-   `faust.stores.rocksdb.Store._db_for_partition` and `offset_key`): a batch is written to a
-   partition's database in one WriteBatch with the changelog offset it reaches
+5. **The lead table's RocksDB** (`rocks_db`, `changelog_offset_key`, `partition_path`: Faust's
+   `faust.stores.rocksdb.Store._db_for_partition`, `offset_key` and `partition_path`): a batch is
+   written to a partition's database in one WriteBatch with the changelog offset it reaches
    (streams/live/store.py); Faust's table API writes key by key, to the store before the changelog.
+   At start, before Faust opens them, the databases the broker no longer backs are found by their
+   paths and wiped (streams/live/resync.py). And every partition's database is opened with one
+   block cache and one write-buffer budget (`share_rocksdb_memory`, replacing the store's
+   `rocksdb_options`, whose `as_options` Faust calls to open each database): Faust's options give
+   each partition its own block cache of up to 2 GiB and three 64 MiB memtables.
 6. **The producer and the group member** (`kafka_producer`: Faust's `Producer._ensure_producer`;
    `member_id`: the aiokafka coordinator's `member_id`): batches are built with aiokafka's
    `create_batch`/`send_batch`, which Faust does not offer, and a killed worker's membership is
    ended by its successor (streams/kafka/group.py).
+7. **Offsets committed beside Faust** (`commit_offsets`: the aiokafka consumer inside Faust's
+   consumer thread, `ConsumerThread.call_thread` to run its `commit` on that thread's loop):
+   journey.events records are never acked to Faust, so Faust never commits them, and Faust's
+   own `Consumer._commit` crashes the app on any commit error. journey commits the offsets its
+   store vouches for, for the lag tools (streams/live/commits.py), and handles a failed commit itself.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import faust
-from aiokafka import AIOKafkaConsumer
+import rocksdict
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.structs import OffsetAndMetadata
+from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksStore
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
@@ -103,9 +117,16 @@ EXPECTED: list[tuple[str, Callable[[], bool]]] = [
     ("faust AIOKafkaConsumerThread._create_worker_consumer(transport) and _highwaters(partitions)",
      lambda: _parameters(AIOKafkaConsumerThread._create_worker_consumer) == ("self", "transport")
      and _parameters(getattr(AIOKafkaConsumerThread._highwaters, "journey_original", AIOKafkaConsumerThread._highwaters)) == ("self", "partitions")),
-    ("faust rocksdb Store._db_for_partition(partition) and offset_key",
-     lambda: _parameters(RocksStore._db_for_partition) == ("self", "partition") and isinstance(RocksStore.offset_key, bytes)),
+    ("faust rocksdb Store._db_for_partition(partition), partition_path(partition) and offset_key",
+     lambda: _parameters(RocksStore._db_for_partition) == ("self", "partition") and isinstance(RocksStore.offset_key, bytes)
+     and _parameters(RocksStore.partition_path) == ("self", "partition")),
+    ("faust rocksdb Store.rocksdb_options, opened through RocksDBOptions.open(path) -> as_options()",
+     lambda: "rocksdb_options" in _set_in_init(RocksStore) and "rocksdb_options" in _names_in(RocksStore._open_for_partition)
+     and "as_options" in _names_in(RocksDBOptions.open) and _parameters(RocksDBOptions.as_options) == ("self",)),
     ("faust aiokafka Producer._ensure_producer()", lambda: _parameters(FaustProducer._ensure_producer) == ("self",)),
+    ("faust Consumer._thread, AIOKafkaConsumerThread._ensure_consumer() and call_thread(fun, ...); aiokafka AIOKafkaConsumer.commit(offsets)",
+     lambda: "_thread" in _set_in_init(Consumer) and _parameters(AIOKafkaConsumerThread._ensure_consumer) == ("self",)
+     and _parameters(AIOKafkaConsumerThread.call_thread)[:2] == ("self", "fun") and _parameters(AIOKafkaConsumer.commit) == ("self", "offsets")),
 ]
 
 
@@ -131,24 +152,24 @@ def _holds(present: Callable[[], bool]) -> bool:
 
 
 class BatchSink(Protocol):
-    topic: str
+    topics: frozenset[str]  # the topics it takes whole; every other topic takes Faust's path
 
     async def deliver(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> None:
-        """Apply one fetch of the topic's records: (offset, value) tuples per partition, a missing value as b""."""
+        """Apply one fetch of its topics' records: (offset, value) tuples per partition, a missing value as b""."""
 
     async def idle(self) -> None:
-        """A fetch brought none of the topic's records."""
+        """A fetch brought none of its topics' records."""
 
     def positions(self, assigned: set[TP]) -> dict[TP, int]:
-        """Where each assigned partition of the topic continues: one past its progress."""
+        """Where each assigned partition of its topics continues: one past its progress."""
 
 
 class PlainRecords:
-    """A consumer's value deserializer that marks its fetcher's records of `topic` to come as
+    """A consumer's value deserializer that marks its fetcher's records of `topics` to come as
     (offset, value) tuples (`PartitionRecords`); values of other topics pass unchanged."""
 
-    def __init__(self, topic: str) -> None:
-        self.topic = topic
+    def __init__(self, topics: frozenset[str]) -> None:
+        self.topics = topics
 
     def __call__(self, value: bytes | None) -> bytes | None:
         return value
@@ -163,7 +184,7 @@ class PartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
 
     def __init__(self, tp: Any, records: Any, aborted: Any, fetch_offset: int, key_deserializer: Any, value_deserializer: Any, *rest: Any) -> None:
         if isinstance(value_deserializer, PlainRecords):
-            if tp.topic == value_deserializer.topic:
+            if tp.topic in value_deserializer.topics:
                 self._consumer_record = _plain  # read by aiokafka's _unpack_records, a record at a time
             value_deserializer = None
         super().__init__(tp, records, aborted, fetch_offset, key_deserializer, value_deserializer, *rest)
@@ -183,12 +204,12 @@ class BatchConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
     def _create_worker_consumer(self, transport: Any) -> Any:
         plain_records()
         consumer = super()._create_worker_consumer(transport)
-        consumer._value_deserializer = PlainRecords(self.consumer.sink.topic)  # read when it starts, by its Fetcher
+        consumer._value_deserializer = PlainRecords(self.consumer.sink.topics)  # read when it starts, by its Fetcher
         return consumer
 
 
 class BatchConsumer(Consumer):
-    """Faust's aiokafka consumer, delivering one topic a fetch at a time (1 above)."""
+    """Faust's aiokafka consumer, delivering the sink's topics a fetch at a time (1 above)."""
 
     sink: BatchSink  # set by the app, in the subclass it hands Faust
 
@@ -197,6 +218,7 @@ class BatchConsumer(Consumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         sink, callback, to_message, read_offset = self.sink, self.callback, self._to_message, self._read_offset
+        mine = sink.topics
         buffered = self._buffered_partitions
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         try:
@@ -210,7 +232,7 @@ class BatchConsumer(Consumer):
                 for tp, messages in records.items():
                     if active is not None and tp not in active and tp not in buffered:
                         continue
-                    if tp.topic == sink.topic:
+                    if tp.topic in mine:
                         batch[tp] = messages
                         continue
                     for record in messages:  # Faust's own path: table recovery reads changelogs here
@@ -226,8 +248,8 @@ class BatchConsumer(Consumer):
             raise
 
     async def perform_seek(self) -> None:
-        """After table recovery: Faust seeks to committed offsets, then the sink's topic goes to
-        where its progress stands (Faust never commits that topic)."""
+        """After table recovery: Faust seeks to committed offsets, then the sink's topics go to
+        where their progress stands (Faust never commits them)."""
         await super().perform_seek()
         for tp, offset in self.sink.positions(self.assignment()).items():
             await self.seek(tp, offset)
@@ -282,9 +304,56 @@ def changelog_offset_key(store: RocksStore) -> bytes:
     return store.offset_key
 
 
+def partition_path(table: faust.Table) -> Callable[[int], Path] | None:
+    """Where a RocksDB-backed table keeps one partition's database; None for another store."""
+    store = table.data
+    return store.partition_path if isinstance(store, RocksStore) else None
+
+
+class SharedRocksOptions(RocksDBOptions):  # type: ignore[misc]
+    """Faust's RocksDB options (rocksdict), with one LRU block cache and one write-buffer budget
+    (a WriteBufferManager) shared by every database opened with them. Index and filter blocks are
+    kept in the cache too, so they count against it instead of growing with the files."""
+
+    def __init__(self, cache_bytes: int, write_buffer_bytes: int) -> None:
+        super().__init__(use_rocksdict=True)
+        self.cache = rocksdict.Cache(cache_bytes)
+        self.write_buffers = rocksdict.WriteBufferManager(write_buffer_bytes, False)
+        self.write_buffer_size = min(self.write_buffer_size, max(write_buffer_bytes // 4, 1 << 20))  # a memtable
+
+    def as_options(self) -> Any:
+        options = super().as_options()  # Faust's, with a block cache of its own: replaced below
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, True)
+        table.set_block_cache(self.cache)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(self.write_buffers)
+        return options
+
+
+def share_rocksdb_memory(table: faust.Table, cache_bytes: int, write_buffer_bytes: int) -> SharedRocksOptions | None:
+    """Open every partition's database of a RocksDB-backed table (standby copies included) with
+    one block cache and one write-buffer budget; None for another store."""
+    store = table.data
+    if not isinstance(store, RocksStore) or not store.use_rocksdict:
+        return None
+    store.rocksdb_options = shared = SharedRocksOptions(cache_bytes, write_buffer_bytes)
+    return shared
+
+
 def kafka_producer(app: faust.App) -> Any:
     """The aiokafka producer inside Faust's producer."""
     return app.producer._ensure_producer()
+
+
+async def commit_offsets(app: faust.App, offsets: Mapping[tuple[str, int], int]) -> None:
+    """Commit `offsets` ((topic, partition) -> next offset) for the app's group, on the consumer's own thread."""
+    thread = app.consumer._thread
+    consumer = thread._ensure_consumer()
+    await thread.call_thread(consumer.commit, {TopicPartition(topic, p): OffsetAndMetadata(offset, "") for (topic, p), offset in offsets.items()})
 
 
 def member_id(app: faust.App) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -60,11 +61,23 @@ class WorkerMetrics:
         self.poison = Counter(
             "journey_poison_records", "Valid records the fold raised on (a bug): sent to the DLQ as internal and counted invalid", registry=self.registry,
         )
+        self.unreadable = Counter(
+            "journey_identity_messages_unreadable", "Identity messages this worker could not read and passed over (another journey version, or damage)",
+            registry=self.registry,
+        )
         self.registry.register(_ProjectionCollector(projection, gap_seeks, highwater, topic_partitions))
+
+    def watch_rocksdb(self, cache: Any, write_buffers: Any, cache_bytes: int) -> None:
+        """The RocksDB block cache and write-buffer budget all of this worker's partitions share
+        (rocksdict's Cache and WriteBufferManager: `get_usage()`, `get_buffer_size()`)."""
+        self.registry.register(_RocksCollector(cache, write_buffers, cache_bytes))
 
     def ingest_request(self, endpoint: str, status: int) -> None:
         """One answered ingest request. `endpoint` is the route, never the raw path: labels must stay few."""
         self.ingest_requests.labels(endpoint, str(status)).inc()
+
+    def unreadable_identity(self) -> None:
+        self.unreadable.inc()
 
     def rebalance(self) -> None:
         """This worker was given its (new) partitions."""
@@ -97,7 +110,7 @@ class _ProjectionCollector:
     def collect(self) -> Iterator[Metric]:
         projection = self.projection
         defs = projection.defs
-        totals, counts = projection.totals()
+        totals, counts, _ = projection.totals()
         yield _gauge("journey_events", "Events in this worker's partitions, by result", "result", counts.as_dict())
         yield _gauge("journey_leads_by_stage", "Leads per pipeline stage (this worker's partitions)", "stage", dict(zip(defs.stages, totals.pipeline, strict=True)))
         mark = projection.cluster_watermark
@@ -128,6 +141,22 @@ class _ProjectionCollector:
             behind = GaugeMetricFamily("journey_watermark_lag_seconds", "Wall clock minus the watermark")
             behind.add_metric([], time.time() - seconds)
             yield behind
+
+
+class _RocksCollector:
+    def __init__(self, cache: Any, write_buffers: Any, cache_bytes: int) -> None:
+        self.cache, self.write_buffers, self.cache_bytes = cache, write_buffers, cache_bytes
+
+    def collect(self) -> Iterator[Metric]:
+        for name, doc, value in (
+            ("journey_rocksdb_block_cache_capacity_bytes", "RocksDB block cache shared by this worker's partitions (JOURNEY_ROCKSDB_CACHE_MB)", self.cache_bytes),
+            ("journey_rocksdb_block_cache_usage_bytes", "Bytes in the shared RocksDB block cache", self.cache.get_usage()),
+            ("journey_rocksdb_write_buffer_limit_bytes", "RocksDB memtable budget shared by this worker's partitions (JOURNEY_ROCKSDB_WRITE_BUFFER_MB)", self.write_buffers.get_buffer_size()),
+            ("journey_rocksdb_write_buffer_usage_bytes", "Bytes in RocksDB memtables, all partitions", self.write_buffers.get_usage()),
+        ):
+            gauge = GaugeMetricFamily(name, doc)
+            gauge.add_metric([], value)
+            yield gauge
 
 
 def _gauge(name: str, doc: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:

@@ -1,11 +1,15 @@
-"""The hot path: each fetch of journey.events folded as one batch, its records sent, and the
-batch before it written locally once the broker holds them (streams/live/store.py).
+"""The hot path: each fetch of journey.events and of the identity topic folded as one batch, its
+records sent, and the batch before it written locally once the broker holds them
+(streams/live/store.py).
 
 Per batch, in order:
-1. the fetch is folded (`LiveProjection.process`, guarded by streams/live/poison.py: a record the
-   fold raises on goes to the DLQ) into a `LeadBatch`, the leads it touched per partition with the
-   partition's progress last, and its lead changes are settled;
-2. its dead letters and lead changes are sent, and its changelog records;
+1. the fetch is folded into a `LeadBatch`: each partition's events (`LiveProjection.process`,
+   guarded by streams/live/poison.py: a record the fold raises on goes to the DLQ), then its
+   identity messages (`LiveProjection.link`, SPEC §9), the owners they touched with the
+   partition's progress last; its lead changes are settled;
+2. its dead letters, lead changes and identity messages are sent and acknowledged, then its
+   changelog records are sent: a worker killed in between keeps none of the batch, and folds it
+   again, so nothing the final state depends on is ever in the changelog without what it sent;
 3. the batch before it is acknowledged and written to the local store in one `WriteBatch`
    per partition, with the changelog offset it reaches.
 
@@ -25,11 +29,13 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from projections.changes import LeadChange
+from projections.linking import Claim, Facts
 from projections.live import BatchResult, LiveProjection
 from schemas import Rejection
 from streams.kafka import topics
-from streams.kafka.batches import BatchProducer
+from streams.kafka.batches import BatchProducer, Sent
 from streams.kafka.deadletters import DeadLetter
+from streams.live import identity as wire
 from streams.live.changes import change_records
 from streams.live.gaps import GapGuard
 from streams.live.metrics import WorkerMetrics
@@ -38,30 +44,31 @@ from streams.live.store import LeadBatch, LeadStore, Pending
 
 log = logging.getLogger("journey.worker")
 
-Seek = Callable[[int, int], Awaitable[None]]
+Seek = Callable[[str, int, int], Awaitable[None]]  # topic, partition, offset
 
 
 @dataclass
 class Outlets:
-    """Where a batch goes besides the projection: the producer, the changelog topic, the consumer's seek."""
+    """Where a batch goes besides the projection: the producer, the changelog and identity topics, the consumer's seek."""
 
     producer: Callable[[], BatchProducer]
     changelog: str
+    identity: str
     seek: Seek
     announce: Callable[[], Awaitable[None]]  # the worker's watermark, once a batch is written
+    written: Callable[[str, int, int], None]  # progress written locally: (topic, partition, next offset) (streams/live/commits.py)
 
 
 class BatchPipeline:
     """The `BatchSink` of streams/live/internals.py: what Faust's consumer hands each fetch of the topic to."""
 
-    topic = topics.EVENTS
-
-    def __init__(self, projection: LiveProjection, store: LeadStore, gaps: GapGuard, metrics: WorkerMetrics, outlets: Outlets) -> None:
+    def __init__(self, projection: LiveProjection, store: LeadStore, gaps: dict[str, GapGuard], metrics: WorkerMetrics, outlets: Outlets) -> None:
         self.projection = projection
         self.store = store
-        self.gaps = gaps
+        self.gaps = gaps  # per topic: journey.events and the identity topic
         self.metrics = metrics
         self.outlets = outlets
+        self.topics = frozenset({topics.EVENTS, outlets.identity})
         self.lock = asyncio.Lock()  # one batch at a time; rebalances and watermarks wait for it
         self.ready = asyncio.Event()  # set once the tables are recovered and the projection rebuilt
         self._pending: Pending | None = None  # sent, not yet acknowledged and written locally
@@ -96,32 +103,63 @@ class BatchPipeline:
         projection = self.projection
         batch, result = self.view(), BatchResult()
         before = projection.cluster_watermark
-        for tp, records in fetched.items():
-            partition = tp.partition
-            if partition not in projection.partitions:
-                continue  # fetched just before the partition went to another worker
-            usable = await self.gaps.contiguous(partition, projection.next_offset(partition), [offset for offset, _ in records])
-            if not usable:
-                continue
-            self.guard.fold(partition, records if usable == len(records) else records[:usable], batch, result)
-            self.metrics.count(usable, [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
+        events = {tp.partition: records for tp, records in fetched.items() if tp.topic == topics.EVENTS}
+        messages = {tp.partition: records for tp, records in fetched.items() if tp.topic != topics.EVENTS}
+        for partition, records in events.items():
+            usable = await self._usable(topics.EVENTS, partition, projection.next_offset(partition), records)
+            if usable:
+                self.guard.fold(partition, usable, batch, result)
+                self.metrics.count(len(usable), [Rejection(bad.reason).kind for bad in result.invalid if bad.partition == partition])
+        for partition, records in messages.items():
+            usable = await self._usable(self.outlets.identity, partition, projection.next_identity_offset(partition), records)
+            if usable:
+                view = batch.partition(partition)
+                projection.link(partition, self._readable(partition, usable), view, result, view.scan)
         projection.settle(result, before, batch)
         return batch, result
 
+    async def _usable(self, topic: str, partition: int, next_offset: int, records: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        """The records that may be applied now: none of a partition that went to another worker
+        just before; up to the first gap (streams/live/gaps.py)."""
+        if partition not in self.projection.partitions:
+            return []
+        usable = await self.gaps[topic].contiguous(partition, next_offset, [offset for offset, _ in records])
+        return records if usable == len(records) else records[:usable]
+
+    def _readable(self, partition: int, records: list[tuple[int, bytes]]) -> list[tuple[int, Claim | Facts]]:
+        """Identity messages as the core takes them; one this journey cannot read is logged and passed over."""
+        readable = []
+        for offset, value in records:
+            message = wire.decode(value)
+            if isinstance(message, wire.Unreadable):
+                log.error("%s partition %d offset %d: %s; passed over", self.outlets.identity, partition, offset, message.reason)
+                self.metrics.unreadable_identity()
+                continue
+            readable.append((offset, message))
+        return readable
+
     async def _send(self, batch: LeadBatch, result: BatchResult) -> Pending:
-        """Send a batch's changelog records, dead letters and lead changes, without waiting."""
+        """Send a batch's dead letters, lead changes and identity messages and wait for them, then send
+        its changelog records without waiting."""
         out = self.outlets.producer()
+        sent: list[Sent] = []
+        if result.invalid:
+            letters = [DeadLetter.of(bad.reason, topics.EVENTS, bad.partition, bad.offset, bad.value).encode() for bad in result.invalid]
+            sent.append(await out.send(topics.DLQ, 0, ((None, value, headers) for value, headers in letters)))
+        if result.changes:
+            sent += await out.send_keyed(topics.LEAD_CHANGES, change_records(result.changes))
+        if result.messages:
+            records = [(target.encode("utf-8", "surrogatepass"), wire.encode(message), []) for target, message in result.messages]
+            sent += await out.send_keyed(self.outlets.identity, records)
+        for each in sent:
+            await each.acknowledged()
         pending = Pending()
         for partition, view in batch.partitions.items():
             if view.entries:
                 pending.entries[partition] = view.entries
-                records = ((key.encode(), value, []) for key, value in view.entries.items())
+                pending.next_offsets[partition] = self._next_offsets(partition)
+                records = ((key.encode("utf-8", "surrogatepass"), value, []) for key, value in view.entries.items())
                 pending.changelog[partition] = await out.send(self.outlets.changelog, partition, records)
-        if result.invalid:
-            letters = [DeadLetter.of(bad.reason, topics.EVENTS, bad.partition, bad.offset, bad.value).encode() for bad in result.invalid]
-            pending.others.append(await out.send(topics.DLQ, 0, ((None, value, headers) for value, headers in letters)))
-        if result.changes:
-            pending.others += await out.send_keyed(topics.LEAD_CHANGES, change_records(result.changes))
         return pending
 
     async def publish_changes(self, changes: Sequence[LeadChange]) -> None:
@@ -140,6 +178,8 @@ class BatchPipeline:
             await sent.acknowledged()
         for partition, sent in pending.changelog.items():
             self.store.write(partition, pending.entries[partition], await sent.last_offset())
+            for topic, offset in pending.next_offsets[partition].items():
+                self.outlets.written(topic, partition, offset)  # committed for lag tools, later
         await self.outlets.announce()
 
     async def flush_or_forget(self, *, read_again: bool) -> bool:
@@ -163,7 +203,8 @@ class BatchPipeline:
         owned = set(self.projection.partitions)
         self.projection.rebuild(self.store.items(), owned)
         for partition in owned:
-            await self.outlets.seek(partition, self.projection.next_offset(partition))
+            await self.outlets.seek(topics.EVENTS, partition, self.projection.next_offset(partition))
+            await self.outlets.seek(self.outlets.identity, partition, self.projection.next_identity_offset(partition))
 
     def view(self) -> LeadBatch:
         """The lead table as the projection has it: the batch still waiting to be written locally first."""
@@ -173,7 +214,19 @@ class BatchPipeline:
         """A lead as the report counts it, written locally or not yet."""
         return self.view().get(lead_id)
 
+    def _next_offsets(self, partition: int) -> dict[str, int]:
+        """Where a partition of each topic the pipeline reads continues, as the projection has it now."""
+        projection = self.projection
+        return {topics.EVENTS: projection.next_offset(partition), self.outlets.identity: projection.next_identity_offset(partition)}
+
+    def next_offset(self, topic: str, partition: int) -> int:
+        """Where a partition of a topic the pipeline reads continues: one past its progress."""
+        return self._next_offsets(partition)[topic]
+
     def positions(self, assigned: set[TP]) -> dict[TP, int]:
-        """Where each assigned journey.events partition continues: one past its progress."""
-        owned = self.projection.partitions
-        return {tp: self.projection.next_offset(tp.partition) for tp in assigned if tp.topic == topics.EVENTS and tp.partition in owned}
+        """Where each assigned partition of journey.events and of the identity topic continues: one past its progress."""
+        projection, found = self.projection, {}
+        for tp in assigned:
+            if tp.partition in projection.partitions and tp.topic in self.topics:
+                found[tp] = projection.next_offset(tp.partition) if tp.topic == topics.EVENTS else projection.next_identity_offset(tp.partition)
+        return found

@@ -27,7 +27,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from projections.live import BatchResult, Invalid, LiveProjection
+from projections.live import LiveProjection
+from projections.partition import BatchResult, Invalid
 from projections.stored import progress_key
 from streams.kafka import topics
 from streams.live import faults
@@ -66,7 +67,7 @@ class PoisonGuard:
         attempt = BatchResult()
         self._in_fold = False
         try:
-            self.projection.process(partition, records, self.faults.wrap_table(view), attempt)
+            self.projection.process(partition, records, self.faults.wrap_table(view), attempt, view.scan)
         except Exception as exc:  # noqa: BLE001 - any bug; cancellation and shutdown are BaseExceptions and pass
             log.info("partition %d: folding %d records raised %s; folding them one at a time", partition, len(records), type(exc).__name__)
             view.entries = earlier
@@ -82,7 +83,7 @@ class PoisonGuard:
             overlay, attempt, mark = _Overlay(view), BatchResult(), self._watermark(partition)
             self._in_fold = False
             try:
-                self.projection.process(partition, [record], self.faults.wrap_table(overlay), attempt)
+                self.projection.process(partition, [record], self.faults.wrap_table(overlay), attempt, overlay.scan)
             except Exception as exc:  # noqa: BLE001 - as in `fold`
                 if self._dirty():
                     self._rebuild(partition, batch, view, mark)
@@ -124,9 +125,7 @@ class PoisonGuard:
         part.progress.through = offset
         part.progress.invalid += 1
         part.counts.invalid += 1
-        key = progress_key(partition)
-        view.entries.pop(key, None)
-        view.entries[key] = part.progress.encode()  # the progress stays the partition's last entry
+        view.put(progress_key(partition), part.progress.encode())  # moved to the end: the progress stays the partition's last entry
         reason = f"internal: the fold raised {type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
         result.invalid.append(Invalid(partition, offset, reason, value))
         self.counted()
@@ -148,27 +147,32 @@ class _Overlay:
         return found if found is not None else self._view.get(lead_id)
 
     def put(self, lead_id: str, value: bytes) -> None:
-        self.entries[lead_id] = value
+        entries = self.entries
+        entries.pop(lead_id, None)
+        entries[lead_id] = value  # in the order of the last writes, as PartitionView.put keeps them
+
+    def scan(self, prefix: str) -> list[tuple[str, bytes]]:
+        """The entries whose keys start with `prefix` (a lead's held anonymous ids), this record's writes included."""
+        found = dict(self._view.scan(prefix))
+        found.update((key, value) for key, value in self.entries.items() if key.startswith(prefix))
+        return sorted(found.items())
 
     def commit(self) -> None:
         """Into the batch, in the order written: a written entry moves to the end, so the
         partition's progress, written last, stays last."""
-        entries = self._view.entries
         for key, value in self.entries.items():
-            entries.pop(key, None)
-            entries[key] = value
+            self._view.put(key, value)
 
 
 def _merge(result: BatchResult, attempt: BatchResult) -> None:
-    """One attempt's dead letters and moved leads into the batch's: a lead moved twice keeps
-    the view it had before the batch."""
+    """One attempt's dead letters, moved persons and identity messages into the batch's: a person
+    moved twice keeps the view it had before the batch (`BatchResult.move`)."""
     result.invalid.extend(attempt.invalid)
-    moved = result.moved
-    for lead_id, (old, new, cause) in attempt.moved.items():
-        earlier = moved.get(lead_id)
-        moved[lead_id] = (old if earlier is None else earlier[0], new, cause)
+    for key, (old, new, cause) in attempt.moved.items():
+        result.move(key, old, new, cause)
+    result.messages.extend(attempt.messages)
 
 
 def _text(key: Any) -> str:
-    return key.decode() if isinstance(key, bytes) else key
+    return key.decode("utf-8", "surrogatepass") if isinstance(key, bytes) else key
 

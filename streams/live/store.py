@@ -55,12 +55,12 @@ class LeadStore:
     def get(self, partition: int, lead_id: str) -> bytes | None:
         store = self._store
         if isinstance(store, RocksStore):
-            return rocks_db(store, partition).get(lead_id.encode())
-        return store.data.get(lead_id.encode())
+            return rocks_db(store, partition).get(lead_id.encode("utf-8", "surrogatepass"))
+        return store.data.get(lead_id.encode("utf-8", "surrogatepass"))
 
     def get_any(self, lead_id: str) -> bytes | None:
         """A lead of any partition this worker holds."""
-        return self.table.get(lead_id.encode())
+        return self.table.get(lead_id.encode("utf-8", "surrogatepass"))
 
     def write(self, partition: int, entries: dict[str, bytes], changelog_offset: int) -> None:
         """Write a batch's entries of one partition, and the changelog offset they reach, atomically."""
@@ -68,11 +68,11 @@ class LeadStore:
         if isinstance(store, RocksStore):
             batch = rocksdict.WriteBatch(raw_mode=True)
             for key, value in entries.items():
-                batch.put(key.encode(), value)
+                batch.put(key.encode("utf-8", "surrogatepass"), value)
             batch.put(changelog_offset_key(store), str(changelog_offset).encode())
             rocks_db(store, partition).write(batch)
         elif isinstance(store, MemoryStore):  # nothing survives a restart: no offset to keep
-            store.data.update((key.encode(), value) for key, value in entries.items())
+            store.data.update((key.encode("utf-8", "surrogatepass"), value) for key, value in entries.items())
         else:
             raise TypeError(f"unsupported store {type(store).__name__}")
 
@@ -88,6 +88,19 @@ class LeadStore:
             return ((key, value) for key, value in rocks_db(store, partition).items() if key != offset_key)
         return iter(list(store.data.items()))
 
+    def scan(self, partition: int, prefix: str) -> list[tuple[str, bytes]]:
+        """The entries of one partition whose keys start with `prefix` (a lead's held anonymous ids), by key."""
+        start = prefix.encode("utf-8", "surrogatepass")
+        store = self._store
+        if isinstance(store, RocksStore):
+            found = []
+            for key, value in rocks_db(store, partition).items(from_key=start):
+                if not key.startswith(start):
+                    break
+                found.append((key.decode("utf-8", "surrogatepass"), value))
+            return found
+        return sorted((key.decode("utf-8", "surrogatepass"), value) for key, value in store.data.items() if key.startswith(start))
+
 
 @dataclass
 class Pending:
@@ -95,7 +108,8 @@ class Pending:
 
     entries: dict[int, dict[str, bytes]] = field(default_factory=dict)  # per partition, the store's entries
     changelog: dict[int, Sent] = field(default_factory=dict)  # per partition, its changelog batches
-    others: list[Sent] = field(default_factory=list)  # dead letters and lead changes
+    others: list[Sent] = field(default_factory=list)  # dead letters, lead changes and identity messages
+    next_offsets: dict[int, dict[str, int]] = field(default_factory=dict)  # per partition and topic read, one past the progress written
 
 
 _NOTHING: dict[str, bytes] = {}
@@ -118,7 +132,19 @@ class PartitionView:
         return found if found is not None else self._store.get(self._partition, lead_id)
 
     def put(self, lead_id: str, value: bytes) -> None:
-        self.entries[lead_id] = value
+        """Held: the changelog gets the entries in the order of their last write (a key written
+        again moves to the end), so that what a step writes last, a lead's record after the held
+        entries it depends on and the partition's progress after everything, goes out last."""
+        entries = self.entries
+        entries.pop(lead_id, None)
+        entries[lead_id] = value
+
+    def scan(self, prefix: str) -> list[tuple[str, bytes]]:
+        """The partition's entries whose keys start with `prefix`, as this batch sees them."""
+        found = dict(self._store.scan(self._partition, prefix))
+        for entries in (self._pending, self.entries):
+            found.update((key, value) for key, value in entries.items() if key.startswith(prefix))
+        return sorted(found.items())
 
 
 class LeadBatch:

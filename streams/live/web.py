@@ -18,8 +18,11 @@ import aiohttp.web
 import faust
 from faust.web import Request, Response, View
 
+from projections import answers
 from projections.attribution import DIMENSIONS
-from projections.stored import progress_partition
+from projections.identity import anon_key
+from projections.linking import held_key
+from schemas.events import MAX_ID_CHARS
 from streams.live.cluster import MAX_PAGE_END, Cluster, Disagreement, Unavailable, watermark_param
 from streams.live.ingest import Ingest, bearer_ok
 
@@ -39,14 +42,21 @@ class Api:
     lead: Callable[[str], bytes | None]  # a lead as the projection has it, written locally or not yet
     ingest: Ingest
     metrics: Callable[[], tuple[bytes, str]]  # the Prometheus text and its content type
+    ingest_answered: Callable[[str, int], None]  # an answer of an ingest route: (route, status), counted
+    readiness: Callable[[], str | None]  # None when ready, else what the worker waits for (streams/live/readiness.py)
     read_token: str | None  # None: reads are open
 
 
+INGEST_ROUTES = ("/api/events", "/api/ingest/segment")
+
+
 def register(app: faust.App, api: Api) -> None:
+    app.web.web_app.middlewares.append(_counted(api.ingest_answered))  # outermost: counts the answer as sent
     app.web.web_app.middlewares.append(_json_errors)
     _dashboard(app)
     _ingest(app, api)
     _reads(app, api)
+    _persons(app, api)
     _internal(app, api)
     _probes(app, api)
 
@@ -113,12 +123,6 @@ def _reads(app: faust.App, api: Api) -> None:
     async def report(web: View, request: Request) -> Response:
         return web.json(await cluster.report())
 
-    async def lead(web: View, request: Request, lead_id: str) -> Response:
-        data = None if progress_partition(lead_id) is not None else api.lead(lead_id)
-        if data is None:
-            return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
-        return web.json(projection.lead(lead_id, data, await cluster.watermark() or 0))
-
     async def stages(web: View, request: Request) -> Response:
         return web.json(await cluster.stages())
 
@@ -139,11 +143,42 @@ def _reads(app: faust.App, api: Api) -> None:
         return web.json(breakdown(defs.steps, await cluster.report(), by))
 
     app.page("/api/report")(_reader(api, report))
-    app.page("/api/leads/{lead_id}")(app.table_route(table=api.leads, match_info="lead_id")(_reader(api, lead)))
     app.page("/api/stages")(_reader(api, stages))
     app.page("/api/stages/{stage}/leads")(_reader(api, stage_leads))
     app.page("/api/funnel")(_reader(api, funnel))
     app.page("/api/attribution")(_reader(api, attribution))
+
+
+def _persons(app: faust.App, api: Api) -> None:
+    """One person (SPEC §5, §9): by lead id, or by any anonymous id that is part of it. Each answered
+    by the worker whose partitions hold the id (Faust routes the request there)."""
+    cluster, defs = api.cluster, api.cluster.projection.defs
+
+    async def lead(web: View, request: Request, lead_id: str) -> Response:
+        data = api.lead(lead_id) if len(lead_id) <= MAX_ID_CHARS else None
+        if data is None:
+            return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
+        return web.json(answers.lead(defs, lead_id, data, await cluster.watermark() or 0))
+
+    async def anonymous(web: View, request: Request, anonymous_id: str) -> Response:
+        data = api.lead(anon_key(anonymous_id)) if len(anonymous_id) <= MAX_ID_CHARS else None
+        mark = await cluster.watermark() or 0
+        winner, own = (None, None) if data is None else answers.anonymous(defs, anonymous_id, data, mark)
+        person = None if winner is None else await cluster.held_person(winner.lead_id, anonymous_id, lambda: held(winner.lead_id, anonymous_id, mark))
+        if person is None and own is None:
+            return web.json({"error": "unknown anonymous id", "anonymous_id": anonymous_id}, status=404)
+        return web.json(person if person is not None else own)  # not heard of by its lead yet: apart, for now
+
+    async def internal_held(web: View, request: Request, lead_id: str) -> Response:
+        person = held(lead_id, request.query.get("anonymous", ""), await cluster.watermark() or 0)
+        return web.json(person) if person is not None else web.json({"error": "not held"}, status=404)
+
+    def held(lead_id: str, anonymous_id: str, mark: int) -> dict[str, Any] | None:
+        return answers.held(defs, lead_id, anonymous_id, api.lead(lead_id), api.lead(held_key(lead_id, anonymous_id)), mark)
+
+    app.page("/api/leads/{lead_id}")(app.table_route(table=api.leads, match_info="lead_id")(_reader(api, lead)))
+    app.page("/api/anonymous/{anonymous_id}")(app.table_route(table=api.leads, match_info="anonymous_id")(_reader(api, anonymous)))
+    app.page("/internal/held/{lead_id}")(_reader(api, internal_held))
 
 
 def _internal(app: faust.App, api: Api) -> None:
@@ -168,6 +203,13 @@ def _probes(app: faust.App, api: Api) -> None:
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
         return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
+
+    @app.page("/readyz")
+    async def readyz(web: View, request: Request) -> Response:
+        reason = api.readiness()
+        if reason is not None:
+            return web.json({"error": f"not ready: {reason}", "reason": reason}, status=503, headers={"Retry-After": "1"})
+        return web.json({"status": "ready", "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
@@ -218,6 +260,29 @@ def _read_denied(token: str | None, web: View, request: Request) -> Response | N
         status=401,
         headers={"WWW-Authenticate": 'Bearer realm="journey"'},
     )
+
+
+def _counted(answered: Callable[[str, int], None]) -> Any:
+    """Every answer of an ingest route counted by route and status, refusals by aiohttp (405, 413) and
+    crashes (500) included. Other paths are not counted, so the label has two values at most."""
+
+    @aiohttp.web.middleware
+    async def count(request: aiohttp.web.Request, handler: Any) -> aiohttp.web.StreamResponse:
+        route = request.path  # the ingest routes are static: a path that equals one is that route
+        if route not in INGEST_ROUTES:
+            return await handler(request)
+        try:
+            response = await handler(request)
+        except aiohttp.web.HTTPException as exc:
+            answered(route, exc.status)
+            raise
+        except Exception:
+            answered(route, 500)
+            raise
+        answered(route, response.status)
+        return response
+
+    return count
 
 
 @aiohttp.web.middleware

@@ -26,6 +26,7 @@ import msgspec
 import orjson
 
 from projections import Aggregates, Changes, Definitions, Projector
+from projections.identity import counts_of, kept, winners
 from projections.projector import ACCELERATED, _fold, replay_projector
 from projections.report import EventCounts, build_comparison, build_report
 from projections.routing import fast_partition, kafka_partition
@@ -41,36 +42,43 @@ def partitions_for(path: Path) -> int:
     return 1 if path.stat().st_size < MIN_PARALLEL_BYTES else max(1, cores)
 
 
-class _LeadKey(msgspec.Struct):
+class _OwnerKeys(msgspec.Struct):
     lead_id: Any = None  # every other field is skipped unparsed
+    anonymous_id: Any = None
 
 
-_LEAD_KEY = msgspec.json.Decoder(_LeadKey).decode
+_OWNER_KEYS = msgspec.json.Decoder(_OwnerKeys).decode
 
 
-def lead_of(line: bytes) -> Any:
-    """A record's lead id as JSON reads it (None when it is no JSON object); the C decoder
-    skips every other field unparsed."""
+def owner_of(line: bytes) -> Any:
+    """A record's owner as JSON reads it (SPEC §2: its lead id, else its anonymous id; None when
+    it is no JSON object or has neither as a string); the C decoder skips every other field unparsed."""
     try:
-        return _LEAD_KEY(line).lead_id
+        keys = _OWNER_KEYS(line)
     except (msgspec.DecodeError, RecursionError):
         return None
+    return keys.lead_id if keys.lead_id is not None else keys.anonymous_id
 
 
 def partition_of(line: bytes, partitions: int) -> int:
-    """The partition of a record's lead id; a record with no string lead id (invalid whatever
-    else it holds) goes to partition 0. The pure Python routing; `_fold.route` is the C one,
-    which routes every record with a lead id the same way, and may count an invalid record
-    in another partition than 0 (it reads bytes, not JSON): it is counted once either way."""
-    lead = lead_of(line)
-    return kafka_partition(lead.encode("utf-8", "surrogatepass"), partitions) if type(lead) is str else 0
+    """The partition of a record's owner; a record with no string owner (invalid whatever else
+    it holds) goes to partition 0. The pure Python routing; `_fold.route` is the C one, which
+    routes every record with an owner the same way, and may count an invalid record in another
+    partition than 0 (it reads bytes, not JSON): it is counted once either way."""
+    owner = owner_of(line)
+    return kafka_partition(owner.encode("utf-8", "surrogatepass"), partitions) if type(owner) is str else 0
 
 
 def replay_parallel(
     path: Path, defs: Definitions, baseline: Definitions | None, leads_out: Path | None, partitions: int, rejects: Path | None = None
 ) -> dict[str, Any]:
-    """`rejects`: each process writes the invalid records of its partition in line order, merged
-    into this file by line (streams/replay/rejects.py)."""
+    """The report (or comparison) of a file, one process per partition of its owners. Persons cross
+    partitions (an anonymous id's events live in its own partition, its lead's in another), so the
+    parent decides, from every process's links, which anonymous ids join which leads, and each one
+    that joins a lead of another partition is handed over to that lead's process (SPEC §9).
+
+    `rejects`: each process writes the invalid records of its partition in line order, merged into
+    this file by line (streams/replay/rejects.py)."""
     context = multiprocessing.get_context("fork")
     pipes, processes = [], []
     with tempfile.TemporaryDirectory(prefix="journey-replay-") as scratch:
@@ -85,6 +93,8 @@ def replay_parallel(
             folded = [_receive(pipe) for pipe in pipes]
             if rejects is not None:
                 check_count(merge_parts(rejects_parts, rejects), sum(f["counts"].invalid for f in folded))
+            _make_persons(pipes, folded, defs, partitions)
+            aggregated = [_receive(pipe) for pipe in pipes]
             marks = [f["watermark"] for f in folded if f["watermark"] is not None]
             watermark = max(marks) if marks else None
             parts = [Path(scratch) / f"leads-{i}.jsonl" for i in range(partitions)] if leads_out else [None] * partitions
@@ -93,7 +103,7 @@ def replay_parallel(
             finished = [_receive(pipe) for pipe in pipes]
             if leads_out is not None:
                 _merge_sorted(parts, leads_out)
-            return _result(defs, baseline, watermark, folded, finished)
+            return _result(defs, baseline, watermark, folded, aggregated, finished)
         finally:
             for process in processes:
                 process.join(timeout=5)
@@ -101,16 +111,49 @@ def replay_parallel(
                     process.kill()
 
 
-def _result(defs: Definitions, baseline: Definitions | None, watermark: int | None, folded: list[dict], finished: list[dict]) -> dict[str, Any]:
+def _make_persons(pipes: list[Connection], folded: list[dict[str, Any]], defs: Definitions, partitions: int) -> None:
+    """Which anonymous ids join which leads, over the whole log; the states of those that join a lead
+    of another process go there, and every process makes its persons."""
+    links = [link for part in folded for link in part["links"]]
+    chosen = kept(winners(links, defs), defs)
+
+    def partition(owner: str) -> int:  # as the records were routed
+        return kafka_partition(owner.encode("utf-8", "surrogatepass"), partitions)
+
+    joined: list[dict[str, list[str]]] = [{} for _ in pipes]
+    handing: list[list[str]] = [[] for _ in pipes]  # per process, its anonymous ids that join a lead of another
+    arriving: list[list[str]] = [[] for _ in pipes]
+    for lead_id, ids in chosen.joined.items():
+        home = partition(lead_id)
+        joined[home][lead_id] = ids
+        for anonymous_id in ids:
+            if (source := partition(anonymous_id)) != home:
+                handing[source].append(anonymous_id)
+                arriving[home].append(anonymous_id)
+    linked = {anonymous_id for anonymous_id, *_ in links}
+    asked = [[anonymous_id for anonymous_id in linked if partition(anonymous_id) == index] for index in range(partitions)]
+    for pipe, out, asks in zip(pipes, handing, asked, strict=True):
+        pipe.send({"hand_over": out, "owns": asks})
+    answers = [_receive(pipe) for pipe in pipes]
+    handed = {anonymous_id: data for answer in answers for anonymous_id, data in answer["handed"].items()}
+    counts = counts_of(chosen, sum(part["anonymous_owners"] for part in folded) + sum(answer["unowned"] for answer in answers))
+    marks = [part["watermark"] for part in folded if part["watermark"] is not None]
+    watermark = max(marks) if marks else None  # the whole log's: days waiting (SPEC §10) are counted at it
+    for pipe, own, incoming in zip(pipes, joined, arriving, strict=True):
+        pipe.send({"adopt": {a: handed[a] for a in incoming if a in handed}, "joined": own, "counts": counts, "watermark": watermark})
+
+
+def _result(defs: Definitions, baseline: Definitions | None, watermark: int | None, folded: list[dict], aggregated: list[dict], finished: list[dict]) -> dict[str, Any]:
     counts = EventCounts()
     for part in folded:
         counts.merge(part["counts"])
+    identity = aggregated[0]["identity"]
 
     def report(side: int, side_defs: Definitions) -> dict[str, Any]:
         totals = Aggregates.empty(side_defs)
-        for part in folded:
+        for part in aggregated:
             totals.merge(part["aggregates"][side])
-        return build_report(side_defs, counts, watermark, totals)
+        return build_report(side_defs, counts, watermark, totals, identity)
 
     if baseline is None:
         return report(0, defs)
@@ -128,9 +171,18 @@ def _partition(conn: Connection, path: Path, index: int, partitions: int, defs: 
                 projector.feed_all(records)
         else:
             _fold_keeping_rejects(projector, path, index, partitions, rejects)
-        gc.freeze()  # the lead states stay to the end: later collections need not walk them again
+        gc.freeze()  # the owner states stay to the end: later collections need not walk them again
+        conn.send({"counts": projector.counts, "watermark": projector.watermark, "links": projector.links, "anonymous_owners": projector.anonymous_owners()})
+        asked = conn.recv()
+        handed = {anonymous_id: projector.hand_over(anonymous_id) for anonymous_id in asked["hand_over"]}
+        conn.send({"handed": {a: data for a, data in handed.items() if data is not None}, "unowned": sum(1 for a in asked["owns"] if not projector.owns(a))})
+        plan = conn.recv()
+        for anonymous_id, data in plan["adopt"].items():
+            projector.adopt(anonymous_id, data)
+        projector.make_persons(defs, plan["joined"], plan["counts"])
+        projector.watermark = plan["watermark"]  # the whole log's, not this partition's
         sides = [defs] if baseline is None else [defs, baseline]
-        conn.send({"counts": projector.counts, "watermark": projector.watermark, "aggregates": [projector.aggregate(d) for d in sides]})
+        conn.send({"aggregates": [projector.aggregate(d) for d in sides], "identity": plan["counts"]})
         watermark, leads_part = conn.recv()
         projector.watermark = watermark  # the whole log's, not this partition's
         if leads_part is not None:
@@ -150,7 +202,7 @@ def _mine(path: Path, index: int, partitions: int, accelerated: bool = ACCELERAT
     if accelerated:
         assert _fold is not None
         for data in text_chunks(path):
-            yield _fold.route(data, partitions, index, lead_of)
+            yield _fold.route(data, partitions, index, owner_of)
         return
     for lines in record_chunks(path):
         yield [line for line in lines if partition_of(line, partitions) == index]
@@ -160,15 +212,15 @@ def _fold_keeping_rejects(projector: Projector, path: Path, index: int, partitio
     """The partition's records with their line numbers, each invalid one written to `rejects`.
     Routed by `partition_of`'s rule (the C routing keeps no line numbers), with the C murmur2."""
     with writing(rejects) as out:
-        kept = Rejects(out)
+        kept_rejects = Rejects(out)
         for numbered in numbered_records(path):
             mine = [(number, line) for number, line in numbered if _partition_fast(line, partitions) == index]
-            projector.feed_all(kept.track(mine), kept.decode)
+            projector.feed_all(kept_rejects.track(mine), kept_rejects.decode)
 
 
 def _partition_fast(line: bytes, partitions: int) -> int:
-    lead = lead_of(line)
-    return fast_partition(lead.encode("utf-8", "surrogatepass"), partitions) if type(lead) is str else 0
+    owner = owner_of(line)
+    return fast_partition(owner.encode("utf-8", "surrogatepass"), partitions) if type(owner) is str else 0
 
 
 def _receive(pipe: Connection) -> dict[str, Any]:
@@ -181,10 +233,15 @@ def _receive(pipe: Connection) -> dict[str, Any]:
     return message
 
 
+def _person_order(person: dict[str, Any]) -> tuple[bool, str]:
+    """Leads by lead id, then anonymous persons by anonymous id: the order of every process's lines."""
+    return (False, person["lead_id"]) if person["lead_id"] is not None else (True, person["anonymous_ids"][0])
+
+
 def _merge_sorted(parts: list[Path | None], out_path: Path) -> None:
     files = [part.open("rb") for part in parts if part is not None]
     try:
-        keyed = [((orjson.loads(line)["lead_id"], line) for line in f) for f in files]
+        keyed = [((_person_order(orjson.loads(line)), line) for line in f) for f in files]
         with out_path.open("wb") as out:
             for _, line in heapq.merge(*keyed):
                 out.write(line)

@@ -46,6 +46,8 @@ def replay(request: ReplayRequest) -> dict[str, Any]:
     """The report (or, with a baseline, the comparison) of the whole log."""
     if request.rejects is not None:
         _check_writable(request.rejects, "--rejects")
+    if request.baseline is not None and request.baseline.identity != request.definitions.identity:
+        return _other_persons(request)
     if isinstance(request.source, Path) and request.partitions != 1:
         partitions = request.partitions or partitions_for(request.source)
         if partitions > 1:
@@ -61,6 +63,20 @@ def replay(request: ReplayRequest) -> dict[str, Any]:
     if request.baseline is not None:
         return projector.comparison(request.baseline, request.definitions)
     return projector.report(request.definitions)
+
+
+def _other_persons(request: ReplayRequest) -> dict[str, Any]:
+    """A comparison of definitions whose identity options differ: each side has persons of its own
+    (SPEC §9), made from one fold by the reference projector, in one process."""
+    projector = Projector()
+    if request.rejects is None:
+        projector.feed_all(_records(request.source))
+    else:
+        _feed_keeping_rejects(projector, request.source, request.rejects)
+    if request.leads_out is not None:
+        write_leads(request.leads_out, projector, request.definitions)
+    assert request.baseline is not None
+    return projector.comparison(request.baseline, request.definitions)
 
 
 def write_leads(path: Path, projector: Projector, defs: Definitions) -> None:

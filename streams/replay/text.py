@@ -10,7 +10,8 @@ def render_report(report: dict[str, Any]) -> str:
     lines = [
         f"events     {events['valid']} valid, {events['invalid']} invalid, {events['duplicates']} duplicates",
         f"watermark  {report['watermark'] or '-'}",
-        f"leads      {report['leads']}",
+        f"persons    {report['leads']} (leads, with the anonymous ids that joined them, and anonymous visitors who joined none)",
+        _identity(report.get("identity")),
         "",
         _counts("Pipeline (leads per stage)", report["pipeline"], report["leads"]),
         "",
@@ -23,17 +24,67 @@ def render_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_comparison(comparison: dict[str, Any]) -> str:
+def _identity(identity: dict[str, int] | None) -> str:
+    """SPEC §9: how many anonymous ids there were, and what became of them."""
+    if not identity or not identity["anonymous_ids"]:
+        return "identity   no anonymous ids"
+    apart = identity["anonymous_ids"] - identity["joined"] - identity["over_limit"]
+    return (
+        f"identity   {identity['anonymous_ids']} anonymous ids: {identity['joined']} joined their lead, "
+        f"{identity['over_limit']} over a lead's limit, {apart} joined none"
+    )
+
+
+def render_comparison(comparison: dict[str, Any], baseline_name: str = "baseline", candidate_name: str = "candidate") -> str:
+    """What changes first (leads that move, the main counts side by side), then both reports in full."""
+    baseline, candidate = comparison["baseline"], comparison["candidate"]
+    events = baseline["events"]
     parts = [
-        "== Baseline ==",
-        render_report(comparison["baseline"]),
-        "== Candidate ==",
-        render_report(comparison["candidate"]),
+        f"Comparison over one log (valid events {events['valid']}, leads {baseline['leads']}, watermark {baseline['watermark'] or '-'})",
+        f"  baseline   {baseline_name}",
+        f"  candidate  {candidate_name}",
+        "",
         _changes("Stage changes (leads)", comparison["stage_changes"]),
         "",
         _changes("Qualification changes (leads)", comparison["qualification_changes"]),
+        "",
+        _side_by_side("Pipeline (leads per stage)", baseline["pipeline"], candidate["pipeline"]),
+        "",
+        _side_by_side("Qualification", baseline["qualification"], candidate["qualification"]),
+        "",
+        _side_by_side("Funnel (AIDA): leads that reached each step", baseline["funnel"], candidate["funnel"]) + "\n" + _overall(baseline, candidate),
+        "",
+        f"== Details: the baseline report ({baseline_name}) ==",
+        render_report(baseline),
+        f"== Details: the candidate report ({candidate_name}) ==",
+        render_report(candidate),
     ]
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _side_by_side(title: str, old: dict[str, int], new: dict[str, int]) -> str:
+    """Counts of both reports per name; a name only one side defines shows `-` on the other."""
+    names = list(dict.fromkeys([*old, *new]))
+    width = max([len(name) for name in names] + [5])
+    rows = [title, f"  {'':<{width}}  {'baseline':>9}  {'candidate':>9}  {'change':>7}"]
+    for name in names:
+        before, after = old.get(name), new.get(name)
+        change = (after or 0) - (before or 0)
+        rows.append(f"  {name:<{width}}  {_count(before):>9}  {_count(after):>9}  {f'{change:+d}' if change else '0':>7}")
+    return "\n".join(rows)
+
+
+def _overall(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Conversion from the first funnel step to the last, both sides."""
+    def conversion(report: dict[str, Any]) -> str:
+        reached = list(report["funnel"].values())
+        return _percent(reached[-1], reached[0]) if len(reached) > 1 else "-"
+
+    return f"  overall conversion {conversion(old)} -> {conversion(new)}"
+
+
+def _count(n: int | None) -> str:
+    return "-" if n is None else str(n)
 
 
 def _counts(title: str, counts: dict[str, int], total: int) -> str:

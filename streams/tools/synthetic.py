@@ -4,6 +4,11 @@ Leads start at random times, skip stages, drop out, read content a few times,
 are contacted or reach out themselves. The log also carries what real
 platforms send: events reported late and out of order, other UTC offsets,
 resent duplicates, unknown fields and a few invalid records.
+
+With `anonymous`, that share of journeys starts anonymous (SPEC §9): the ads are
+seen under a cookie id, an `identified` event links it to the lead when the visitor
+first reads or gets in touch, and later events carry the lead id (now and then both).
+A few cookies are shared by two leads, and a few events carry an ignored id.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -40,13 +45,27 @@ class JourneyGenerator:
     """Events of `leads` leads whose journeys start within `days` days of `start`; with `until`, the
     journeys are cut there (what has not happened yet is not sent: the demo's journeys end now)."""
 
-    def __init__(self, leads: int, seed: int, days: int = 90, start: datetime = DEFAULT_START, prefix: str = "L", until: datetime | None = None) -> None:
+    def __init__(
+        self, leads: int, seed: int, days: int = 90, start: datetime = DEFAULT_START, prefix: str = "L", until: datetime | None = None,
+        anonymous: float = 0.0,
+    ) -> None:
         self.leads = leads
         self.days = days
         self.start = start
         self.prefix = prefix
         self.rng = random.Random(seed)
         self.until = None if until is None else (until - start).total_seconds()
+        self.anonymous = anonymous
+        self.identity_rng = random.Random(seed * 7919 + 1)  # apart: a log without anonymous journeys is as it always was
+        self._last_cookie: str | None = None
+
+    @classmethod
+    def ending(cls, leads: int, seed: int, days: int, end: datetime, anonymous: float = 0.0) -> JourneyGenerator:
+        """Journeys that start within the `days` days before `end` and are cut there, as if read
+        at `end`: the watermark falls just before it, so recent leads are still fresh (MQL, not
+        stale SAL). A journey runs on for months after it starts (upsells), so a log that merely
+        starts `days` before today would reach far past it."""
+        return cls(leads, seed, days, end - timedelta(days=days), until=end, anonymous=anonymous)
 
     def records(self) -> Iterator[bytes]:
         """The whole log in the order it reaches Kafka, as JSONL lines without newlines.
@@ -70,10 +89,16 @@ class JourneyGenerator:
         """One lead's records with the time they reach the log (seconds after `self.start`)."""
         rng = self.rng
         lead_id = f"{self.prefix}-{lead:06d}"
-        for seq, (kind, at, extra) in enumerate(self._journey(start)):
+        events: Iterable[tuple[dict[str, object], float]]
+        if self.anonymous and self.identity_rng.random() < self.anonymous:
+            steps = list(self._journey(start))
+            made = [self._event(lead_id, seq, kind, at, extra) for seq, (kind, at, extra) in enumerate(steps)]
+            events = self._anonymous_first(lead_id, made, [at for _, at, _ in steps])
+        else:  # made as the loop goes, drawing from rng in the order this generator always has
+            events = ((self._event(lead_id, seq, kind, at, extra), at) for seq, (kind, at, extra) in enumerate(self._journey(start)))
+        for event, at in events:
             if self.until is not None and at > self.until:
                 return
-            event = self._event(lead_id, seq, kind, at, extra)
             line = orjson.dumps(event)
             arrives = at + (rng.uniform(1, 120) * HOUR if rng.random() < 0.05 else 0.0)  # reported late
             yield arrives, line
@@ -81,6 +106,30 @@ class JourneyGenerator:
                 yield arrives + rng.uniform(0, 48) * HOUR, line
             if rng.random() < 0.01:
                 yield arrives, rng.choice(BAD_RECORDS)
+
+    def _anonymous_first(self, lead_id: str, events: list[dict[str, object]], times: list[float]) -> list[tuple[dict[str, object], float]]:
+        """A journey whose ads were seen anonymously: under a cookie until the visitor first reads or gets
+        in touch, with an `identified` event linking the cookie to the lead just before that."""
+        rng = self.identity_rng
+        cookie = self._last_cookie if self._last_cookie is not None and rng.random() < 0.02 else f"a-{lead_id}-{rng.getrandbits(24):06x}"  # a shared device
+        self._last_cookie = cookie
+        result: list[tuple[dict[str, object], float]] = []
+        known = False
+        for event, at in zip(events, times, strict=True):
+            if not known and event["type"] != "ad_seen":
+                link = {"event_id": f"{lead_id}-id-{rng.getrandbits(32):08x}", "type": "identified", "lead_id": lead_id, "anonymous_id": cookie,
+                        "occurred_at": self._time(max(0.0, at - 60))}
+                result.append((link, max(0.0, at - 60)))
+                known = True
+            if known:
+                if rng.random() < 0.1:
+                    event["anonymous_id"] = cookie  # the platform still sends the cookie: a link as well
+                result.append((event, at))
+                continue
+            anonymous = {key: value for key, value in event.items() if key != "lead_id"}
+            anonymous["anonymous_id"] = cookie if rng.random() > 0.01 else "undefined"  # an ignored id now and then
+            result.append((anonymous, at))
+        return result
 
     def _journey(self, t: float) -> Iterator[tuple[str, float, dict[str, object]]]:
         rng = self.rng

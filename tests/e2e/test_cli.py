@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from streams.net import free_port
+from tests.conftest import golden_json
 from tests.e2e.conftest import run_journey
 from tests.helpers import same_instants
 
@@ -44,7 +47,18 @@ class TestReplay:
             "replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json",
             "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
         )
-        assert same_instants(json.loads(result.stdout), json.loads((golden / "expected-compare.json").read_text()))
+        assert same_instants(json.loads(result.stdout), golden_json("expected-compare.json"))
+
+    def test_a_comparison_of_other_identity_options_has_the_persons_of_each_side(self, golden: Path, tmp_path: Path) -> None:
+        keep_one = tmp_path / "keep-one.yaml"
+        keep_one.write_text((golden / "default-definitions.yaml").read_text().replace("max_anonymous_ids: 100", "max_anonymous_ids: 1"))
+        result = run_journey("replay", "--input", str(golden / "journey-identity.jsonl"), "--format", "json", "--baseline", str(golden / "default-definitions.yaml"),
+                             "--definitions", str(keep_one))
+        assert result.returncode == 0, result.stderr
+        comparison = json.loads(result.stdout)
+        assert same_instants(comparison["baseline"], golden_json("expected-identity-report.json"))
+        candidate = comparison["candidate"]["identity"]
+        assert candidate["joined"] < comparison["baseline"]["identity"]["joined"] and candidate["anonymous_ids"] == comparison["baseline"]["identity"]["anonymous_ids"]
 
     def test_text_format_shows_tables_with_conversion(self, golden: Path) -> None:
         result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"))
@@ -70,6 +84,19 @@ class TestReplay:
             "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
         )
         assert "explore->aware" in result.stdout.decode() and "sal->lead" in result.stdout.decode()
+
+    def test_text_comparison_leads_with_what_changed_then_both_reports(self, golden: Path) -> None:
+        baseline, candidate = str(golden / "default-definitions.yaml"), str(golden / "alt-definitions.yaml")
+        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--baseline", baseline, "--definitions", candidate)
+        lines = result.stdout.decode().splitlines()
+        assert result.returncode == 0 and baseline in lines[1] and candidate in lines[2]
+        first = {title: lines.index(title) for title in ("Stage changes (leads)", "Qualification changes (leads)", "Pipeline (leads per stage)")}
+        details = next(i for i, line in enumerate(lines) if line.startswith("== Details"))
+        assert max(first.values()) < details
+        rows = {tuple(line.split()) for line in lines[:details]}
+        assert ("mql", "13", "5", "-8") in rows and ("aware", "-", "205", "+205") in rows and ("action", "74", "71", "-3") in rows
+        assert "  overall conversion 18.8% -> 18.0%" in lines[:details]
+        assert sum(line.startswith("== Details") for line in lines) == 2  # then each report in full
 
     def test_an_empty_log_gives_a_null_watermark(self, tmp_path: Path) -> None:
         empty = tmp_path / "empty.jsonl"
@@ -109,20 +136,37 @@ class TestUserMistakes:
 
 
 class TestGenerate:
-    def test_the_same_seed_gives_the_same_log(self) -> None:
-        a = run_journey("generate", "--leads", "50", "--seed", "3")
-        b = run_journey("generate", "--leads", "50", "--seed", "3")
-        c = run_journey("generate", "--leads", "50", "--seed", "4")
+    def test_the_same_seed_and_start_give_the_same_log(self) -> None:
+        a = run_journey("generate", "--leads", "50", "--seed", "3", "--start", "2026-08-01")
+        b = run_journey("generate", "--leads", "50", "--seed", "3", "--start", "2026-08-01")
+        c = run_journey("generate", "--leads", "50", "--seed", "4", "--start", "2026-08-01")
         assert a.returncode == 0 and a.stdout == b.stdout != c.stdout
 
     def test_a_generated_log_replays_with_duplicates_and_invalid_records(self, tmp_path: Path) -> None:
         log = tmp_path / "log.jsonl"
-        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1").stdout)
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1", "--start", "2026-08-01", "--anonymous", "0").stdout)
         report = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)
         assert 300 < report["leads"] <= 400  # a few synthetic leads drop out before their first event
         assert report["events"]["duplicates"] > 0 and report["events"]["invalid"] > 0
         assert all(n > 0 for n in report["pipeline"].values())
         assert all(n > 0 for n in report["qualification"].values())
+        assert report["identity"] == {"anonymous_ids": 0, "joined": 0, "over_limit": 0}
+
+    def test_a_share_of_journeys_starts_anonymous_and_joins_its_lead(self, tmp_path: Path) -> None:
+        log = tmp_path / "log.jsonl"
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1", "--start", "2026-08-01", "--anonymous", "0.5").stdout)
+        identity = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)["identity"]
+        assert 150 < identity["anonymous_ids"] < 250 and 0.5 < identity["joined"] / identity["anonymous_ids"] < 0.9  # some never identify
+
+    def test_by_default_the_log_ends_before_today_with_leads_still_fresh(self, tmp_path: Path) -> None:
+        today = datetime.now(UTC).date()
+        log = tmp_path / "log.jsonl"
+        log.write_bytes(run_journey("generate", "--leads", "400", "--seed", "1").stdout)
+        report = json.loads(run_journey("replay", "--input", str(log), "--format", "json").stdout)
+        watermark = datetime.fromisoformat(report["watermark"]).date()
+        if datetime.now(UTC).date() == today:  # not across midnight
+            assert today - timedelta(days=2) <= watermark < today
+        assert report["qualification"]["mql"] > 0  # read today, not every lead has gone stale
 
     def test_a_negative_lead_count_is_one_line(self) -> None:
         assert "--leads" in one_line_error(run_journey("generate", "--leads", "-1", "--seed", "1"))
@@ -176,19 +220,40 @@ class TestWorkerMistakes:
         line = one_line_error(run_journey("worker", "--definitions", str(bad), "--broker", "kafka://127.0.0.1:1"))
         assert str(bad) in line
 
+    def test_a_data_dir_that_cannot_be_created_is_one_line(self, tmp_path: Path) -> None:
+        (tmp_path / "a-file").write_text("")
+        data_dir = tmp_path / "a-file" / "worker"
+        line = one_line_error(run_journey("worker", "--data-dir", str(data_dir), "--web-port", str(free_port()), "--broker", "kafka://127.0.0.1:1"))
+        assert str(data_dir) in line and "--data-dir" in line
+
 
 class TestParallelReplay:
     @pytest.mark.parametrize("partitions", ["2", "3"])
-    def test_partitioned_replay_equals_the_golden_files(self, golden: Path, tmp_path: Path, partitions: str, expected_report: dict, expected_leads: list[dict]) -> None:
+    @pytest.mark.parametrize(("log", "report", "persons"), [
+        ("journey-small.jsonl", "expected-report.json", "expected-leads.jsonl"),
+        ("journey-identity.jsonl", "expected-identity-report.json", "expected-identity-leads.jsonl"),  # persons across processes
+    ])
+    def test_partitioned_replay_equals_the_golden_files(self, golden: Path, tmp_path: Path, partitions: str, log: str, report: str, persons: str) -> None:
         out = tmp_path / "leads.jsonl"
-        result = run_journey("replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json", "--partitions", partitions, "--leads-out", str(out))
+        result = run_journey("replay", "--input", str(golden / log), "--format", "json", "--partitions", partitions, "--leads-out", str(out))
         assert result.returncode == 0, result.stderr
-        assert same_instants(json.loads(result.stdout), expected_report)
-        assert same_instants([json.loads(line) for line in out.read_text().splitlines()], expected_leads)
+        assert same_instants(json.loads(result.stdout), golden_json(report))
+        assert same_instants([json.loads(line) for line in out.read_text().splitlines()], golden_json(persons))
 
     def test_partitioned_comparison_equals_the_golden_comparison(self, golden: Path) -> None:
         result = run_journey(
             "replay", "--input", str(golden / "journey-small.jsonl"), "--format", "json", "--partitions", "3",
             "--baseline", str(golden / "default-definitions.yaml"), "--definitions", str(golden / "alt-definitions.yaml"),
         )
-        assert same_instants(json.loads(result.stdout), json.loads((golden / "expected-compare.json").read_text()))
+        assert same_instants(json.loads(result.stdout), golden_json("expected-compare.json"))
+
+    def test_a_comparison_of_other_identity_options_has_the_persons_of_each_side(self, golden: Path, tmp_path: Path) -> None:
+        keep_one = tmp_path / "keep-one.yaml"
+        keep_one.write_text((golden / "default-definitions.yaml").read_text().replace("max_anonymous_ids: 100", "max_anonymous_ids: 1"))
+        result = run_journey("replay", "--input", str(golden / "journey-identity.jsonl"), "--format", "json", "--baseline", str(golden / "default-definitions.yaml"),
+                             "--definitions", str(keep_one))
+        assert result.returncode == 0, result.stderr
+        comparison = json.loads(result.stdout)
+        assert same_instants(comparison["baseline"], golden_json("expected-identity-report.json"))
+        candidate = comparison["candidate"]["identity"]
+        assert candidate["joined"] < comparison["baseline"]["identity"]["joined"] and candidate["anonymous_ids"] == comparison["baseline"]["identity"]["anonymous_ids"]

@@ -19,7 +19,7 @@ from schemas import Rejection, decode
 from tests.e2e.conftest import run_journey
 
 pytestmark = pytest.mark.usefixtures("journey")
-GOLDEN_LOGS = ("journey-small.jsonl", "journey-rich.jsonl")
+GOLDEN_LOGS = ("journey-small.jsonl", "journey-rich.jsonl", "journey-identity.jsonl", "identity-examples.jsonl")
 
 
 def reference(log: bytes) -> list[dict]:

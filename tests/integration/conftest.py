@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as SyncTopicPartition
 
-from streams.kafka import tansu
+from streams.kafka import tansu, topics
 from streams.net import free_port
 from streams.tools.broker import EmbeddedBroker
 
@@ -151,14 +153,43 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
     return asyncio.run(read())
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition") -> Any:
+def end_offsets(bootstrap: str, partitions: int = 8, topic: str = topics.EVENTS) -> dict[int, int]:
+    """A topic's end offsets as a tool would see them, corrected for the embedded broker (streams/kafka/tansu.py)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        reported = consumer.end_offsets([SyncTopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        consumer.close()
+    return {tp.partition: end for tp, end in tansu.corrected_end_offsets_blocking(bootstrap, reported).items()}
+
+
+def committed(bootstrap: str, topic: str = topics.EVENTS) -> dict[int, int]:
+    """Group journey's committed offsets on a topic (journey.events), as an outside admin client reads them."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        if hasattr(admin, "list_consumer_group_offsets"):  # kafka-python 2
+            offsets = admin.list_consumer_group_offsets("journey")
+        else:  # kafka-python 3 renamed it
+            offsets = admin.list_group_offsets({"journey": None})["journey"]
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+def written_locally(worker: Worker, bootstrap: str, timeout: float = 60) -> None:
+    """Wait until the worker has written every event locally: its commits, which follow the local writes, reach the ends."""
+    ends = end_offsets(bootstrap)
+    wait_for(lambda: committed(bootstrap) == {p: end for p, end in ends.items() if end}, timeout, f"{worker.url} to write {ends} locally")
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60, message: str = "condition", interval: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         last = condition()
         if last:
             return last
-        time.sleep(0.25)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}; last: {last!r}")
 
 
@@ -183,6 +214,25 @@ def report_when_counted(worker: Worker, records: int, timeout: float = 60) -> di
         return spec_report(wait_for(counted, timeout, f"{records} records in {worker.url}/api/report"))
     except AssertionError as timeout_error:
         raise AssertionError(f"{timeout_error}; last answer {last}; worker log: {worker.tail()}") from None
+
+
+def report_when_settled(worker: Worker, expected: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
+    """The report once it equals `expected` (instants compared as instants): with anonymous ids (SPEC §9)
+    a worker settles after its last event, once the identity messages between partitions are applied."""
+    from tests.helpers import same_instants
+
+    last: list[Any] = []
+
+    def settled() -> dict[str, Any] | None:
+        status, report = last[:] = worker.get("/api/report")
+        return report if status == 200 and same_instants(spec_report(report), expected) else None
+
+    try:
+        return spec_report(wait_for(settled, timeout, f"{worker.url}/api/report to equal replay"))
+    except AssertionError:
+        status, report = last if last else (0, {})
+        differs = sorted(key for key in expected if status == 200 and report.get(key) != expected[key])
+        raise AssertionError(f"{worker.url}/api/report did not settle at replay's; differs in {differs}; last {status} {report}; log: {worker.tail()}") from None
 
 
 @pytest.fixture
@@ -226,3 +276,17 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
     yield start
     for worker in started:
         worker.stop(signal.SIGKILL if worker.process and worker.process.poll() is None else signal.SIGINT, timeout=10)
+
+
+@pytest.fixture
+def workers() -> Iterator[Callable[[Worker], Worker]]:
+    """Keeps each worker a test hands it (`workers(Worker(...).start())`); those still running at the end are killed."""
+    started: list[Worker] = []
+
+    def keep(worker: Worker) -> Worker:
+        started.append(worker)
+        return worker
+
+    yield keep
+    for worker in started:
+        worker.stop(signal.SIGKILL, timeout=10)

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from schemas import Rejection, decode
-from tests.helpers import as_cloudevent, as_track_call, same_instants
-from tests.integration.conftest import report_when_counted, wait_for
+from tests.conftest import golden_json
+from tests.helpers import as_cloudevent, as_segment_call, as_track_call, same_instants
+from tests.integration.conftest import report_when_counted, report_when_settled, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 TOKEN = "s3cret-ingest"
@@ -119,15 +120,18 @@ class TestLoad:
 
 
 class TestReadToken:
-    def test_read_endpoints_need_the_read_token_and_peers_pass_it_on(self, broker, start_worker, golden_log) -> None:
+    def test_read_endpoints_need_the_read_token_and_peers_pass_it_on(self, broker, start_worker, golden_log, tmp_path) -> None:
+        """The second worker reads its token from a file, as Kubernetes mounts a Secret (JOURNEY_READ_TOKEN_FILE)."""
         from tests.integration.conftest import produce
 
-        env = {"JOURNEY_READ_TOKEN": READ}
-        first, second = start_worker("w1", env=env), start_worker("w2", env=env)
+        token_file = tmp_path / "read-token"
+        token_file.write_text(READ + "\n")
+        first, second = start_worker("w1", env={"JOURNEY_READ_TOKEN": READ}), start_worker("w2", env={"JOURNEY_READ_TOKEN_FILE": str(token_file)})
         produce(broker, golden_log[:50])
         assert first.get("/api/report")[0] == 401
         assert first.get("/api/leads/L11-000276")[0] == 401
         assert first.get("/healthz")[0] == 200
+        assert second.get("/api/report")[0] == 401 and second.get("/api/report", token="wrong")[0] == 401
 
         def counted() -> bool:
             status, report = second.get("/api/report", token=READ)
@@ -152,12 +156,36 @@ class TestPlatformFormats:
             status, body = worker.request("POST", "/api/events", orjson.dumps([as_cloudevent(e) for e in part]), "application/cloudevents-batch+json", TOKEN)
             assert status == 200 and body["accepted"] == len(part), body
         for part in chunks(segment, 300):
-            calls = [as_track_call(e) for e in part] + [{"type": "identify", "userId": part[0]["lead_id"], "traits": {"plan": "pro"}}]
+            calls = [as_track_call(e) for e in part] + [{"type": "page", "userId": part[0]["lead_id"], "name": "Pricing"}]
             status, body = worker.request("POST", "/api/ingest/segment", orjson.dumps({"batch": calls}), "application/json", TOKEN)
             assert status == 200 and (body["accepted"], body["rejected"], body["ignored"]) == (len(part), 0, 1), body
             assert body["results"][-1] == {"index": len(part), "status": "ignored"}
         report = report_when_counted(worker, len(valid))
         assert same_instants(report, {**expected_report, "events": {**expected_report["events"], "invalid": 0}})
+
+    def test_the_identity_log_as_cloudevents_and_segment_track_identify_and_alias_calls_gives_replay_s_persons(self, start_worker, golden) -> None:
+        # SPEC §8, §9: anonymous CloudEvents (data.anonymous_id, no subject), Segment anonymousId beside userId,
+        # identify calls (and an alias call) as links
+        worker = start_worker(env={"JOURNEY_INGEST_TOKEN": TOKEN})
+        log = [line for line in (golden / "journey-identity.jsonl").read_bytes().split(b"\n") if line.strip()]
+        valid = [orjson.loads(record) for record in log if not isinstance(decode(record), Rejection)]
+        half = len(valid) // 2
+        for part in chunks(valid[:half], 300):
+            status, body = worker.request("POST", "/api/events", orjson.dumps([as_cloudevent(e) for e in part]), "application/cloudevents-batch+json", TOKEN)
+            assert status == 200 and body["accepted"] == len(part), body
+        calls = [as_segment_call(e) for e in valid[half:]]
+        aliased = next(i for i, call in enumerate(calls) if call["type"] == "identify")
+        calls[aliased] = {**{k: v for k, v in calls[aliased].items() if k != "anonymousId"}, "type": "alias", "previousId": calls[aliased]["anonymousId"]}
+        for part in chunks(calls, 300):
+            status, body = worker.request("POST", "/api/ingest/segment", orjson.dumps({"batch": part}), "application/json", TOKEN)
+            assert status == 200 and body["accepted"] == len(part), body
+        expected = golden_json("expected-identity-report.json")
+        report_when_settled(worker, {**expected, "events": {**expected["events"], "invalid": 0, "duplicates": expected["events"]["duplicates"]}}, timeout=120)
+
+    def test_an_identify_call_without_an_anonymous_id_is_rejected_in_segment_terms(self, ingest_worker) -> None:
+        call = {"type": "identify", "userId": "P1", "messageId": "m1", "timestamp": "2026-09-01T10:00:00Z", "traits": {"plan": "pro"}}
+        status, body = ingest_worker.request("POST", "/api/ingest/segment", orjson.dumps(call), "application/json", TOKEN)
+        assert status == 200 and body["rejected"] == 1 and body["results"][0]["reason"].startswith("anonymousId (anonymous_id): missing")
 
     def test_rejections_name_the_senders_fields_and_the_token_is_the_same(self, ingest_worker) -> None:
         event = {"event_id": "c1", "lead_id": "P1", "type": "purchase", "occurred_at": "2026-09-01T10:00:00Z", "amount": 10**13}

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.kafka import tansu, topics
-from streams.kafka.produce import lead_key, prepare
+from streams.kafka.produce import owner_key, prepare
 from streams.settings import Settings
 from tests.helpers import same_instants
 from tests.integration.conftest import JOURNEY, end_offset_sums, produce, wait_for
@@ -28,7 +28,7 @@ async def batched_produce(bootstrap: str, records: list[bytes]) -> None:
     prepare(Settings(broker=f"kafka://{bootstrap}"))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
     await producer.start()
-    await asyncio.gather(*[await producer.send(topics.EVENTS, r, key=lead_key(r)) for r in records])
+    await asyncio.gather(*[await producer.send(topics.EVENTS, r, key=owner_key(r)) for r in records])
     await producer.stop()
 
 

@@ -8,7 +8,7 @@ import orjson
 
 from projections import Definitions, Projector, default_definitions, load_definitions
 from projections.changes import NewDefinitions
-from projections.live import BatchResult, LiveProjection, Record
+from projections.live import BatchResult, LiveProjection, Record, catch_up
 from projections.routing import kafka_partition
 from streams.live.changes import published_under, read_published_under
 
@@ -50,7 +50,7 @@ class TestCatchUp:
         before, after = expected(records, old), expected(records, new)
         live, table = projected(records, new)
         mark = max(live.partitions[p].watermark for p in live.partitions)
-        changes = live.catch_up(table.items(), dict.fromkeys(range(PARTITIONS), old), mark)
+        changes = catch_up(live.defs, table.items(), dict.fromkeys(range(PARTITIONS), old), mark)
         flat = {change.lead_id: change for found in changes.values() for change in found}
         moved = {lead for lead in after if before[lead] != after[lead]}
         assert moved and set(flat) == moved
@@ -64,7 +64,7 @@ class TestCatchUp:
         records = (GOLDEN / "journey-small.jsonl").read_bytes().splitlines()
         new = load_definitions(GOLDEN / "alt-definitions.yaml")
         live, table = projected(records, new)
-        changes = live.catch_up(table.items(), {2: None}, None)
+        changes = catch_up(live.defs, table.items(), {2: None}, None)
         leads_of_2 = {lead for lead in expected(records, new) if kafka_partition(lead.encode(), PARTITIONS) == 2}
         assert set(changes) == {2} and {c.lead_id for c in changes[2]} == leads_of_2
         assert all(c.old_stage is None and c.old_qualification is None for c in changes[2])
@@ -72,7 +72,7 @@ class TestCatchUp:
     def test_the_same_definitions_give_no_change(self) -> None:
         records = (GOLDEN / "journey-small.jsonl").read_bytes().splitlines()
         live, table = projected(records, default_definitions())
-        assert live.catch_up(table.items(), dict.fromkeys(range(PARTITIONS), default_definitions()), None) == {p: [] for p in range(PARTITIONS)}
+        assert catch_up(live.defs, table.items(), dict.fromkeys(range(PARTITIONS), default_definitions()), None) == {p: [] for p in range(PARTITIONS)}
 
 
 class TestSpokenUnder:

@@ -19,14 +19,25 @@ times = st.sampled_from(["2026-09-01T10:00:00Z", "2026-09-01T10:00:00.5+02:00", 
 ids = st.text(min_size=0, max_size=130) | st.just("x" * 128) | st.just("x" * 129)
 
 
+def _owned(event: dict[str, Any]) -> dict[str, Any]:
+    """SPEC §2 and §9: a lead id or an anonymous id (a null lead id beside one is absent), and both on a link."""
+    if "lead_id" not in event and "anonymous_id" not in event:
+        event["lead_id"] = "L1"
+    if event["type"] == "identified":
+        event.setdefault("lead_id", "L1")
+        event.setdefault("anonymous_id", "A1")
+    return event
+
+
 valid_events = st.fixed_dictionaries(
     {
         "event_id": st.text(min_size=1, max_size=128),
-        "lead_id": st.text(min_size=1, max_size=128),
         "type": st.sampled_from(EVENT_TYPES),
         "occurred_at": times,
     },
     optional={
+        "lead_id": st.text(min_size=1, max_size=128),
+        "anonymous_id": st.text(min_size=1, max_size=128),
         "source": st.text(max_size=5),
         "channel": st.text(max_size=5),
         "currency": st.text(max_size=5),
@@ -36,8 +47,8 @@ valid_events = st.fixed_dictionaries(
         "schema_version": st.sampled_from([1, 2, 0]),
         "extra": json_values,
     },
-)
-FIELDS = ["event_id", "lead_id", "type", "occurred_at", "source", "channel", "campaign", "method", "currency", "inbound", "amount", "properties", "schema_version"]
+).map(_owned)
+FIELDS = ["event_id", "lead_id", "anonymous_id", "type", "occurred_at", "source", "channel", "campaign", "method", "currency", "inbound", "amount", "properties", "schema_version"]
 corruptions = st.dictionaries(st.sampled_from(FIELDS), json_values | ids, max_size=2)
 
 

@@ -83,6 +83,43 @@ class TestBadDefinitions:
     def test_mql_min_content_reads_must_be_a_positive_integer(self, value: str) -> None:
         assert "mql_min_content_reads" in refusal(DEFAULT_YAML.replace("mql_min_content_reads: 2", f"mql_min_content_reads: {value}"))
 
+    def test_a_stale_after_days_in_words_names_the_users_path_and_what_it_takes(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: two weeks"))
+        assert message == (
+            "defs.yaml: qualification.sal_stale_after_days (line 17): must be a number of days ≥ 0 (fractions allowed), "
+            "got 'two weeks'; fix the value"
+        )
+
+    def test_a_negative_fraction_of_days_gets_the_same_sentence(self) -> None:
+        message = refusal(DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: -1.5"))
+        assert "sal_stale_after_days (line 17): must be a number of days ≥ 0 (fractions allowed), got -1.5" in message
+
+    def test_a_fraction_of_days_is_accepted(self) -> None:
+        defs = parse_definitions(DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: 1.5"), "defs.yaml")
+        assert defs.sal_stale_after_micros == 36 * 3_600_000_000
+
+    def test_a_fractional_content_read_count_says_it_takes_whole_numbers(self) -> None:
+        assert "mql_min_content_reads (line 16): must be a whole number ≥ 1, got 1.5" in refusal(
+            DEFAULT_YAML.replace("mql_min_content_reads: 2", "mql_min_content_reads: 1.5")
+        )
+
+    @pytest.mark.parametrize(
+        ("old", "new"),
+        [
+            ("sal_stale_after_days: 14", "sal_stale_after_days: yes"),
+            ("sal_stale_after_days: 14", "sal_stale_after_days:"),
+            (DEFAULT_YAML[: DEFAULT_YAML.index("funnel:")], "pipeline: [explore]\n"),
+            ("- {name: explore,     events: [ad_seen]}", "- explore"),
+            ("events: [ad_seen]}", "events: [1]}"),
+            ("{name: explore,", "{name: 5,"),
+            ("  mql_min_content_reads: 2\n  sal_stale_after_days: 14\n", ""),
+        ],
+    )
+    def test_no_refusal_speaks_of_the_validators_internals(self, old: str, new: str) -> None:
+        message = refusal(DEFAULT_YAML.replace(old, new, 1))
+        for internal in (".int ", ".float ", "instance of", "_group", "_qualification", "input should"):
+            assert internal not in message
+
     def test_broken_yaml_names_the_line(self) -> None:
         assert "line" in refusal("pipeline: [unclosed\n")
 
@@ -100,6 +137,8 @@ class TestDigest:
     def test_key_order_whitespace_and_comments_change_nothing(self) -> None:
         reordered = """\
 # the same definitions, written otherwise
+identity: {ignored_ids: ["", "null", "undefined", "0", "anonymous", "guest"], max_anonymous_ids: 100}
+conversion_window_days: 30
 qualification: {sal_stale_after_days: 14,   mql_min_content_reads: 2}
 funnel:
   steps:
@@ -117,6 +156,13 @@ pipeline:
     - {events: [upsell],       name: upsell}
 """
         assert parse_definitions(reordered, "t").digest == default_definitions().digest
+
+    def test_a_file_without_the_optional_keys_gets_their_defaults_but_its_own_digest(self) -> None:
+        # SPEC §3: the digest is of the file as written; the built-in defaults include the optional keys
+        without = DEFAULT_YAML.split("conversion_window_days")[0]
+        defs, default = parse_definitions(without, "t"), default_definitions()
+        assert (defs.conversion_window_micros, defs.identity) == (default.conversion_window_micros, default.identity)
+        assert defs.digest != default.digest
 
     def test_any_change_of_meaning_changes_it(self) -> None:
         longer = DEFAULT_YAML.replace("sal_stale_after_days: 14", "sal_stale_after_days: 15")

@@ -27,7 +27,7 @@ from schemas.decode import Event, decode
 from schemas.events import EVENT_TYPES, parse_time
 from schemas.events import format_time as schemas_format_time
 from streams.replay import sources
-from streams.replay.parallel import _mine, lead_of, partition_of
+from streams.replay.parallel import _mine, owner_of, partition_of
 from tests.unit.test_decode_properties import raw_records
 from tests.unit.test_partitioning import objects
 from tests.unit.test_view_reference import definitions
@@ -131,16 +131,25 @@ class TestLiveDecoder:
 
 # ---- the fold and the aggregates ----
 
+def _owned(event: dict) -> dict:
+    if event.get("lead_id") is None and event.get("anonymous_id") is None and event.get("type") != "ad_seen":
+        event["lead_id"] = "L1"  # mostly owned; an ad_seen with neither id stays, invalid
+    return event
+
+
 pool_events = st.fixed_dictionaries(
     {
         "event_id": st.integers(0, 11).map(lambda i: f"e{i}") | st.just("é"),  # up to 13 per lead: past the 4 kept inline
-        "lead_id": st.sampled_from(["L1", "L2", "\u2028"]),
         "type": st.sampled_from(EVENT_TYPES),
         "occurred_at": st.sampled_from(
             ["2026-09-01T10:00:00Z", "2026-09-02T10:00:00.5+02:00", "2026-08-01T00:00:00Z", "1969-12-31T23:59:59.5Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-09-01T10:00:00", "2026-02-30T00:00:00Z"]
         ),
     },
     optional={
+        # SPEC §9: anonymous events, links (any type with both ids), shared devices (one id, several leads),
+        # ignored ids, an anonymous id spelled like a lead id, a null lead id beside an anonymous id
+        "lead_id": st.sampled_from(["L1", "L2", "\u2028", "guest"]) | st.none(),
+        "anonymous_id": st.sampled_from(["A1", "A2", "A3", "L1", "undefined", ""]),
         "inbound": st.booleans() | st.none() | st.just(1),
         "schema_version": st.sampled_from([1, 2, None, "1"]),
         # attribution: touches that tie on time, null and empty values, and amounts at half-way cases
@@ -150,7 +159,7 @@ pool_events = st.fixed_dictionaries(
         "currency": st.sampled_from(["EUR", "USD", None, ""]),
         "amount": st.sampled_from([0, 0.005, 0.015, 2.675, 19.995, 0.125, 1.005, 10**12, 10**12 + 1, 1e12, -1, "5"]) | st.floats(0, 1e12) | st.integers(0, 10**12),
     },
-).map(orjson.dumps)
+).map(_owned).map(orjson.dumps)
 junk = st.sampled_from([b"", b"not json", b"[]", b"{}", b"\xff\xfe", b"x" * (64 * 1024 + 1), b'{"lead_id":"L1"}'])
 records = st.lists(pool_events | raw_records() | junk, max_size=60)
 
@@ -169,9 +178,18 @@ class TestCompactProjector:
         compact, reference = folded(lines, True, cut), folded(lines, False, cut)
         assert compact.counts == reference.counts
         assert compact.watermark == reference.watermark
-        assert compact.aggregate(defs) == reference.aggregate(defs)
-        assert compact.leads == reference.leads
+        assert compact.leads == reference.leads  # every owner's state, before persons are made of them
         assert list(compact.leads) == list(reference.leads)  # the same order: first seen first
+        assert compact.links == reference.links
+        assert compact.aggregate(defs) == reference.aggregate(defs)
+
+    @settings(max_examples=500, deadline=None)
+    @given(records, st.integers(0, 60), definitions())
+    def test_persons_their_reports_and_lines_equal_the_reference(self, lines: list[bytes], cut: int, defs: Definitions) -> None:
+        # SPEC §9 in C (links gathered by the fold, anonymous ids absorbed into the leads they join) as in Python
+        compact, reference = folded(lines, True, cut), folded(lines, False, cut)
+        assert compact.report(defs) == reference.report(defs)
+        assert list(compact.lead_records(defs)) == list(reference.lead_records(defs))
 
     def test_a_stage_of_several_types_is_entered_at_its_earliest_event(self) -> None:
         defs = parse_definitions(
@@ -223,7 +241,7 @@ class TestRouting:
     def test_every_record_goes_to_one_partition_in_log_order(self, lines: list[bytes], partitions: int, ending: bytes, last_ending: bool) -> None:
         data = ending.join(lines) + (ending if last_ending else b"")
         expected, _ = sources._records(data + b"\n")
-        routed = [_fold.route(data, partitions, index, lead_of) for index in range(partitions)]
+        routed = [_fold.route(data, partitions, index, owner_of) for index in range(partitions)]
         assert sorted(line for part in routed for line in part) == sorted(expected)
         for part in routed:  # each partition keeps log order
             remaining = iter(expected)
@@ -233,7 +251,7 @@ class TestRouting:
                 # Line by line, a record with a lead id goes where the Python reference sends it.
                 # A record without one is invalid wherever it is counted: the C fast path reads
                 # bytes, not JSON, so it may count a broken line elsewhere than partition 0.
-                if type(lead_of(line)) is str:
+                if type(owner_of(line)) is str:
                     assert partition_of(line, partitions) == index, line
 
     @settings(max_examples=300, deadline=None)

@@ -7,9 +7,10 @@ record allows. These tests draw such leads and hold both C folds, replay's
 (`CompactProjector`) and the live worker's (`LiveProjection(compiled=True)`),
 to the Python reference (`Projector`, `LiveProjection(compiled=False)`).
 
-Where the C side has a fixed-size count it does not meet today, the test is
-marked xfail(strict=True): it turns into a failure, to be unmarked, the day the
-count is widened (issue 28; the stored lead layout version 3 widens them).
+Where the C side, or both, fail on such a record today, the test is marked
+xfail(strict=True): it turns into a failure, to be unmarked, the day that is
+fixed. (More than 255 currencies for one lead was one, until the stored lead
+layout version 3 widened the C fold's count of them.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections import Definitions, Projector, default_definitions
@@ -34,10 +35,7 @@ from tests.unit.test_view_reference import definitions
 
 pytestmark = pytest.mark.skipif(not ACCELERATED, reason="needs projections._fold; test_fold_accel fails when it is not built")
 
-CURRENCY_BYTE = "the C fold keeps a lead's currencies in a byte (255 at most): the stored lead layout version 3 widens it (issue 28)"
 HEAVY = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
-# A known failure (xfail) is not shrunk: shrinking thousands of records takes minutes and says nothing new.
-KNOWN = settings(HEAVY, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 # Characters of 1 to 4 UTF-8 bytes, and some JSON escapes: strings whose length in characters,
 # UTF-8 bytes and JSON bytes all differ.
@@ -176,21 +174,18 @@ class TestManyCurrencies:
         replays_alike(lines, default_definitions())
         same(lines, batches(data.draw, len(lines)), default_definitions(), {})
 
-    @pytest.mark.xfail(strict=True, reason=CURRENCY_BYTE)
-    @KNOWN
+    @HEAVY
     @given(one_lead(events=(400, 600), currencies=(256, 400)))
     def test_hundreds_of_currencies_in_replay(self, lead: OneLead) -> None:
         lines = lead.lines()
         replays_alike(lines, default_definitions())
 
-    @pytest.mark.xfail(strict=True, reason=CURRENCY_BYTE)
-    @KNOWN
+    @HEAVY
     @given(st.data(), one_lead(events=(400, 600), currencies=(256, 400)))
     def test_hundreds_of_currencies_live(self, data: st.DataObject, lead: OneLead) -> None:
         lines = lead.lines()
         same(lines, batches(data.draw, len(lines)), default_definitions(), {})
 
-    @pytest.mark.xfail(strict=True, reason=CURRENCY_BYTE)
     def test_a_lead_the_python_fold_stored_with_300_currencies_is_read_by_the_c_fold(self) -> None:
         lines = [orjson.dumps({"event_id": f"e{i}", "lead_id": "L", "type": "purchase", "occurred_at": DAYS[0], "amount": 1, "currency": f"C{i}"}) for i in range(301)]
         table = DictTable()

@@ -33,17 +33,17 @@ def test_plain_records_puts_the_subclass_where_aiokafkas_fetcher_looks_it_up() -
 
 def test_the_marked_topic_comes_as_offsets_and_values_a_missing_value_as_empty_bytes() -> None:
     plain_records()
-    assert fetched("journey.events", [b'{"a":1}', None, b"x"], PlainRecords("journey.events")) == [(40, b'{"a":1}'), (41, b""), (42, b"x")]
+    assert fetched("journey.events", [b'{"a":1}', None, b"x"], PlainRecords(frozenset({"journey.events", "journey-identity"}))) == [(40, b'{"a":1}'), (41, b""), (42, b"x")]
 
 
 def test_records_before_the_fetch_offset_are_skipped_as_aiokafka_skips_them() -> None:
     plain_records()
-    assert fetched("journey.events", [b"a", b"b", b"c"], PlainRecords("journey.events"), fetch_offset=42) == [(42, b"c")]
+    assert fetched("journey.events", [b"a", b"b", b"c"], PlainRecords(frozenset({"journey.events", "journey-identity"})), fetch_offset=42) == [(42, b"c")]
 
 
 def test_other_topics_of_the_same_consumer_and_other_consumers_get_consumer_records() -> None:
     plain_records()
-    for topic, deserializer in [("journey-leads-changelog", PlainRecords("journey.events")), ("journey.events", None)]:
+    for topic, deserializer in [("journey-leads-changelog", PlainRecords(frozenset({"journey.events", "journey-identity"}))), ("journey.events", None)]:
         records = fetched(topic, [b"v", None], deserializer)
         assert all(type(r) is ConsumerRecord for r in records)
         assert [(r.topic, r.partition, r.offset, r.key, r.value) for r in records] == [(topic, 3, 40, b"lead-0", b"v"), (topic, 3, 41, b"lead-1", None)]

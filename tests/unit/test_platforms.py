@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import EVENT_TYPES, Rejection, decode
+from schemas import EVENT_TYPES, Event, Rejection, decode
 from schemas.platforms import (
     CLOUDEVENT_FIELDS,
     DEFAULT_SEGMENT_EVENTS,
     IGNORED,
+    NO_USER,
     SEGMENT_FIELDS,
     UNMAPPED,
     SegmentEvents,
@@ -22,9 +23,10 @@ from schemas.platforms import (
     default_segment_events,
     from_cloudevent,
     from_segment,
+    segment_fields,
     translate,
 )
-from tests.helpers import as_cloudevent, as_track_call
+from tests.helpers import as_cloudevent, as_segment_call
 from tests.unit.test_decode_properties import json_values, valid_events
 
 ROOT = Path(__file__).parent.parent.parent
@@ -70,6 +72,14 @@ class TestCloudEvents:
         reason = decode(orjson.dumps(from_cloudevent(item))).reason
         assert translate(reason, CLOUDEVENT_FIELDS, "data.").startswith(("time (occurred_at):", "data.amount (amount):"))
 
+    def test_an_anonymous_event_has_no_subject_and_its_anonymous_id_in_data(self) -> None:
+        event = {"event_id": "e1", "anonymous_id": "cookie-1", "type": "ad_seen", "occurred_at": "2026-09-01T10:00:00Z", "channel": "cpc"}
+        item = as_cloudevent(event)
+        assert "subject" not in item and from_cloudevent(item) == event
+        del item["data"]["anonymous_id"]
+        answer = from_cloudevent(item)
+        assert isinstance(answer, Rejection) and answer.reason.startswith("subject: missing")
+
     @settings(max_examples=300, deadline=None)
     @given(journey_events)
     def test_any_journey_event_sent_as_a_cloudevent_decodes_as_itself(self, event: dict[str, Any]) -> None:
@@ -90,34 +100,51 @@ class TestSegment:
                 "context": {"campaign": {"source": "google", "medium": "cpc", "name": "fall", "term": "crm"}},
                 "properties": {"revenue": 99.5, "currency": "EUR", "inbound": True, "method": "card", "sku": "X1"}}
         assert from_segment(call, default_segment_events()) == {
-            "event_id": "m1", "lead_id": "L1", "type": "purchase", "occurred_at": "2026-09-01T10:00:00.000Z",
+            "event_id": "m1", "lead_id": "L1", "anonymous_id": "anon-1", "type": "purchase", "occurred_at": "2026-09-01T10:00:00.000Z",
             "source": "google", "channel": "cpc", "campaign": "fall",
             "amount": 99.5, "currency": "EUR", "inbound": True, "method": "card", "properties": {"sku": "X1"},
         }
 
     @pytest.mark.parametrize("user", [None, "", "absent"])
-    def test_without_a_user_id_the_anonymous_id_is_the_lead(self, user: str | None) -> None:
+    def test_without_a_user_id_the_event_is_anonymous(self, user: str | None) -> None:
         call = {"type": "track", "event": "content_read", "anonymousId": "anon-1", "messageId": "m1", "timestamp": "2026-09-01T10:00:00Z"}
         if user != "absent":
             call["userId"] = user
-        assert from_segment(call, IDENTITY)["lead_id"] == "anon-1"
+        event = decode(orjson.dumps(from_segment(call, IDENTITY)))
+        assert isinstance(event, Event) and (event.lead_id, event.anonymous_id) == (None, "anon-1")
 
-    @pytest.mark.parametrize("kind", ["identify", "page", "screen", "group", "alias"])
-    def test_calls_other_than_track_are_ignored(self, kind: str) -> None:
+    def test_an_identify_call_is_a_link_of_its_anonymous_id_to_its_user(self) -> None:
+        call = {"type": "identify", "userId": "L1", "anonymousId": "anon-1", "messageId": "m1", "timestamp": "2026-09-01T10:00:00Z", "traits": {"email": "x"}}
+        assert from_segment(call, IDENTITY) == {"event_id": "m1", "lead_id": "L1", "anonymous_id": "anon-1", "type": "identified", "occurred_at": "2026-09-01T10:00:00Z"}
+
+    def test_an_alias_call_links_its_previous_id(self) -> None:
+        call = {"type": "alias", "userId": "L1", "previousId": "anon-1", "messageId": "m2", "timestamp": "2026-09-01T10:00:00Z"}
+        assert from_segment(call, IDENTITY) == {"event_id": "m2", "lead_id": "L1", "anonymous_id": "anon-1", "type": "identified", "occurred_at": "2026-09-01T10:00:00Z"}
+
+    def test_a_link_without_its_anonymous_id_is_rejected_in_segment_terms(self) -> None:
+        for call, field in (({"type": "identify", "userId": "L1"}, "anonymousId"), ({"type": "alias", "userId": "L1"}, "previousId")):
+            call.update(messageId="m1", timestamp="2026-09-01T10:00:00Z")
+            reason = decode(orjson.dumps(from_segment(call, IDENTITY))).reason
+            assert translate(reason, segment_fields(call)).startswith(f"{field} (anonymous_id): missing"), reason
+
+    @pytest.mark.parametrize("kind", ["page", "screen", "group"])
+    def test_calls_other_than_track_identify_and_alias_are_ignored(self, kind: str) -> None:
         assert from_segment({"type": kind, "userId": "L1"}, IDENTITY) == IGNORED
 
     def test_an_unmapped_event_name_is_rejected_with_that_reason(self) -> None:
         assert from_segment({"type": "track", "event": "Order Completed", "userId": "L1"}, IDENTITY) == Rejection(UNMAPPED)
 
     def test_a_journey_rule_broken_is_reported_in_segment_terms(self) -> None:
-        mapped = from_segment({"type": "track", "event": "purchase", "messageId": "m1", "timestamp": "2026-09-01T10:00:00Z"}, IDENTITY)
-        assert translate(decode(orjson.dumps(mapped)).reason, SEGMENT_FIELDS) == "userId/anonymousId (lead_id): missing"
+        nobody = from_segment({"type": "track", "event": "purchase", "messageId": "m1", "timestamp": "2026-09-01T10:00:00Z"}, IDENTITY)
+        assert nobody == Rejection(NO_USER) and nobody.reason.startswith("userId/anonymousId: missing")
+        mapped = from_segment({"type": "track", "event": "purchase", "userId": "L1", "timestamp": "2026-09-01T10:00:00Z"}, IDENTITY)
+        assert translate(decode(orjson.dumps(mapped)).reason, SEGMENT_FIELDS) == "messageId (event_id): missing"
 
     @settings(max_examples=300, deadline=None)
     @given(journey_events)
-    def test_any_journey_event_sent_as_a_track_call_decodes_as_itself(self, event: dict[str, Any]) -> None:
+    def test_any_journey_event_sent_as_a_segment_call_decodes_as_itself(self, event: dict[str, Any]) -> None:
         event.pop("schema_version", None)  # a Segment call has no place for it: version 1
-        assert decode(orjson.dumps(from_segment(as_track_call(event), IDENTITY))) == decode(orjson.dumps(event))
+        assert decode(orjson.dumps(from_segment(as_segment_call(event), IDENTITY))) == decode(orjson.dumps(event))
 
     @settings(max_examples=500, deadline=None)
     @given(json_values | st.dictionaries(st.sampled_from(["type", "event", "userId", "anonymousId", "messageId", "timestamp", "context", "properties"]),

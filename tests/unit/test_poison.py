@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections import Definitions, default_definitions
-from projections.live import BatchResult, LiveProjection
+from projections.live import LiveProjection
+from projections.partition import BatchResult
 from projections.projector import ACCELERATED
 from projections.stored import progress_key
 from schemas import Rejection
+from schemas.decode import decode
 from streams.live import faults
 from streams.live.poison import PoisonGuard
 from streams.live.store import LeadBatch, LeadStore
@@ -102,12 +104,14 @@ def alike(lines: list[bytes], poison: set[int], spans: list[tuple[int, int]], de
     part, ref_part = worker.projection.partitions[P], ref.partitions[P]
     assert (part.counts, part.progress, part.watermark) == (ref_part.counts, ref_part.progress, ref_part.watermark)
     assert part.aggregates == ref_part.aggregates
+    assert part.identity == ref_part.identity
     assert {stage: list(leads) for stage, leads in part.stages.items() if leads} == {stage: list(leads) for stage, leads in ref_part.stages.items() if leads}
     assert worker.projection.cluster_watermark == ref.cluster_watermark
     for result, ref_result in zip(results, ref_results, strict=True):
         assert [(bad.offset, bad.value) for bad in result.invalid] == [(bad.offset, lines[bad.offset] if bad.offset in poison else bad.value) for bad in ref_result.invalid]
         assert all(Rejection(bad.reason).kind == "internal" for bad in result.invalid if bad.offset in poison)
         assert {change.lead_id: change for change in result.changes} == {change.lead_id: change for change in ref_result.changes}
+        assert result.messages == ref_result.messages  # identity claims (SPEC §9), in the order they were made
     return worker
 
 
@@ -184,25 +188,27 @@ class TestProperties:
 
 
 def _mark(line: bytes, point: str) -> bytes:
-    """The record with POISON in its event id (fold) or lead id (write), when it has that string field."""
+    """The record with POISON in its event id (fold) or its owner (write: the lead id, else the
+    anonymous id, SPEC §2), when it has that string field."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
         return line
-    field = "event_id" if point == "fold" else "lead_id"
-    if not isinstance(record, dict) or not isinstance(record.get(field), str) or len(record[field]) > 100:
+    if not isinstance(record, dict):
+        return line
+    field = "event_id" if point == "fold" else "lead_id" if isinstance(record.get("lead_id"), str) else "anonymous_id"
+    if not isinstance(record.get(field), str) or len(record[field]) > 100:
         return line
     return orjson.dumps({**record, field: record[field] + "POISON"})
 
 
 def _poisoned(line: bytes, point: str) -> bool:
     """Whether the guard must dead-letter it: valid, and marked where the fault looks."""
-    from schemas.decode import decode
-
     event = decode(line)
     if isinstance(event, Rejection):
         return False
-    return "POISON" in (event.event_id if point == "fold" else event.lead_id)
+    owner = event.lead_id if event.lead_id is not None else event.anonymous_id
+    return "POISON" in (event.event_id if point == "fold" else owner or "")
 
 
 def test_a_mistake_in_the_fault_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:

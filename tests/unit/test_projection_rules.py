@@ -191,8 +191,10 @@ class TestLeadRecord:
         lead = only_lead(raw(eid="a", at=day(1)), raw(eid="b", kind="content_read", at=day(2)))
         assert lead == {
             "lead_id": "L1",
+            "anonymous_ids": [],
             "stage": "research",
             "stage_entered_at": "2026-09-02T10:00:00.000000Z",
+            "stages_entered_at": {"explore": "2026-09-01T10:00:00.000000Z", "research": "2026-09-02T10:00:00.000000Z"},
             "qualification": "lead",
             "funnel_step": "interest",
             "events": 2,

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(not ACCELERATED, reason="needs projections._fold
 
 
 def test_both_folds_keep_the_golden_logs_rejects(golden: Path) -> None:
-    for name in ("journey-small.jsonl", "journey-rich.jsonl"):
+    for name in ("journey-small.jsonl", "journey-rich.jsonl", "journey-identity.jsonl"):
         log = (golden / name).read_bytes()
         assert kept(CompactProjector(), log) == kept(Projector(), log)
 

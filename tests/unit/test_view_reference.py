@@ -37,6 +37,9 @@ def definitions(draw: st.DrawFn) -> Definitions:
         return "\n".join(f"    - name: {prefix}{i}\n      events: [{', '.join(g)}]" for i, g in enumerate(n for n in named if n))
 
     text = f"pipeline:\n  stages:\n{groups('s')}\nfunnel:\n  steps:\n{groups('f')}\nqualification:\n  mql_min_content_reads: 2\n  sal_stale_after_days: 3\n"
+    keep = draw(st.sampled_from([0, 1, 2, 100]))
+    ignored = draw(st.sampled_from(['["", "null", "undefined", "0", "anonymous", "guest"]', "[]", '["A1", "L2"]']))
+    text += f"identity:\n  max_anonymous_ids: {keep}\n  ignored_ids: {ignored}\n"
     return parse_definitions(text, "generated")
 
 
