@@ -66,10 +66,11 @@ async def raw_consumer_rate(bootstrap: str, expected: int) -> float:
     return seen / elapsed
 
 
-def produced_log(broker: EmbeddedBroker, events: int, scratch: Path) -> list[bytes]:
-    """The benchmarks' log (a seeded synthetic one, `events` records), produced to journey.events."""
+def produced_log(broker: EmbeddedBroker, events: int, scratch: Path, anonymous: float = 0.0) -> list[bytes]:
+    """The benchmarks' log (a seeded synthetic one, `events` records; with `anonymous`, that share of its
+    journeys starts anonymous), produced to journey.events."""
     log = scratch / "log.jsonl"
-    records = list(JourneyGenerator(int(events / 3.8), seed=1).records())[:events]
+    records = list(JourneyGenerator(int(events / 3.8), seed=1, anonymous=anonymous).records())[:events]
     log.write_bytes(b"\n".join(records) + b"\n")
     subprocess.run([JOURNEY, "produce", str(log), "--broker", broker.url], check=True)
     return records
@@ -80,11 +81,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-plain-agent", dest="plain_agent", action="store_false", help="skip the plain Faust agent's run")
+    parser.add_argument("--anonymous", type=float, default=0.0, help="share of journeys that start anonymous (SPEC §9), e.g. 0.6")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "live.json")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(free_port()) as broker:
-        records = produced_log(broker, args.events, Path(scratch))
+        records = produced_log(broker, args.events, Path(scratch), args.anonymous)
         raw = asyncio.run(raw_consumer_rate(broker.url.removeprefix("kafka://"), len(records)))
 
         ports = [free_port() for _ in range(args.workers)]
@@ -108,6 +110,7 @@ def main() -> None:
                 worker.kill()
         result = {
             "events": len(records),
+            "anonymous": args.anonymous,
             "workers": args.workers,
             "raw_consumer_events_per_s": round(raw),
             "journey_events_per_s": round(live),

@@ -27,13 +27,15 @@ EVENTS_PER_LEAD = 3.8  # what `journey generate` produces on average
 LOG_START = "2026-08-01"  # the same log on any day, so runs stay comparable
 
 
-def generated_log(events: int) -> Path:
+def generated_log(events: int, anonymous: float = 0.0) -> Path:
+    """The benchmark's log; with `anonymous`, that share of its journeys starts anonymous (SPEC §9)."""
     leads = int(events / EVENTS_PER_LEAD)
-    path = HERE / "data" / f"journeys-{leads}.jsonl"
+    path = HERE / "data" / (f"journeys-{leads}.jsonl" if not anonymous else f"journeys-{leads}-anonymous-{anonymous}.jsonl")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:
-            subprocess.run([str(JOURNEY), "generate", "--leads", str(leads), "--seed", "1", "--start", LOG_START], stdout=out, check=True)
+            command = [str(JOURNEY), "generate", "--leads", str(leads), "--seed", "1", "--start", LOG_START, "--anonymous", str(anonymous)]
+            subprocess.run(command, stdout=out, check=True)
     return path
 
 
@@ -70,9 +72,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "replay.json")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each, alternated; the best of each counts")
+    parser.add_argument("--anonymous", type=float, default=0.0, help="share of journeys that start anonymous (SPEC §9), e.g. 0.6")
     args = parser.parse_args()
 
-    log = generated_log(args.events)
+    log = generated_log(args.events, args.anonymous)
     # Alternated, best of each: this machine's speed drifts by up to 2x within a minute, and
     # one run of each can land the baseline in a fast moment and replay in a slow one.
     baselines, replays = [], []
@@ -89,6 +92,7 @@ def main() -> None:
 
     result = {
         "lines": lines,
+        "anonymous": args.anonymous,
         "leads": report["leads"],
         "cpus": os.cpu_count(),
         "stdlib_json_lines_per_s": round(lines / baseline_s),

@@ -1432,6 +1432,28 @@ static PyObject *table_anonymous_owners(LeadTable *self, PyObject *prefix) {
 
 static int table_contains(LeadTable *self, PyObject *key) { return table_find(self, key) != NULL; }
 
+/* missing(prefix, ids) -> how many of `ids` (anonymous ids) own nothing in the table: prefix + id is no key of it. */
+static PyObject *table_missing(LeadTable *self, PyObject *args) {
+    PyObject *prefix, *ids;
+    if (!PyArg_ParseTuple(args, "UO:missing", &prefix, &ids)) return NULL;
+    PyObject *iterator = PyObject_GetIter(ids);
+    if (iterator == NULL) return NULL;
+    Py_ssize_t count = 0;
+    PyObject *id;
+    while ((id = PyIter_Next(iterator)) != NULL) {
+        PyObject *key = PyUnicode_Check(id) ? PyUnicode_Concat(prefix, id) : NULL;
+        Py_DECREF(id);
+        if (key == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "missing: an anonymous id is a str");
+            break;
+        }
+        count += table_find(self, key) == NULL;
+        Py_DECREF(key);
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? NULL : PyLong_FromSsize_t(count);
+}
+
 static Py_ssize_t table_length(LeadTable *self) { return self->n; }
 
 static void table_dealloc(LeadTable *self) {
@@ -1452,6 +1474,7 @@ static PyMethodDef table_methods[] = {
     {"absorb", (PyCFunction)table_absorb, METH_VARARGS, "absorb(lead key, anonymous key, anonymous id): the anonymous id joined the lead"},
     {"hand_over", (PyCFunction)table_hand_over, METH_O, "hand_over(key) -> an owner's state as bytes (it leaves this table's persons), or None"},
     {"anonymous_owners", (PyCFunction)table_anonymous_owners, METH_O, "anonymous_owners(prefix) -> how many owners are anonymous ids"},
+    {"missing", (PyCFunction)table_missing, METH_VARARGS, "missing(prefix, ids) -> how many of these anonymous ids own nothing here"},
     {"adopt", (PyCFunction)table_adopt, METH_VARARGS, "adopt(key, data): an owner another process exported"},
     {NULL, NULL, 0, NULL},
 };
@@ -2188,6 +2211,78 @@ static PyObject *partition_of_key(PyObject *module, PyObject *args) {
     return PyLong_FromSsize_t(part);
 }
 
+/* ---- which anonymous ids join which leads (projections.identity.winners and kept, in C) ---- */
+
+/* A link tuple (occurred_at, event_id, lead_id) is less than another: -1 on error. */
+static int link_less(PyObject *a, PyObject *b) { return PyObject_RichCompareBool(a, b, Py_LT); }
+
+/* choose(links, ignored, limit) -> (joined, over_limit): per lead, the anonymous ids that join it (its `limit`
+ * least winning links, in no order) and how many more belong to it; `links` are LinkRecords (anonymous id,
+ * occurred_at, event_id, lead id, type), `ignored` a set of ids that claim nothing. */
+static PyObject *choose(PyObject *module, PyObject *args) {
+    PyObject *links, *ignored;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "OOn:choose", &links, &ignored, &limit)) return NULL;
+    PyObject *seq = PySequence_Fast(links, "choose: links is a sequence"), *won = PyDict_New(), *belonging = PyDict_New();
+    PyObject *joined = PyDict_New(), *result = NULL;
+    Py_ssize_t over = 0;
+    if (seq == NULL || won == NULL || belonging == NULL || joined == NULL) goto done;
+    for (Py_ssize_t i = 0, n = PySequence_Fast_GET_SIZE(seq); i < n; i++) {
+        PyObject *record = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) < 4) {
+            PyErr_SetString(PyExc_TypeError, "choose: a link is (anonymous id, occurred_at, event_id, lead id, type)");
+            goto done;
+        }
+        PyObject *anonymous = PyTuple_GET_ITEM(record, 0), *lead = PyTuple_GET_ITEM(record, 3);
+        int skip = PySet_Contains(ignored, anonymous);
+        if (skip == 0) skip = PySet_Contains(ignored, lead);
+        if (skip < 0) goto done;
+        if (skip) continue;
+        PyObject *link = PyTuple_Pack(3, PyTuple_GET_ITEM(record, 1), PyTuple_GET_ITEM(record, 2), lead);
+        if (link == NULL) goto done;
+        PyObject *best = PyDict_GetItemWithError(won, anonymous);
+        int better = best == NULL ? !PyErr_Occurred() : link_less(link, best);
+        if (better < 0 || (better && PyDict_SetItem(won, anonymous, link) < 0)) {
+            Py_DECREF(link);
+            goto done;
+        }
+        Py_DECREF(link);
+    }
+    PyObject *anonymous, *link;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(won, &at, &anonymous, &link)) {
+        PyObject *lead = PyTuple_GET_ITEM(link, 2), *entries = PyDict_GetItemWithError(belonging, lead);
+        PyObject *entry = PyTuple_Pack(2, link, anonymous);
+        if (entries == NULL && !PyErr_Occurred()) {
+            entries = PyList_New(0);
+            if (entries != NULL && PyDict_SetItem(belonging, lead, entries) < 0) Py_CLEAR(entries);
+            Py_XDECREF(entries); /* the dict holds it */
+        }
+        int rc = (entry == NULL || entries == NULL) ? -1 : PyList_Append(entries, entry);
+        Py_XDECREF(entry);
+        if (rc < 0) goto done;
+    }
+    PyObject *lead, *entries;
+    at = 0;
+    while (PyDict_Next(belonging, &at, &lead, &entries)) {
+        Py_ssize_t n = PyList_GET_SIZE(entries), keep = n <= limit ? n : limit;
+        if (n > limit && PyList_Sort(entries) < 0) goto done;
+        PyObject *ids = PyList_New(keep);
+        for (Py_ssize_t i = 0; ids != NULL && i < keep; i++) PyList_SET_ITEM(ids, i, Py_NewRef(PyTuple_GET_ITEM(PyList_GET_ITEM(entries, i), 1)));
+        int rc = ids == NULL ? -1 : PyDict_SetItem(joined, lead, ids);
+        Py_XDECREF(ids);
+        if (rc < 0) goto done;
+        over += n - keep;
+    }
+    result = Py_BuildValue("On", joined, over);
+done:
+    Py_XDECREF(seq);
+    Py_XDECREF(won);
+    Py_XDECREF(belonging);
+    Py_XDECREF(joined);
+    return result;
+}
+
 /* The constants this file hard-codes, for tests to hold to schemas and projections (test_fold_accel.py, and
  * test_live_fold.py for the stored lead layout of projections.stored and projections.codec). */
 static int add_constants(PyObject *module) {
@@ -2233,6 +2328,7 @@ static PyMethodDef methods[] = {
     {"use_struct", use_struct, METH_O, "use_struct(cls): read the fields of decoded events of this msgspec class from their slots"},
     {"fold_stored", fold_stored, METH_VARARGS, "One partition's records over its stored leads; see projections.live"},
     {"partition", partition_of_key, METH_VARARGS, "partition(key, partitions) -> the partition Kafka's default partitioner gives the key"},
+    {"choose", choose, METH_VARARGS, "choose(links, ignored, limit) -> (joined, over_limit): projections.identity.kept(winners(...)) in C"},
     {NULL, NULL, 0, NULL},
 };
 

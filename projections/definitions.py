@@ -233,6 +233,10 @@ _EXPECTED = {
     "events[]": f"must be an event type ({', '.join(EVENT_TYPES)})",
     "mql_min_content_reads": "must be a whole number ≥ 1",
     "sal_stale_after_days": "must be a number of days ≥ 0 (fractions allowed)",
+    "conversion_window_days": "must be a whole number of days ≥ 1",
+    "max_anonymous_ids": "must be a whole number ≥ 0",
+    "ignored_ids": "must be a list of ids (strings), such as [\"\", \"null\", \"undefined\"]",
+    "ignored_ids[]": "must be an id: a string",
 }
 
 

@@ -23,6 +23,11 @@ from projections.definitions import Definitions
 from projections.lead import LeadState, merge
 from schemas.events import MAX_ID_CHARS
 
+try:  # projections/_fold.c's `choose`, where it is built: `chosen` in C
+    from projections._fold import choose as _choose
+except ImportError:  # pragma: no cover - depends on the install
+    _choose = None
+
 # Owner keys of anonymous ids: longer than any lead id, so the two never meet in one table.
 ANON_PREFIX = "\x00journey:anonymous:".ljust(MAX_ID_CHARS + 1, "\x00")
 
@@ -51,26 +56,19 @@ class Link(NamedTuple):
     lead_id: str
 
 
-class Claim(NamedTuple):
-    anonymous_id: str
-    link: Link
-
-
 LinkRecord = tuple[str, int, str, str, int]  # a link among the applied events: (anonymous id, occurred_at, event_id, lead id, type)
 
 
-def claims(links: Iterable[LinkRecord], defs: Definitions) -> Iterable[Claim]:
-    """The links that claim: neither id ignored."""
+def winners(links: Iterable[LinkRecord], defs: Definitions) -> dict[str, tuple[int, str, str]]:
+    """Each claimed anonymous id's winning link, as (occurred_at, event_id, lead id): the links that
+    claim (neither id ignored) compared as SPEC §9 orders them. Plain tuples, not `Link`s: a replay
+    of a log with many anonymous journeys runs this loop once per link."""
     ignored = defs.ignored_ids
+    found: dict[str, tuple[int, str, str]] = {}
     for anonymous_id, at, event_id, lead_id, _ in links:
-        if anonymous_id not in ignored and lead_id not in ignored:
-            yield Claim(anonymous_id, Link(at, event_id, lead_id))
-
-
-def winners(links: Iterable[LinkRecord], defs: Definitions) -> dict[str, Link]:
-    """Each claimed anonymous id's winning link."""
-    found: dict[str, Link] = {}
-    for anonymous_id, link in claims(links, defs):
+        if anonymous_id in ignored or lead_id in ignored:
+            continue
+        link = (at, event_id, lead_id)
         best = found.get(anonymous_id)
         if best is None or link < best:
             found[anonymous_id] = link
@@ -86,18 +84,34 @@ class Kept:
     over_limit: dict[str, list[str]] = field(default_factory=dict)
 
 
-def kept(won: Mapping[str, Link], defs: Definitions) -> Kept:
-    belonging: dict[str, list[tuple[Link, str]]] = {}
+def chosen(links: list[LinkRecord], defs: Definitions) -> tuple[dict[str, list[str]], int]:
+    """Per lead, the anonymous ids that join it, and how many stay over the limit: `kept(winners(...))`,
+    in C where it is built (a replay with many anonymous journeys decides this once per link)."""
+    if _choose is not None:
+        return _choose(links, set(defs.ignored_ids), defs.max_anonymous_ids)
+    found = kept(winners(links, defs), defs)
+    return found.joined, sum(len(ids) for ids in found.over_limit.values())
+
+
+def kept(won: Mapping[str, tuple[int, str, str]], defs: Definitions) -> Kept:
+    """Per lead, its `max_anonymous_ids` least-linked anonymous ids, and the others that belong to it."""
+    belonging: dict[str, list[tuple[tuple[int, str, str], str]]] = {}
     for anonymous_id, link in won.items():
-        belonging.setdefault(link.lead_id, []).append((link, anonymous_id))
+        entries = belonging.get(link[2])
+        if entries is None:
+            belonging[link[2]] = [(link, anonymous_id)]
+        else:
+            entries.append((link, anonymous_id))
     result = Kept()
     limit = defs.max_anonymous_ids
     for lead_id, entries in belonging.items():
-        least = heapq.nsmallest(limit, entries) if len(entries) > limit else sorted(entries)
+        if len(entries) <= limit:  # all of them (in no order: outputs sort them by id)
+            result.joined[lead_id] = [anonymous_id for _, anonymous_id in entries]
+            continue
+        least = heapq.nsmallest(limit, entries)
+        picked = {anonymous_id for _, anonymous_id in least}
         result.joined[lead_id] = [anonymous_id for _, anonymous_id in least]
-        if len(entries) > limit:
-            chosen = {anonymous_id for _, anonymous_id in least}
-            result.over_limit[lead_id] = [anonymous_id for _, anonymous_id in entries if anonymous_id not in chosen]
+        result.over_limit[lead_id] = [anonymous_id for _, anonymous_id in entries if anonymous_id not in picked]
     return result
 
 
@@ -132,9 +146,9 @@ def persons(owners: Mapping[str, LeadState], links: Iterable[LinkRecord], defs: 
     anonymous = {anonymous_of(key) for key in owners} - {None}
     if not anonymous and not links:
         return Persons(dict(owners), {})
-    chosen = kept(winners(links, defs), defs)
-    distinct = anonymous | {anonymous_id for anonymous_id, *_ in links}
-    return Persons(made(owners, chosen.joined), sorted_ids(chosen.joined), counts_of(chosen, len(distinct)))
+    joined, over_limit = chosen(links, defs)
+    distinct = anonymous | {link[0] for link in links}
+    return Persons(made(owners, joined), sorted_ids(joined), counts_of(joined, over_limit, len(distinct)))
 
 
 def made(owners: Mapping[str, LeadState], joined: Mapping[str, list[str]]) -> dict[str, LeadState]:
@@ -157,10 +171,9 @@ def made(owners: Mapping[str, LeadState], joined: Mapping[str, list[str]]) -> di
     return states
 
 
-def counts_of(chosen: Kept, distinct: int) -> IdentityCounts:
-    """The report's identity counts, from the kept ids and the number of distinct anonymous ids."""
-    joined = sum(len(ids) for ids in chosen.joined.values())
-    return IdentityCounts(distinct, joined, sum(len(ids) for ids in chosen.over_limit.values()))
+def counts_of(joined: Mapping[str, list[str]], over_limit: int, distinct: int) -> IdentityCounts:
+    """The report's identity counts, from the ids that joined, those over the limit and the number of distinct anonymous ids."""
+    return IdentityCounts(distinct, sum(len(ids) for ids in joined.values()), over_limit)
 
 
 def sorted_ids(joined: Mapping[str, list[str]]) -> dict[str, list[str]]:

@@ -21,13 +21,12 @@ from projections.identity import (
     Persons,
     anon_key,
     anonymous_of,
+    chosen,
     counts_of,
-    kept,
     made,
     person_order,
     persons,
     sorted_ids,
-    winners,
 )
 from projections.lead import LeadState, LeadView, Touch, record, view
 from projections.report import Aggregates, Changes, EventCounts, Velocity, aggregate, build_comparison, build_report, lead_record
@@ -166,7 +165,10 @@ class Projector:
         return found
 
     def report(self, defs: Definitions) -> dict[str, object]:
-        return build_report(defs, self.counts, self.watermark, self.aggregate(defs), self.persons(defs).counts)
+        return build_report(defs, self.counts, self.watermark, self.aggregate(defs), self.identity_counts(defs))
+
+    def identity_counts(self, defs: Definitions) -> IdentityCounts:
+        return self.persons(defs).counts
 
     def comparison(self, baseline: Definitions, candidate: Definitions) -> dict[str, object]:
         return build_comparison(self.report(baseline), self.report(candidate), self.changes(baseline, candidate))
@@ -223,21 +225,31 @@ class CompactProjector(Projector):
         raise TypeError("CompactProjector folds whole logs (feed_all); Projector applies one event at a time")
 
     def persons(self, defs: Definitions) -> Persons:
-        """The persons under these identity options, made in the table (once: see the class doc)."""
+        """The persons under these identity options, made in the table (once: see the class doc); their
+        states as LeadState objects, made for the outputs that need each person."""
+        made = self._made_in_table(defs)
+        return Persons(self.leads, made.anonymous_ids, made.counts)
+
+    def identity_counts(self, defs: Definitions) -> IdentityCounts:
+        return self._made_in_table(defs).counts
+
+    def _made_in_table(self, defs: Definitions) -> Persons:
+        """The persons made in the table (without their states as Python objects: the aggregates are C's)."""
         if self._made_under is None:
-            chosen = kept(winners(self.links, defs), defs)
-            linked = {anonymous_id for anonymous_id, *_ in self.links}
-            distinct = self.anonymous_owners() + sum(1 for anonymous_id in linked if not self.owns(anonymous_id))
-            self.make_persons(defs, chosen.joined, counts_of(chosen, distinct))
+            joined, over_limit = chosen(self.links, defs)
+            linked = {link[0] for link in self.links}
+            distinct = self.anonymous_owners() + self._table.missing(ANON_PREFIX, linked)
+            self.make_persons(defs, joined, counts_of(joined, over_limit, distinct))
         elif self._made_under != defs.identity:
             raise ValueError("CompactProjector makes persons under one set of identity options; replay other ones with Projector")
         assert self._made is not None
-        return Persons(self.leads, self._made.anonymous_ids, self._made.counts)
+        return self._made
 
     def make_persons(self, defs: Definitions, joined: dict[str, list[str]], counts: IdentityCounts) -> None:
+        absorb = self._table.absorb
         for lead_id, anonymous_ids in joined.items():
-            for anonymous_id in sorted(anonymous_ids):  # a first-touch tie goes to the least id
-                self._table.absorb(lead_id, anon_key(anonymous_id), anonymous_id)
+            for anonymous_id in sorted(anonymous_ids) if len(anonymous_ids) > 1 else anonymous_ids:  # a first-touch tie goes to the least id
+                absorb(lead_id, ANON_PREFIX + anonymous_id, anonymous_id)
         self._states = None
         self._made, self._made_under = Persons({}, sorted_ids(joined), counts), defs.identity
 
@@ -254,9 +266,9 @@ class CompactProjector(Projector):
         return anon_key(anonymous_id) in self._table
 
     def aggregate(self, defs: Definitions) -> Aggregates:
-        persons = self.persons(defs)
+        self._made_in_table(defs)
         if defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
-            return aggregate((view(key, state, defs) for key, state in persons.states.items()), defs, self.watermark)
+            return aggregate((view(key, state, defs) for key, state in self.persons(defs).states.items()), defs, self.watermark)
         leads, pipeline, standing, pending, funnel, funnel_daily, cohorts_daily, groups, revenues, velocity = self._table.aggregate(
             defs.stage_of_type, defs.step_of_type, len(defs.stages), len(defs.steps),
             defs.mql_min_content_reads, defs.sal_stale_after_micros, defs.conversion_window_micros, self.watermark,

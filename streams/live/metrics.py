@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from projections import QUALIFICATIONS
 from projections.live import LiveProjection
+from projections.report import Aggregates
 
 Highwater = Callable[[int], "int | None"]  # a journey.events partition's end offset as the consumer last saw it
 
@@ -117,6 +118,7 @@ class _ProjectionCollector:
         levels = dict(zip(QUALIFICATIONS, projection.qualification_at(mark), strict=True))
         yield _gauge("journey_leads_by_qualification", "Leads per qualification level (this worker's partitions)", "level", levels)
         yield _gauge("journey_funnel_reached", "Leads that reached each AIDA step (this worker's partitions)", "step", dict(zip(defs.steps, totals.funnel, strict=True)))
+        yield from _velocity(projection, totals, mark)
         seeks = CounterMetricFamily("journey_offset_gaps_reread", "Times skipped offsets were detected and read again")
         seeks.add_metric([], self.gap_seeks())
         yield seeks
@@ -141,6 +143,17 @@ class _ProjectionCollector:
             behind = GaugeMetricFamily("journey_watermark_lag_seconds", "Wall clock minus the watermark")
             behind.add_metric([], time.time() - seconds)
             yield behind
+
+
+def _velocity(projection: LiveProjection, totals: Aggregates, mark: int | None) -> Iterator[Metric]:
+    """SPEC §10 per stage, as counts that add over workers (a median would not): persons waiting in it,
+    those that moved on, and those waiting at least sal_stale_after_days at the cluster's watermark."""
+    stages, speed = projection.defs.stages, totals.velocity
+    waiting = {stage: entered - moved for stage, entered, moved in zip(stages, speed.entered, speed.moved_on, strict=True)}
+    yield _gauge("journey_stage_waiting", "Persons waiting in each pipeline stage: entered it, no later one yet (this worker's partitions)", "stage", waiting)
+    yield _gauge("journey_stage_moved_on", "Persons that moved on from each pipeline stage (this worker's partitions)", "stage", dict(zip(stages, speed.moved_on, strict=True)))
+    stale = {stage: counts["stale"] for stage, counts in zip(stages, projection.stage_counts(mark), strict=True)}
+    yield _gauge("journey_stage_waiting_stale", "Persons waiting in each stage for at least sal_stale_after_days (this worker's partitions)", "stage", stale)
 
 
 class _RocksCollector:

@@ -136,6 +136,11 @@ def _reads(app: faust.App, api: Api) -> None:
         first, last = _day(request.query.get("from")), _day(request.query.get("to"))
         return web.json(funnel_between(defs.steps, await cluster.report(), first, last))
 
+    async def velocity(web: View, request: Request) -> Response:
+        """SPEC §10: time in stage, the windowed funnel and time to convert, across all workers."""
+        report = await cluster.report()
+        return web.json({key: report[key] for key in ("velocity", "funnel_window", "time_to_convert")})
+
     async def attribution(web: View, request: Request) -> Response:
         by = request.query.get("by", "channel")
         if by not in DIMENSIONS:
@@ -146,6 +151,7 @@ def _reads(app: faust.App, api: Api) -> None:
     app.page("/api/stages")(_reader(api, stages))
     app.page("/api/stages/{stage}/leads")(_reader(api, stage_leads))
     app.page("/api/funnel")(_reader(api, funnel))
+    app.page("/api/velocity")(_reader(api, velocity))
     app.page("/api/attribution")(_reader(api, attribution))
 
 

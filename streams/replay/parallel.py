@@ -26,7 +26,7 @@ import msgspec
 import orjson
 
 from projections import Aggregates, Changes, Definitions, Projector
-from projections.identity import counts_of, kept, winners
+from projections.identity import chosen, counts_of
 from projections.projector import ACCELERATED, _fold, replay_projector
 from projections.report import EventCounts, build_comparison, build_report
 from projections.routing import fast_partition, kafka_partition
@@ -115,7 +115,7 @@ def _make_persons(pipes: list[Connection], folded: list[dict[str, Any]], defs: D
     """Which anonymous ids join which leads, over the whole log; the states of those that join a lead
     of another process go there, and every process makes its persons."""
     links = [link for part in folded for link in part["links"]]
-    chosen = kept(winners(links, defs), defs)
+    joined_ids, over_limit = chosen(links, defs)
 
     def partition(owner: str) -> int:  # as the records were routed
         return kafka_partition(owner.encode("utf-8", "surrogatepass"), partitions)
@@ -123,7 +123,7 @@ def _make_persons(pipes: list[Connection], folded: list[dict[str, Any]], defs: D
     joined: list[dict[str, list[str]]] = [{} for _ in pipes]
     handing: list[list[str]] = [[] for _ in pipes]  # per process, its anonymous ids that join a lead of another
     arriving: list[list[str]] = [[] for _ in pipes]
-    for lead_id, ids in chosen.joined.items():
+    for lead_id, ids in joined_ids.items():
         home = partition(lead_id)
         joined[home][lead_id] = ids
         for anonymous_id in ids:
@@ -136,7 +136,7 @@ def _make_persons(pipes: list[Connection], folded: list[dict[str, Any]], defs: D
         pipe.send({"hand_over": out, "owns": asks})
     answers = [_receive(pipe) for pipe in pipes]
     handed = {anonymous_id: data for answer in answers for anonymous_id, data in answer["handed"].items()}
-    counts = counts_of(chosen, sum(part["anonymous_owners"] for part in folded) + sum(answer["unowned"] for answer in answers))
+    counts = counts_of(joined_ids, over_limit, sum(part["anonymous_owners"] for part in folded) + sum(answer["unowned"] for answer in answers))
     marks = [part["watermark"] for part in folded if part["watermark"] is not None]
     watermark = max(marks) if marks else None  # the whole log's: days waiting (SPEC §10) are counted at it
     for pipe, own, incoming in zip(pipes, joined, arriving, strict=True):

@@ -44,6 +44,13 @@ class TestIdentityLive:
             report = report_when_settled(worker, expected, timeout=60)
             assert report["identity"] == {"anonymous_ids": 339, "joined": 222, "over_limit": 30}
 
+    def test_velocity_from_either_worker_equals_replay(self, workers, golden_identity) -> None:
+        # SPEC §10 across workers: time in stage, the windowed funnel, time to convert
+        _, expected, _ = golden_identity
+        for worker in workers:
+            status, body = worker.get("/api/velocity")
+            assert status == 200 and body == {key: expected[key] for key in ("velocity", "funnel_window", "time_to_convert")}
+
     def test_every_lead_is_its_person_with_the_anonymous_ids_that_joined_it(self, workers, golden_identity) -> None:
         _, _, persons = golden_identity
         leads = [person for person in persons if person["lead_id"] is not None]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from projections import DefinitionsError, default_definitions, load_definitions, parse_definitions
-from projections.definitions import DEFAULT_YAML, NO_INDEX
+from projections.definitions import DAY_MICROS, DEFAULT_YAML, NO_INDEX
 from schemas import EVENT_TYPES
 
 
@@ -178,3 +178,25 @@ pipeline:
 
         canonical = json.dumps(yaml.safe_load(DEFAULT_YAML), sort_keys=True, separators=(",", ":")).encode()
         assert default_definitions().digest == hashlib.sha256(canonical).hexdigest()[:12]
+
+
+class TestWindowAndIdentityOptions:
+    @pytest.mark.parametrize(("value", "says"), [("0", "got 0"), ("1.5", "got 1.5"), ("-3", "got -3"), ('"a month"', "got 'a month'")])
+    def test_a_conversion_window_that_is_not_a_whole_number_of_days_is_refused_with_the_line_and_the_fix(self, value: str, says: str) -> None:
+        text = DEFAULT_YAML.replace("conversion_window_days: 30", f"conversion_window_days: {value}")
+        with pytest.raises(DefinitionsError) as refused:
+            parse_definitions(text, "mine.yaml")
+        message = str(refused.value)
+        assert message.startswith("mine.yaml: conversion_window_days (line 18): must be a whole number of days ≥ 1") and says in message and "fix" in message
+
+    def test_identity_options_are_checked_too(self) -> None:
+        with pytest.raises(DefinitionsError, match=r"identity.max_anonymous_ids \(line 20\): must be a whole number ≥ 0"):
+            parse_definitions(DEFAULT_YAML.replace("max_anonymous_ids: 100", "max_anonymous_ids: -1"), "mine.yaml")
+        with pytest.raises(DefinitionsError, match=r"identity.ignored_ids\[1\] \(line 21\): must be an id"):
+            parse_definitions(DEFAULT_YAML.replace('ignored_ids: ["", ', 'ignored_ids: ["", 7, '), "mine.yaml")
+        with pytest.raises(DefinitionsError, match="unknown key 'max_ids'"):
+            parse_definitions(DEFAULT_YAML.replace("max_anonymous_ids", "max_ids"), "mine.yaml")
+
+    def test_the_window_and_identity_options_are_read(self) -> None:
+        defs = parse_definitions(DEFAULT_YAML.replace("conversion_window_days: 30", "conversion_window_days: 7").replace("max_anonymous_ids: 100", "max_anonymous_ids: 2"), "t")
+        assert (defs.conversion_window_micros, defs.max_anonymous_ids, "guest" in defs.ignored_ids) == (7 * DAY_MICROS, 2, True)

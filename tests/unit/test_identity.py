@@ -123,3 +123,19 @@ class TestAnyOrder:
         report, persons_ = snapshot(lines)
         report["events"]["invalid"] = WHOLE[0]["events"]["invalid"]  # an invalid record sent again counts again
         assert (report, persons_) == WHOLE
+
+
+class TestChosenInC:
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["A1", "A2", "A3", "A4", "undefined", "L1"]), st.integers(0, 3), st.sampled_from(["e1", "e2", "é"]),
+                              st.sampled_from(["L1", "L2", "L3", "guest"]), st.integers(0, 6)), max_size=40),
+           st.sampled_from([0, 1, 2, 100]))
+    def test_the_c_choice_of_who_joins_whom_is_the_reference_s(self, links: list[tuple[Any, ...]], keep: int) -> None:
+        from projections import _fold
+        from projections.identity import kept, winners
+
+        defs = parse_definitions(DEFAULT_YAML.replace("max_anonymous_ids: 100", f"max_anonymous_ids: {keep}"), "t")
+        reference = kept(winners(links, defs), defs)
+        joined, over = _fold.choose(links, set(defs.ignored_ids), defs.max_anonymous_ids)
+        assert {lead: sorted(ids) for lead, ids in joined.items()} == {lead: sorted(ids) for lead, ids in reference.joined.items()}
+        assert over == sum(len(ids) for ids in reference.over_limit.values())

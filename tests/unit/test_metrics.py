@@ -118,3 +118,26 @@ class TestPartitions:
 
     def test_the_topics_count_is_left_out_when_not_given(self, projection: LiveProjection) -> None:
         assert "journey_topic_partitions" not in scrape(WorkerMetrics(projection, lambda: 0, lambda partition: None))
+
+
+class TestVelocityGauges:
+    def test_persons_waiting_and_moved_on_per_stage_with_no_person_label(self) -> None:
+        # SPEC §10 per stage, counts that add over workers; no lead id in any label
+        from projections.live import BatchResult
+        from tests.helpers import raw
+
+        projection = LiveProjection(default_definitions())
+
+        class Table(dict):
+            def put(self, key: str, value: bytes) -> None:
+                self[key] = value
+
+        table = Table()
+        records = [raw(lead="L1", eid="a", kind="ad_seen", at="2026-09-01T10:00:00Z"), raw(lead="L1", eid="b", kind="content_read", at="2026-09-03T10:00:00Z"),
+                   raw(lead="L2", eid="c", kind="ad_seen", at="2026-09-20T10:00:00Z")]
+        projection.process(0, list(enumerate(records)), table, BatchResult())
+        samples = scrape(WorkerMetrics(projection, lambda: 0, lambda partition: None))
+        assert samples["journey_stage_waiting"][(("stage", "explore"),)] == 1 and samples["journey_stage_waiting"][(("stage", "research"),)] == 1
+        assert samples["journey_stage_moved_on"][(("stage", "explore"),)] == 1
+        assert samples["journey_stage_waiting_stale"][(("stage", "research"),)] == 1  # 17 days at the watermark of day 20
+        assert not any("L1" in str(labels) or "L2" in str(labels) for family in samples.values() for labels in family)
