@@ -28,6 +28,7 @@ from projections.projector import decode_record, stored_fold
 from projections.report import Aggregates, EventCounts
 from projections.stored import Held, Progress, StoredLead, anon_section, lead_section, progress_key, progress_partition
 from schemas.decode import Rejection
+from schemas.events import MAX_ID_CHARS
 
 
 class Record(NamedTuple):
@@ -121,7 +122,7 @@ class LiveProjection:
         for key, data, old_view, new_view, cause, identity in owners:
             if new_view is None:
                 put(key, data)
-            elif identity is None and anonymous_of(key) is None:  # a lead without anonymous ids: the C views are its person's
+            elif identity is None and (len(key) <= MAX_ID_CHARS or anonymous_of(key) is None):  # a lead without anonymous ids: the C views are its person's
                 put(key, data)
                 replace(old_view, new_view)
                 moved_leads[key] = (old_view, new_view, cause)
