@@ -49,7 +49,8 @@ static int days_in_month(int y, int m) {
     return days[m - 1];
 }
 
-/* 1 and the microseconds since the epoch, or 0 when `s` is not a time the reference accepts. */
+/* 1 and the microseconds since the epoch, or 0 when `s` is not a time the reference accepts (its reason
+   is the model's: parse_time's own message is the common one, whichever check failed). */
 static int parse_rfc3339(const char *s, Py_ssize_t n, int64_t *out) {
     int year, month, day, hour, minute, second, frac = 0, off_h, off_m;
     if (n < 20) return 0;
@@ -87,7 +88,8 @@ static int parse_rfc3339(const char *s, Py_ssize_t n, int64_t *out) {
         return 0;
     int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
     *out = seconds * 1000000 + frac;
-    return 1;
+    /* schemas.events.EARLIEST_MICROS and LATEST_MICROS: the UTC instant within years 0001-9999 */
+    return *out >= -62135596800000000LL && *out <= 253402300799999999LL;
 }
 
 static PyObject *parse_time(PyObject *module, PyObject *text) {
@@ -522,12 +524,18 @@ static int lead_attribute(LeadTable *t, Lead *lead, PyObject *event_id, int64_t 
     return lead_add_revenue(lead, name, hundredths); /* takes `name` */
 }
 
-/* `hundredths` more revenue in currency `name` (interned; the lead takes the reference): 0, or -1 on error. */
+#define REVENUE_PAST_LIMIT "a person's revenue in one currency would pass 92233720368547758.07, the most journey keeps"
+
+/* `hundredths` more revenue in currency `name` (interned; the lead takes the reference): 0, or -1 on error
+   (OverflowError past int64 hundredths, as the Python reference and the stored lead layout refuse). */
 static int lead_add_revenue(Lead *lead, PyObject *name, int64_t hundredths) {
     for (uint32_t i = 0; i < lead->n_revenue; i++) {
         if (lead->revenue[i].currency == name) {
-            lead->revenue[i].hundredths += hundredths;
             Py_DECREF(name);
+            if (__builtin_add_overflow(lead->revenue[i].hundredths, hundredths, &lead->revenue[i].hundredths)) {
+                PyErr_SetString(PyExc_OverflowError, REVENUE_PAST_LIMIT); /* projections.lead.REVENUE_PAST_LIMIT */
+                return -1;
+            }
             return 0;
         }
     }
@@ -1068,13 +1076,10 @@ static int attribute(PyObject *groups, PyObject *revenues, Lead *lead, int funne
             Py_DECREF(key);
             return -1;
         }
-        for (int j = 0; j < 2 && rc == 0; j++) {
-            long long have = PyLong_AsLongLong(PyList_GET_ITEM(sums, j));
-            if (have == -1 && PyErr_Occurred()) {
-                rc = -1;
-                break;
-            }
-            PyObject *now = PyLong_FromLongLong(have + (j == 0 ? lead->revenue[i].hundredths : 1));
+        for (int j = 0; j < 2 && rc == 0; j++) { /* exact past int64, as the reference's Python ints: summed as PyLongs */
+            PyObject *add = PyLong_FromLongLong(j == 0 ? lead->revenue[i].hundredths : 1);
+            PyObject *now = add == NULL ? NULL : PyNumber_Add(PyList_GET_ITEM(sums, j), add);
+            Py_XDECREF(add);
             if (now == NULL) {
                 rc = -1;
                 break;

@@ -29,6 +29,10 @@ _SIGNED = 1 << 63  # array("q") holds signed 64-bit integers
 
 Touch = tuple[str | None, str | None, str | None]  # (source, channel, campaign) of one event
 NO_CURRENCY = "(none)"  # SPEC §4: the currency of an amount without one
+# A person's revenue in one currency is kept in int64 hundredths (the stored lead, the C fold): amounts are
+# never negative, so a sum passes this bound whatever the order of events and merges (docs/spec-notes.md).
+MAX_HUNDREDTHS = (1 << 63) - 1
+REVENUE_PAST_LIMIT = "a person's revenue in one currency would pass 92233720368547758.07, the most journey keeps"
 TOUCH_FIELDS = ("source", "channel", "campaign")
 
 
@@ -100,7 +104,10 @@ def record(state: LeadState, event: Event) -> bool:
         revenue = state.revenue
         if revenue is None:
             revenue = state.revenue = {}
-        revenue[currency] = revenue.get(currency, 0) + hundredths(event.amount)
+        total = revenue.get(currency, 0) + hundredths(event.amount)
+        if total > MAX_HUNDREDTHS:
+            raise OverflowError(REVENUE_PAST_LIMIT)
+        revenue[currency] = total
     return True
 
 
@@ -123,7 +130,10 @@ def merge(into: LeadState, other: LeadState, owner: str) -> None:
     if other.revenue:
         revenue = into.revenue if into.revenue is not None else {}
         for currency, amount in other.revenue.items():
-            revenue[currency] = revenue.get(currency, 0) + amount
+            total = revenue.get(currency, 0) + amount
+            if total > MAX_HUNDREDTHS:
+                raise OverflowError(REVENUE_PAST_LIMIT)
+            revenue[currency] = total
         into.revenue = revenue
 
 

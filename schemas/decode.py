@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, JOURNEY_EVENT, MAX_RECORD_BYTES, TYPE_INDEX, parse_time
+from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, JOURNEY_EVENT, MAX_RECORD_BYTES, OUT_OF_CALENDAR, TYPE_INDEX, parse_time
 from schemas.fast import FAST_DECODER as _FAST_DECODER
 from schemas.fast import FAST_ERRORS as _FAST_ERRORS
 
@@ -163,6 +163,8 @@ def _describe(error: dict[str, Any], obj: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{field}: missing"
     if field == "occurred_at":
+        if kind == "value_error" and str(error["ctx"]["error"]) == OUT_OF_CALENDAR:
+            return f"occurred_at: {OUT_OF_CALENDAR}, got {got}"
         return f"occurred_at: must be an RFC 3339 time with offset, like 2026-09-01T10:00:00Z, got {got}"
     return f"{field}: {error['msg'].lower()}, got {got}"
 

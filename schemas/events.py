@@ -34,6 +34,11 @@ RFC3339 = re.compile(
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # format_time writes UTC times with a Z of its own
+# Every output writes times in UTC with a four-digit year, so an event's UTC instant must fall in
+# years 0001-9999 (a local 0001-01-01T00:00:00+01:00 is 0000-12-31 in UTC: nothing could write it).
+EARLIEST_MICROS = -62135596800000000  # 0001-01-01T00:00:00Z
+LATEST_MICROS = 253402300799999999  # 9999-12-31T23:59:59.999999Z
+OUT_OF_CALENDAR = "must fall within years 0001-9999 once in UTC, like 2026-09-01T10:00:00Z"
 
 
 def parse_time(text: str) -> int:
@@ -44,7 +49,10 @@ def parse_time(text: str) -> int:
     """
     if RFC3339.fullmatch(text) is None:
         raise ValueError("must be an RFC 3339 time with offset, like 2026-09-01T10:00:00Z")
-    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+    micros = (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+    if not EARLIEST_MICROS <= micros <= LATEST_MICROS:
+        raise ValueError(OUT_OF_CALENDAR)
+    return micros
 
 
 def format_time(micros: int) -> str:

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from projections import DefinitionsError, default_definitions, load_definitions
 from projections.definitions import DEFAULT_YAML, Definitions
+from projections.lead import REVENUE_PAST_LIMIT
 from schemas import json_schema
 from streams.errors import JourneyError
 
@@ -300,6 +301,9 @@ def _run(command: Callable[[], Any]) -> int:
         _quiet_stdout()  # the reader (head, less) went away: not an error
         return 0
     except Exception as exc:
+        if type(exc) is OverflowError and str(exc) == REVENUE_PAST_LIMIT:  # the log's bound, not a bug
+            _error(f"journey: {exc} (docs/spec-notes.md, 'Bounds'); nothing was written")
+            return 1
         if os.environ.get("JOURNEY_DEBUG"):
             raise
         _error(f"journey: internal error: {type(exc).__name__}: {exc} (set JOURNEY_DEBUG=1 for the traceback)")

@@ -27,6 +27,7 @@ import orjson
 
 from projections import Aggregates, Changes, Definitions, Projector
 from projections.identity import chosen, counts_of
+from projections.lead import REVENUE_PAST_LIMIT
 from projections.projector import ACCELERATED, _fold, replay_projector
 from projections.report import EventCounts, build_comparison, build_report
 from projections.routing import fast_partition, kafka_partition
@@ -229,6 +230,8 @@ def _receive(pipe: Connection) -> dict[str, Any]:
     except EOFError:
         raise RuntimeError("a replay process ended without an answer") from None
     if "error" in message:
+        if message["error"].endswith(REVENUE_PAST_LIMIT):
+            raise OverflowError(REVENUE_PAST_LIMIT)  # the log's, not the process's: said as one process would
         raise RuntimeError(f"a replay process failed: {message['error']}")
     return message
 

@@ -149,6 +149,15 @@ class TestAFoldFault:
         assert again.projection.partitions[P].counts.invalid == 1 and again.poisoned == 1
 
 
+class TestARealBound:
+    def test_revenue_past_what_a_person_can_hold_goes_to_the_dlq_with_its_reason(self) -> None:
+        """No injected fault: 10^12 (SPEC's largest amount) bought 92,234 times by one lead passes int64
+        hundredths (docs/spec-notes.md); each record that would is poison, the rest of the partition folds."""
+        lines = [event(i, "L", kind="purchase", amount=10**12, currency="EUR") for i in range(92_236)] + [event(92_236, "M")]
+        worker = alike(lines, {92_233, 92_234, 92_235}, [(0, 92_230), (92_230, 92_237)], default_definitions())
+        assert worker.poisoned == 3
+
+
 class TestAWriteFault:
     """Raised after the fold, while the batch's leads are written: those before it are already
     counted in the partition's aggregates, which are derived again from the table."""
