@@ -1,7 +1,7 @@
 "use strict";
 // The journey dashboard: every number comes from the HTTP API of the worker serving this page.
 const REFRESH_MS = 5000;
-const PAGE = 25;
+const PAGE = 10;
 const FOLDED = { cohorts: 7, attribution: 10, anonymousIds: 12 };  // rows shown before "show all" (keep in step with dashboard.css)
 const link = new URLSearchParams(location.hash.slice(1));  // #stage=contact&lead=L-1 or &anon=A: shareable views
 const DIMENSIONS = ["channel", "source", "campaign"];
@@ -138,7 +138,7 @@ function nearestRank(histogram, q) {
 // stays readable on the darkest shade).
 function heat(td, part, whole) {
   const share = whole ? part / whole : 0;
-  td.style.background = `hsl(220 70% ${(97 - 35 * share).toFixed(1)}%)`;
+  td.style.background = `hsl(220 70% ${(97 - 33 * share).toFixed(1)}%)`;
   td.dataset.share = share.toFixed(4);
 }
 
@@ -245,7 +245,9 @@ function renderConvert(report) {
   }));
   const histograms = steps.map((s) => convert[s].days);
   const bins = histogramBins(histograms);
-  draw("convert-chart", "bar", bins.labels, steps.map((step, i) => ({ label: step, data: bins.counts(convert[step].days), backgroundColor: PALETTE[(i + 1) % PALETTE.length] })),
+  // as stepped lines, one per step: three histograms' bars side by side would be slivers
+  draw("convert-chart", "line", bins.labels, steps.map((step, i) => ({ label: step, data: bins.counts(convert[step].days), stepped: "middle",
+    borderColor: PALETTE[(i + 1) % PALETTE.length], backgroundColor: PALETTE[(i + 1) % PALETTE.length], pointRadius: 0, borderWidth: 2 })),
     { scales: { x: { title: { display: true, text: bins.width === 1 ? "whole days from the first step" : `whole days from the first step, by ${bins.width}` } },
                 y: { beginAtZero: true, title: { display: true, text: "people" } } },
       plugins: { legend: { display: true, position: "bottom" } } });
