@@ -328,6 +328,16 @@ def rebuilt(defs: Definitions, entries: Iterable[tuple[Any, bytes]], active: set
     """The partitions' states derived from the lead table's entries: every owner's event counts, each
     person counted once, and the identity counts (SPEC §9; projections.linking counts the same)."""
     parts = {p: PartitionState(Aggregates.empty(defs)) for p in active}
+    for partition, key, state in persons(entries, parts):
+        parts[partition].replace(None, view(key, state, defs))
+    return parts
+
+
+def persons(entries: Iterable[tuple[Any, bytes]], parts: dict[int, PartitionState]) -> Iterable[tuple[int, str, LeadState]]:
+    """Every person of the lead table's entries in the partitions of `parts`, with its partition and
+    key: each lead with its kept anonymous ids, each anonymous id that joined no lead, each id over
+    its lead's limit. On the way, each partition's progress, event counts and identity counts go
+    into `parts`: what a rebuild needs besides the persons' views."""
     kept: dict[str, set[str]] = {}
     candidates: list[tuple[int, str, str, LeadState]] = []  # held ids that belong to their lead: kept, or over the limit
     for key, data in _keyed(entries):
@@ -352,18 +362,17 @@ def rebuilt(defs: Definitions, entries: Iterable[tuple[Any, bytes]], active: set
         if anonymous_of(key) is not None:
             part.identity.anonymous_ids += 1
             if anon_section(stored.identity).winner is None and stored.state.events:
-                part.replace(None, view(key, stored.state, defs))
+                yield stored.partition, key, stored.state
             continue
         section = lead_section(stored.identity, key)
         kept[key] = {entry.anonymous_id for entry in section.kept}
         part.identity.joined += len(section.kept)
-        part.replace(None, view(key, person_state(stored, key), defs))
+        yield stored.partition, key, person_state(stored, key)
     for partition, lead_id, anonymous_id, facts in candidates:
         if anonymous_id not in kept.get(lead_id, ()):
             parts[partition].identity.over_limit += 1
             if facts.events:
-                parts[partition].replace(None, view(anon_key(anonymous_id), facts, defs))
-    return parts
+                yield partition, anon_key(anonymous_id), facts
 
 
 def _keyed(entries: Iterable[tuple[Any, bytes]]) -> Iterable[tuple[str, bytes]]:
