@@ -1517,6 +1517,7 @@ typedef struct {
     int64_t through, duplicates;
     long partition;
     PyObject *old_view; /* the lead's view before this batch; None for a lead new to the table */
+    PyObject *old_shadow_view; /* the same under the shadow definitions (SPEC §11); NULL without a shadow */
     PyObject *cause_id; /* the event id of the last event the batch applied to the lead, or NULL */
     long cause_kind;
     int64_t cause_at;
@@ -1530,6 +1531,8 @@ struct Live {
     Stored *stored; /* per lead of the batch's table, by position */
     Py_ssize_t allocated, n_stored;
     Defs defs;
+    Defs shadow; /* SPEC §11's candidate definitions, when has_shadow: each view is taken under both */
+    int has_shadow;
 };
 
 static uint64_t get_u64(const unsigned char *p) {
@@ -1844,6 +1847,7 @@ static int live_load(Fold *f, Lead *lead, Stored *st) {
     if (data == Py_None) {
         Py_DECREF(data);
         st->old_view = Py_NewRef(Py_None);
+        st->old_shadow_view = Py_NewRef(Py_None);
         return 0;
     }
     int rc = -1;
@@ -1863,7 +1867,8 @@ static int live_load(Fold *f, Lead *lead, Stored *st) {
     }
     if (rc > 0) {
         st->old_view = lead_view(lead, &live->defs, live->view_type);
-        rc = st->old_view == NULL ? -1 : 0;
+        st->old_shadow_view = live->has_shadow ? lead_view(lead, &live->shadow, live->view_type) : Py_NewRef(Py_None);
+        rc = st->old_view == NULL || st->old_shadow_view == NULL ? -1 : 0;
     }
 done:
     Py_DECREF(data);
@@ -1917,28 +1922,33 @@ static int live_rejected(Fold *f, PyObject *rejection, PyObject *raw) {
     return rc;
 }
 
-/* Per owner of the batch, in first-touched order: (owner key, stored bytes, old view, new view, cause, identity);
- * new view and cause are None for an owner the batch applied nothing to; identity is the owner's identity
- * section (bytes), or None when it has none. */
+/* Per owner of the batch, in first-touched order: (owner key, stored bytes, old view, new view, cause, identity,
+ * old shadow view, new shadow view); new view and cause are None for an owner the batch applied nothing to;
+ * identity is the owner's identity section (bytes), or None when it has none; the shadow views are the views
+ * under the shadow definitions, None without a shadow. */
 static PyObject *live_leads(Fold *f) {
     Live *live = f->live;
     PyObject *leads = PyList_New(f->table->n);
     for (Py_ssize_t i = 0; leads != NULL && i < f->table->n; i++) {
         Lead *lead = &f->table->leads[i];
         Stored *st = &live->stored[i];
-        PyObject *new_view = Py_None, *cause = Py_None;
+        PyObject *new_view = Py_None, *cause = Py_None, *new_shadow = Py_None;
+        Py_INCREF(Py_None);
         Py_INCREF(Py_None);
         Py_INCREF(Py_None);
         if (st->cause_id != NULL) {
             Py_SETREF(new_view, lead_view(lead, &live->defs, live->view_type));
+            if (live->has_shadow) Py_SETREF(new_shadow, lead_view(lead, &live->shadow, live->view_type));
             PyObject *fields[3] = {Py_NewRef(st->cause_id), PyLong_FromLong(st->cause_kind), PyLong_FromLongLong(st->cause_at)};
             Py_SETREF(cause, named_tuple(live->cause_type, fields, 3));
         }
         PyObject *data = lead_encode(lead, st);
         PyObject *identity = st->identity ? st->identity : Py_None;
-        PyObject *entry = (data && new_view && cause) ? PyTuple_Pack(6, lead->key, data, st->old_view, new_view, cause, identity) : NULL;
+        PyObject *old_shadow = st->old_shadow_view ? st->old_shadow_view : Py_None;
+        PyObject *entry = (data && new_view && cause && new_shadow) ? PyTuple_Pack(8, lead->key, data, st->old_view, new_view, cause, identity, old_shadow, new_shadow) : NULL;
         Py_XDECREF(data);
         Py_XDECREF(new_view);
+        Py_XDECREF(new_shadow);
         Py_XDECREF(cause);
         if (entry == NULL) Py_CLEAR(leads);
         else PyList_SET_ITEM(leads, i, entry);
@@ -1951,6 +1961,8 @@ typedef struct {
     Decoding decoding;
     PyObject *upgrade, *view_type, *cause_type;
     Defs defs;
+    Defs shadow;
+    int has_shadow;
 } Setup;
 
 static void setup_release(Setup *s) {
@@ -1986,8 +1998,22 @@ static int setup_read(PyObject *setup, Setup *s) {
         goto fail;
     }
     if (read_defs(stage_of_type, step_of_type, (int)stages, (int)steps, mql_min, stale_after, &s->defs) < 0) goto fail;
-    Py_DECREF(stage_of_type);
-    Py_DECREF(step_of_type);
+    Py_CLEAR(stage_of_type);
+    Py_CLEAR(step_of_type);
+    /* SPEC §11: shadow_stages -1 (no shadow), or the shadow definitions in the same shape as the current ones */
+    long long shadow_stages = long_attribute(setup, "shadow_stages");
+    if (PyErr_Occurred()) goto fail;
+    if (shadow_stages >= 0) {
+        long long shadow_steps = long_attribute(setup, "shadow_steps");
+        long long shadow_mql = long_attribute(setup, "shadow_mql_min_content_reads"), shadow_stale = long_attribute(setup, "shadow_sal_stale_after_micros");
+        if (PyErr_Occurred() || (stage_of_type = PyObject_GetAttrString(setup, "shadow_stage_of_type")) == NULL ||
+            (step_of_type = PyObject_GetAttrString(setup, "shadow_step_of_type")) == NULL)
+            goto fail;
+        if (read_defs(stage_of_type, step_of_type, (int)shadow_stages, (int)shadow_steps, shadow_mql, shadow_stale, &s->shadow) < 0) goto fail;
+        s->has_shadow = 1;
+        Py_CLEAR(stage_of_type);
+        Py_CLEAR(step_of_type);
+    }
     return 0;
 fail:
     Py_XDECREF(stage_of_type);
@@ -2008,7 +2034,7 @@ static PyObject *fold_stored(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOlL:fold_stored", &setup_object, &records, &get, &partition, &through)) return NULL;
     Setup setup;
     if (setup_read(setup_object, &setup) < 0) return NULL;
-    Live live = {get, setup.upgrade, setup.view_type, setup.cause_type, NULL, through, partition, NULL, 0, 0, setup.defs};
+    Live live = {get, setup.upgrade, setup.view_type, setup.cause_type, NULL, through, partition, NULL, 0, 0, setup.defs, setup.shadow, setup.has_shadow};
     PyObject *items = PySequence_Fast(records, "fold_stored: records is a sequence of (offset, value) pairs");
     LeadTable *table = items == NULL ? NULL : (LeadTable *)PyType_GenericNew(&LeadTableType, NULL, NULL);
     PyObject *links = PyList_New(0);
@@ -2038,6 +2064,7 @@ done:
     Py_XDECREF(leads);
     for (Py_ssize_t i = 0; i < live.n_stored; i++) {
         Py_XDECREF(live.stored[i].old_view);
+        Py_XDECREF(live.stored[i].old_shadow_view);
         Py_XDECREF(live.stored[i].cause_id);
         Py_XDECREF(live.stored[i].identity);
     }

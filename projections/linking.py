@@ -29,7 +29,7 @@ from projections.changes import Applied
 from projections.definitions import Definitions
 from projections.identity import Link, anon_key, anonymous_of, copy_state
 from projections.lead import LeadState, LeadView, merge, view
-from projections.partition import BatchResult, LeadTable, PartitionState
+from projections.partition import BatchResult, LeadTable, PartitionState, shadow_view
 from projections.stored import Held, Kept, LeadSection, StoredLead, anon_section, joined_facts, lead_section
 from schemas.events import MAX_ID_CHARS
 
@@ -140,16 +140,19 @@ class Linker:
 
     # -- an anonymous id's partition ------------------------------------------------------------
 
-    def anonymous_folded(self, key: str, stored: StoredLead, old: LeadView | None, new: LeadView, cause: Applied) -> None:
+    def anonymous_folded(self, key: str, stored: StoredLead, views: tuple[LeadView | None, LeadView, LeadView | None, LeadView | None], cause: Applied) -> None:
         """A's own events were applied: with a winner, its lead hears of it; without, A is a person here
-        (`old` None: A is new to the table; a view of no events: A was known by a claim only, and no person)."""
+        (old view None: A is new to the table; a view of no events: A was known by a claim only, and no
+        person). `views`: A's before and after, then under the shadow definitions (None without)."""
+        old, new, old_shadow, new_shadow = views
         anonymous_id = anonymous_of(key)
         assert anonymous_id is not None
         if old is None:
             self.part.identity.anonymous_ids += 1
         winner = anon_section(stored.identity).winner
         if winner is None:
-            self.part.replace(old if old is not None and old.events else None, new)
+            counted = old is not None and old.events
+            self.part.replace(old if counted else None, new, old_shadow if counted else None, new_shadow)
         else:
             self._send(Facts(winner.lead_id, anonymous_id, winner, snapshot(stored.state), cause))
 
@@ -163,8 +166,8 @@ class Linker:
         old = section.winner
         won = claim.claims and (old is None or claim.link < old)
         if won:
-            if old is None and stored.state.events:
-                self.part.remove(view(key, stored.state, self.defs))  # counted in its lead from now on
+            if old is None and stored.state.events:  # counted in its lead from now on
+                self.part.remove(view(key, stored.state, self.defs), shadow_view(self.part, key, stored.state))
             section.winner = claim.link
             stored.identity = section.encode()
             cause, facts = Applied(claim.link.event_id, claim.kind, claim.link.occurred_at), snapshot(stored.state)
@@ -185,27 +188,31 @@ class Linker:
         # The lead's own link event made it known here before its claim went out; only a partition
         # whose state was lost and is being read again lacks it for a while.
         stored = StoredLead(self.partition, -1, 0, LeadState()) if data is None else StoredLead.decode(data)
-        before = view(lead_id, person_state(stored, lead_id), self.defs) if data is not None else None
+        old_state = person_state(stored, lead_id) if data is not None else None
+        before = view(lead_id, old_state, self.defs) if old_state is not None else None
         section = lead_section(stored.identity, lead_id)
         _Keeper(self, lead_id, section).hear(facts)
         if data is None and not section.kept:
             return  # nothing of the lead's to keep: its own events make it known
         stored.identity = section.encode()
         self.table.put(lead_id, stored.encode())  # last: the held entries this message wrote come first
-        after = view(lead_id, person_state(stored, lead_id), self.defs)
+        new_state = person_state(stored, lead_id)
+        after = view(lead_id, new_state, self.defs)
+        if after != before or self.part.shadow is not None:  # the shadow's view may move when this one does not
+            self.part.replace(before, after, shadow_view(self.part, lead_id, old_state), shadow_view(self.part, lead_id, new_state))
         if after != before:
-            self.part.replace(before, after)
             self.result.move(lead_id, before, after, facts.cause)
 
     def apart(self, anonymous_id: str, old: LeadState | None, new: LeadState | None) -> None:
         """An anonymous id over its lead's limit, counted as a person here: from `old` facts to `new` (None: not counted)."""
-        key = anon_key(anonymous_id)
-        before = None if old is None or not old.events else view(key, old, self.defs)
-        after = None if new is None or not new.events else view(key, new, self.defs)
+        key, part = anon_key(anonymous_id), self.part
+        old, new = (None if state is None or not state.events else state for state in (old, new))
+        before = None if old is None else view(key, old, self.defs)
+        after = None if new is None else view(key, new, self.defs)
         if before is not None and after is None:
-            self.part.remove(before)
-        elif after is not None and after != before:
-            self.part.replace(before, after)
+            part.remove(before, shadow_view(part, key, old))
+        elif after is not None and (after != before or part.shadow is not None):
+            part.replace(before, after, shadow_view(part, key, old), shadow_view(part, key, new))
 
 
 class _Keeper:

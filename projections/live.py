@@ -23,12 +23,14 @@ from projections.definitions import Definitions
 from projections.identity import IdentityCounts, anon_key, anonymous_of
 from projections.lead import QUALIFICATIONS, LeadState, LeadView, record, view
 from projections.linking import Claim, Facts, Linker, Scan, claim_of, held_of, person_state, person_view
-from projections.partition import BatchResult, IdentityTally, Invalid, LeadTable, PartitionState
+from projections.partition import BatchResult, IdentityTally, Invalid, LeadTable, PartitionState, Shadow, shadow_view
 from projections.projector import decode_record, stored_fold
 from projections.report import Aggregates, EventCounts
 from projections.stored import Held, Progress, StoredLead, anon_section, lead_section, progress_key, progress_partition
 from schemas.decode import Rejection
 from schemas.events import MAX_ID_CHARS
+
+Views = tuple[LeadView | None, LeadView, LeadView | None, LeadView | None]  # an owner's own, before and after, then under the shadow definitions
 
 
 class Record(NamedTuple):
@@ -43,19 +45,30 @@ def _no_scan(prefix: str) -> Iterable[tuple[str, bytes]]:
 
 
 class LiveProjection:
-    def __init__(self, defs: Definitions, *, compiled: bool = True) -> None:
+    def __init__(self, defs: Definitions, *, compiled: bool = True, shadow: Definitions | None = None) -> None:
         """`compiled`: fold batches in C where `projections._fold` is built (`stored_fold`); the
-        Python fold (`fold_reference`) is the reference, and runs where it is not."""
+        Python fold (`fold_reference`) is the reference, and runs where it is not. `shadow`: SPEC
+        §11's candidate definitions, every person counted under them too (see `redefine`)."""
         self.defs = defs
-        self.compiled_fold = stored_fold(defs, _current, Applied) if compiled else None
+        self.compiled = compiled
+        self.shadow_defs = shadow
+        self.compiled_fold = stored_fold(defs, _current, Applied, shadow) if compiled else None
         self.partitions: dict[int, PartitionState] = {}
         self.cluster_watermark: int | None = None  # the latest watermark known from any worker
+
+    def redefine(self, defs: Definitions, shadow: Definitions | None, entries: Iterable[tuple[Any, bytes]]) -> None:
+        """Other definitions, a shadow added, changed or dropped (SPEC §11): the partitions' counts are
+        derived again from the lead table's entries under both. The lead state holds facts only, so
+        nothing stored changes; the caller publishes what the change stream needs (`catch_up`)."""
+        self.defs, self.shadow_defs = defs, shadow
+        self.compiled_fold = stored_fold(defs, _current, Applied, shadow) if self.compiled else None
+        self.rebuild(entries, set(self.partitions))
 
     # -- rebuilding from the tables after a rebalance -------------------------------------
 
     def rebuild(self, entries: Iterable[tuple[Any, bytes]], active: set[int]) -> None:
         """Derive the aggregates of the `active` partitions from the lead table's entries."""
-        self.partitions = rebuilt(self.defs, entries, active)
+        self.partitions = rebuilt(self.defs, entries, active, self.shadow_defs)
         for part in self.partitions.values():
             self._learn(part.watermark)
 
@@ -101,7 +114,7 @@ class LiveProjection:
     def _part(self, partition: int) -> PartitionState:
         part = self.partitions.get(partition)
         if part is None:
-            part = self.partitions[partition] = PartitionState(Aggregates.empty(self.defs))
+            part = self.partitions[partition] = _partition_state(self.defs, self.shadow_defs)
         return part
 
     def _process_compiled(self, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult, scan: Scan) -> None:
@@ -119,17 +132,17 @@ class LiveProjection:
             part.see(mark)
         put, replace, moved_leads = table.put, part.replace, result.moved
         linker = Linker(self.defs, partition, part, table, scan, result) if links or len(owners) else None
-        for key, data, old_view, new_view, cause, identity in owners:
+        for key, data, old_view, new_view, cause, identity, old_shadow, new_shadow in owners:
             if new_view is None:
                 put(key, data)
             elif identity is None and (len(key) <= MAX_ID_CHARS or anonymous_of(key) is None):  # a lead without anonymous ids: the C views are its person's
                 put(key, data)
-                replace(old_view, new_view)
+                replace(old_view, new_view, old_shadow, new_shadow)
                 moved_leads[key] = (old_view, new_view, cause)
             else:
                 before = table.get(key)
                 put(key, data)
-                _owner_folded(self.defs, linker, key, before, data, old_view, new_view, cause)  # type: ignore[arg-type]
+                _owner_folded(self.defs, linker, key, before, data, (old_view, new_view, old_shadow, new_shadow), cause)  # type: ignore[arg-type]
         for anonymous_id, at, event_id, lead_id, kind in links:
             result.messages.append((anonymous_id, claim_of(lead_id, anonymous_id, Applied(event_id, kind, at), self.defs)))
 
@@ -257,23 +270,27 @@ def catch_up(defs: Definitions, entries: Iterable[tuple[Any, bytes]], published:
     return changes
 
 
-def _owner_folded(defs: Definitions, linker: Linker, key: str, before: bytes | None, data: bytes, old: LeadView | None, new: LeadView, cause: Applied) -> None:
+def _owner_folded(defs: Definitions, linker: Linker, key: str, before: bytes | None, data: bytes, views: Views, cause: Applied) -> None:
     """An owner whose events were applied and that identity concerns: an anonymous id, or a lead with
-    anonymous ids (its person views hold their facts too)."""
+    anonymous ids (its person views hold their facts too). `views`: the owner's own, before and after,
+    and the same under the shadow definitions (None without a shadow)."""
     stored = StoredLead.decode(data)
     if anonymous_of(key) is not None:
-        linker.anonymous_folded(key, stored, old, new, cause)
+        linker.anonymous_folded(key, stored, views, cause)
         return
-    person_old = None if before is None else person_view(key, before, defs)
-    person_new = view(key, person_state(stored, key), defs)
-    linker.part.replace(person_old, person_new)
+    part = linker.part
+    old_state = None if before is None else person_state(StoredLead.decode(before), key)
+    new_state = person_state(stored, key)
+    person_old = None if old_state is None else view(key, old_state, defs)
+    person_new = view(key, new_state, defs)
+    part.replace(person_old, person_new, shadow_view(part, key, old_state), shadow_view(part, key, new_state))
     linker.result.move(key, person_old, person_new, cause)
 
 
 def fold_reference(defs: Definitions, partition: int, part: PartitionState, records: Sequence[tuple[int, bytes]], table: LeadTable, result: BatchResult, scan: Scan = _no_scan) -> None:
     """The reference fold of a partition's records, in Python (the C fold is held to it)."""
     progress = part.progress
-    touched: dict[str, tuple[StoredLead, bytes | None, LeadView | None, Applied | None]] = {}
+    touched: dict[str, tuple[StoredLead, bytes | None, LeadView | None, Applied | None, LeadView | None]] = {}
     claims = []
     for offset, value in records:
         decoded = decode_record(value)
@@ -286,8 +303,8 @@ def fold_reference(defs: Definitions, partition: int, part: PartitionState, reco
         key = decoded.lead_id if decoded.lead_id is not None else anon_key(decoded.anonymous_id)  # type: ignore[arg-type]
         entry = touched.get(key)
         if entry is None:
-            entry = touched[key] = _load(defs, partition, key, table)
-        stored, before, old_view, cause = entry
+            entry = touched[key] = _load(defs, partition, part, key, table)
+        stored, before, old_view, cause, old_shadow = entry
         if offset <= stored.through:
             continue  # delivered again: already in this owner's state
         stored.through = offset
@@ -295,42 +312,48 @@ def fold_reference(defs: Definitions, partition: int, part: PartitionState, reco
             part.counts.valid += 1
             part.see(decoded.occurred_at)
             applied = Applied(decoded.event_id, decoded.type, decoded.occurred_at)
-            touched[key] = (stored, before, old_view, applied)
+            touched[key] = (stored, before, old_view, applied, old_shadow)
             if decoded.lead_id is not None and decoded.anonymous_id is not None:
                 claims.append((decoded.anonymous_id, claim_of(decoded.lead_id, decoded.anonymous_id, applied, defs)))
         else:
             stored.duplicates += 1
             part.counts.duplicates += 1
     linker = Linker(defs, partition, part, table, scan, result)
-    for key, (stored, before, old_view, cause) in touched.items():
+    for key, (stored, before, old_view, cause, old_shadow) in touched.items():
         data = stored.encode()
         table.put(key, data)
         if cause is None:
             continue
-        new_view = view(key, stored.state, defs)
+        new_view, new_shadow = view(key, stored.state, defs), shadow_view(part, key, stored.state)
         if anonymous_of(key) is None and not stored.identity:  # a lead without anonymous ids, as the C fold takes it
-            part.replace(old_view, new_view)
+            part.replace(old_view, new_view, old_shadow, new_shadow)
             result.moved[key] = (old_view, new_view, cause)
         else:
-            _owner_folded(defs, linker, key, before, data, old_view, new_view, cause)
+            _owner_folded(defs, linker, key, before, data, (old_view, new_view, old_shadow, new_shadow), cause)
     result.messages.extend(claims)
 
 
-def _load(defs: Definitions, partition: int, key: str, table: LeadTable) -> tuple[StoredLead, bytes | None, LeadView | None, None]:
+def _load(defs: Definitions, partition: int, part: PartitionState, key: str, table: LeadTable) -> tuple[StoredLead, bytes | None, LeadView | None, None, LeadView | None]:
     data = table.get(key)
     if data is None:
-        return StoredLead(partition, -1, 0, LeadState()), None, None, None
+        return StoredLead(partition, -1, 0, LeadState()), None, None, None, None
     stored = StoredLead.decode(data)
-    return stored, data, view(key, stored.state, defs), None
+    return stored, data, view(key, stored.state, defs), None, shadow_view(part, key, stored.state)
 
 
-def rebuilt(defs: Definitions, entries: Iterable[tuple[Any, bytes]], active: set[int]) -> dict[int, PartitionState]:
+def rebuilt(defs: Definitions, entries: Iterable[tuple[Any, bytes]], active: set[int], shadow: Definitions | None = None) -> dict[int, PartitionState]:
     """The partitions' states derived from the lead table's entries: every owner's event counts, each
-    person counted once, and the identity counts (SPEC §9; projections.linking counts the same)."""
-    parts = {p: PartitionState(Aggregates.empty(defs)) for p in active}
+    person counted once, and the identity counts (SPEC §9; projections.linking counts the same); with
+    a shadow, each person counted under it too."""
+    parts = {p: _partition_state(defs, shadow) for p in active}
     for partition, key, state in persons(entries, parts):
-        parts[partition].replace(None, view(key, state, defs))
+        part = parts[partition]
+        part.replace(None, view(key, state, defs), None, shadow_view(part, key, state))
     return parts
+
+
+def _partition_state(defs: Definitions, shadow: Definitions | None) -> PartitionState:
+    return PartitionState(Aggregates.empty(defs), shadow=None if shadow is None else Shadow(defs, shadow))
 
 
 def persons(entries: Iterable[tuple[Any, bytes]], parts: dict[int, PartitionState]) -> Iterable[tuple[int, str, LeadState]]:

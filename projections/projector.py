@@ -330,9 +330,16 @@ class FoldSetup(Decoding):
     steps: int = 0
     mql_min_content_reads: int = 0
     sal_stale_after_micros: int = 0
+    # SPEC §11: the shadow definitions, in the same shape (shadow_stages -1: no shadow)
+    shadow_stage_of_type: tuple[int, ...] = ()
+    shadow_step_of_type: tuple[int, ...] = ()
+    shadow_stages: int = -1
+    shadow_steps: int = 0
+    shadow_mql_min_content_reads: int = 0
+    shadow_sal_stale_after_micros: int = 0
 
 
-def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type: type) -> Callable[..., Any] | None:
+def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type: type, shadow: Definitions | None = None) -> Callable[..., Any] | None:
     """The C fold of one partition's batch over its stored leads, for these definitions: None where
     `_fold` is not built or the definitions hold integers too large for C.
 
@@ -341,13 +348,19 @@ def stored_fold(defs: Definitions, upgrade: Callable[[bytes], bytes], cause_type
     reference, as `upgrade`: any stored bytes to the current version, or CorruptState). It gives
     (valid, duplicates, invalid, watermark, leads): `invalid` lists (offset, Rejection, value) of
     the records past `through` that do not decode; `leads`, per lead touched, in first-touched order,
-    (lead id, stored bytes, view before or None, view after or None, cause or None), the cause a
-    `cause_type(event_id, type, occurred_at)` of the last event applied to it.
+    (lead id, stored bytes, view before or None, view after or None, cause or None, identity section
+    or None, shadow view before, shadow view after), the cause a `cause_type(event_id, type,
+    occurred_at)` of the last event applied to it, the shadow views those under `shadow` (None without).
     """
-    if _fold is None or defs.mql_min_content_reads > _C_LIMIT or defs.sal_stale_after_micros > _C_LIMIT:
+    if _fold is None or any(d.mql_min_content_reads > _C_LIMIT or d.sal_stale_after_micros > _C_LIMIT for d in (defs, shadow) if d is not None):
         return None
+    candidate = {} if shadow is None else {
+        "shadow_stage_of_type": shadow.stage_of_type, "shadow_step_of_type": shadow.step_of_type, "shadow_stages": len(shadow.stages),
+        "shadow_steps": len(shadow.steps), "shadow_mql_min_content_reads": shadow.mql_min_content_reads,
+        "shadow_sal_stale_after_micros": shadow.sal_stale_after_micros,
+    }
     setup = FoldSetup(
         upgrade=upgrade, cause_type=cause_type, stage_of_type=defs.stage_of_type, step_of_type=defs.step_of_type, stages=len(defs.stages),
-        steps=len(defs.steps), mql_min_content_reads=defs.mql_min_content_reads, sal_stale_after_micros=defs.sal_stale_after_micros,
+        steps=len(defs.steps), mql_min_content_reads=defs.mql_min_content_reads, sal_stale_after_micros=defs.sal_stale_after_micros, **candidate,
     )
     return partial(_fold.fold_stored, setup)

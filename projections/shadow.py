@@ -1,46 +1,46 @@
-"""SPEC §11's shadow: what a candidate set of definitions says of the persons a worker holds, beside
-what its current definitions say.
+"""SPEC §11's shadow on a live worker: what a candidate set of definitions says of the persons the
+worker holds, beside what its current definitions say.
 
-The lead state holds facts only, so a shadow needs no state of its own and costs the hot path
-nothing: a worker derives its share when asked, from the same entries a rebuild reads
-(`projections.live.persons`), each person's view under both definitions. What it gives is what
-replay's comparison (`Projector.comparison`) counts over the same persons: the candidate's
-aggregates, and who moves between stages and qualification levels at the cluster's watermark.
+The lead state holds facts only, so a shadow is a second set of counts over the same state, not a
+second state: each partition's `Shadow` (projections/partition.py) counts every person under the
+candidate as the fold moves it (the C fold gives its views under both definitions), and who would
+move between stages and levels. Nothing of it is stored: a worker derives it again from the lead
+table when it starts, takes partitions, or hears of another shadow (`LiveProjection.redefine`).
+
+What this module gives a worker's HTTP share is what replay's comparison (`Projector.comparison`)
+counts over the same persons: the candidate's aggregates, and the changes at the cluster's
+watermark.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
-
-from projections.definitions import Definitions
-from projections.lead import view
-from projections.live import LiveProjection, persons
+from projections.live import LiveProjection
 from projections.partition import PartitionState
-from projections.report import Aggregates, Changes
+from projections.report import Changes
 
 
-@dataclass
-class ShadowShare:
-    """One worker's share of a comparison: its partitions under the candidate, and who moves."""
+def candidate(projection: LiveProjection) -> LiveProjection:
+    """The worker's partitions under its shadow definitions, read as a live projection reads its own
+    (the events, identity counts and watermarks are the same persons' under any definitions)."""
+    shadow = projection.shadow_defs
+    if shadow is None:
+        raise ValueError("this worker has no shadow definitions")
+    found = LiveProjection(shadow, compiled=False)
+    found.cluster_watermark = projection.cluster_watermark
+    for partition, part in projection.partitions.items():
+        assert part.shadow is not None
+        counted = part.shadow.state
+        found.partitions[partition] = PartitionState(
+            counted.aggregates, part.counts, part.watermark, part.progress, counted.stages, part.identity,
+        )
+    return found
 
-    candidate: LiveProjection  # the candidate's partitions, read as a live projection reads its own
-    changes: Changes
 
-
-def shadow_share(current: Definitions, candidate: Definitions, entries: Iterable[tuple[Any, bytes]], active: set[int], watermark: int | None) -> ShadowShare:
-    """The `active` partitions of the lead table's entries under `candidate`, and the persons whose
-    stage or qualification level differs from `current`'s at `watermark` (replay judges at the log's
-    watermark, 0 for an empty log: so does this). Both definitions share their identity options
-    (SPEC §9: the group's), so both sides have the same persons."""
-    parts = {p: PartitionState(Aggregates.empty(candidate)) for p in active}
-    changes, mark = Changes(), watermark or 0
-    for partition, key, state in persons(entries, parts):
-        new = view(key, state, candidate)
-        parts[partition].replace(None, new)
-        changes.add(view(key, state, current), current, new, candidate, mark)
-    projection = LiveProjection(candidate, compiled=False)
-    projection.partitions = parts
-    projection.cluster_watermark = watermark
-    return ShadowShare(projection, changes)
+def changes(projection: LiveProjection, watermark: int | None) -> Changes:
+    """Who moves between stages and qualification levels from the current definitions to the shadow
+    ones at `watermark`, in every partition the worker owns."""
+    found = Changes()
+    for part in projection.partitions.values():
+        assert part.shadow is not None
+        part.shadow.changes_at(watermark, found)
+    return found

@@ -110,7 +110,7 @@ class PoisonGuard:
         entries = {_text(key): value for key, value in batch.store.items_of(partition)}
         entries.update(batch.pending.get(partition, {}))
         entries.update(view.entries)
-        scratch = LiveProjection(self.projection.defs, compiled=False)
+        scratch = LiveProjection(self.projection.defs, compiled=False, shadow=self.projection.shadow_defs)  # the shadow's counts too (SPEC §11)
         scratch.rebuild(entries.items(), {partition})
         self.projection.partitions[partition] = rebuilt = scratch.partitions[partition]
         rebuilt.watermark = mark

@@ -71,8 +71,8 @@ def owner_of(line: bytes) -> str | None:
 class Cluster:
     """Every partition in one projection and one table, messages in per-partition logs."""
 
-    def __init__(self, defs: Definitions, compiled: bool, rng: random.Random, crashes: float = 0.0) -> None:
-        self.live, self.table, self.rng, self.compiled, self.crashes = LiveProjection(defs, compiled=compiled), Table(), rng, compiled, crashes
+    def __init__(self, defs: Definitions, compiled: bool, rng: random.Random, crashes: float = 0.0, shadow: Definitions | None = None) -> None:
+        self.live, self.table, self.rng, self.compiled, self.crashes = LiveProjection(defs, compiled=compiled, shadow=shadow), Table(), rng, compiled, crashes
         self.events: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(PARTITIONS)}
         self.messages: dict[int, list[tuple[int, Any]]] = {p: [] for p in range(PARTITIONS)}
 
@@ -112,7 +112,7 @@ class Cluster:
 
     def restart(self) -> None:
         watermark = self.live.cluster_watermark
-        self.live = LiveProjection(self.live.defs, compiled=self.compiled)
+        self.live = LiveProjection(self.live.defs, compiled=self.compiled, shadow=self.live.shadow_defs)
         self.live.rebuild(self.table.items(), set(range(PARTITIONS)))
         self.live.cluster_watermark = watermark  # announced on journey.watermarks: learnt again at once
 
