@@ -2077,6 +2077,106 @@ done:
     return result;
 }
 
+/* ---- a live worker's velocity counts (projections.report.Velocity.move and .convert, the reference) ---- */
+
+static const long long DAY = 86400000000LL; /* projections.definitions.DAY_MICROS */
+
+static long long floor_days(long long micros) {
+    long long day = micros / DAY;
+    return (micros % DAY != 0 && micros < 0) ? day - 1 : day;
+}
+
+/* list[i] += sign */
+static int list_bump(PyObject *list, Py_ssize_t i, long sign) {
+    if (!PyList_Check(list) || i >= PyList_GET_SIZE(list)) {
+        PyErr_SetString(PyExc_IndexError, "velocity: a stage or step past the counts' end");
+        return -1;
+    }
+    long long have = PyLong_AsLongLong(PyList_GET_ITEM(list, i));
+    if (have == -1 && PyErr_Occurred()) return -1;
+    PyObject *now = PyLong_FromLongLong(have + sign);
+    if (now == NULL) return -1;
+    PyList_SetItem(list, i, now); /* steals `now` */
+    return 0;
+}
+
+/* histograms[i][day] += sign, the day dropped at 0 */
+static int day_bump(PyObject *histograms, Py_ssize_t i, long long day, long sign) {
+    if (!PyList_Check(histograms) || i >= PyList_GET_SIZE(histograms) || !PyDict_Check(PyList_GET_ITEM(histograms, i))) {
+        PyErr_SetString(PyExc_TypeError, "velocity: histograms are a list of dicts, one per stage or step");
+        return -1;
+    }
+    PyObject *histogram = PyList_GET_ITEM(histograms, i), *key = PyLong_FromLongLong(day);
+    if (key == NULL) return -1;
+    PyObject *have = PyDict_GetItemWithError(histogram, key);
+    long long now = sign;
+    if (have != NULL) {
+        long long count = PyLong_AsLongLong(have);
+        if (count == -1 && PyErr_Occurred()) goto fail;
+        now += count;
+    } else if (PyErr_Occurred()) {
+        goto fail;
+    }
+    int rc;
+    if (now != 0) {
+        PyObject *value = PyLong_FromLongLong(now);
+        if (value == NULL) goto fail;
+        rc = PyDict_SetItem(histogram, key, value);
+        Py_DECREF(value);
+    } else {
+        rc = PyDict_DelItem(histogram, key);
+    }
+    Py_DECREF(key);
+    return rc;
+fail:
+    Py_DECREF(key);
+    return -1;
+}
+
+/* velocity_move(entered, sign, counted, moved_on, move_days): Velocity.move in C */
+static PyObject *velocity_move(PyObject *module, PyObject *args) {
+    PyObject *entered, *counted, *moved_on, *histograms;
+    long sign;
+    if (!PyArg_ParseTuple(args, "O!lOOO:velocity_move", &PyTuple_Type, &entered, &sign, &counted, &moved_on, &histograms)) return NULL;
+    int have_later = 0;
+    long long later = 0;
+    for (Py_ssize_t stage = PyTuple_GET_SIZE(entered) - 1; stage >= 0; stage--) {
+        PyObject *item = PyTuple_GET_ITEM(entered, stage);
+        if (item == Py_None) continue;
+        long long at = PyLong_AsLongLong(item);
+        if (at == -1 && PyErr_Occurred()) return NULL;
+        if (list_bump(counted, stage, sign) < 0) return NULL;
+        if (have_later) {
+            if (list_bump(moved_on, stage, sign) < 0 || day_bump(histograms, stage, later > at ? floor_days(later - at) : 0, sign) < 0) return NULL;
+            if (later < at) at = later;
+        }
+        later = at;
+        have_later = 1;
+    }
+    Py_RETURN_NONE;
+}
+
+/* velocity_convert(reach_at, sign, window, window_micros, convert_days): Velocity.convert in C */
+static PyObject *velocity_convert(PyObject *module, PyObject *args) {
+    PyObject *reach, *window, *histograms;
+    long sign;
+    long long limit;
+    if (!PyArg_ParseTuple(args, "O!lOLO:velocity_convert", &PyTuple_Type, &reach, &sign, &window, &limit, &histograms)) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(reach);
+    if (n == 0) Py_RETURN_NONE;
+    long long first = PyLong_AsLongLong(PyTuple_GET_ITEM(reach, 0));
+    if (first == -1 && PyErr_Occurred()) return NULL;
+    if (list_bump(window, 0, sign) < 0) return NULL;
+    for (Py_ssize_t step = 1; step < n; step++) {
+        long long at = PyLong_AsLongLong(PyTuple_GET_ITEM(reach, step));
+        if (at == -1 && PyErr_Occurred()) return NULL;
+        long long delta = at - first;
+        if (delta <= limit && list_bump(window, step, sign) < 0) return NULL;
+        if (day_bump(histograms, step, floor_days(delta), sign) < 0) return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- routing lines to replay processes ---- */
 
 /* Kafka's default partitioner: (murmur2(key) & 0x7fffffff) % partitions, murmur2 as the Java
@@ -2360,6 +2460,8 @@ static PyMethodDef methods[] = {
     {"use_struct", use_struct, METH_O, "use_struct(cls): read the fields of decoded events of this msgspec class from their slots"},
     {"fold_stored", fold_stored, METH_VARARGS, "One partition's records over its stored leads; see projections.live"},
     {"partition", partition_of_key, METH_VARARGS, "partition(key, partitions) -> the partition Kafka's default partitioner gives the key"},
+    {"velocity_move", velocity_move, METH_VARARGS, "velocity_move(entered, sign, counted, moved_on, move_days): projections.report.Velocity.move"},
+    {"velocity_convert", velocity_convert, METH_VARARGS, "velocity_convert(reach_at, sign, window, window_micros, convert_days): Velocity.convert"},
     {"choose", choose, METH_VARARGS, "choose(links, ignored, limit) -> (joined, over_limit): projections.identity.kept(winners(...)) in C"},
     {NULL, NULL, 0, NULL},
 };

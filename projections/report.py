@@ -17,6 +17,12 @@ from projections.identity import NO_IDENTITY, IdentityCounts, anonymous_of
 from projections.lead import CUSTOMER, MQL, QUALIFICATIONS, SAL, TOUCH_FIELDS, LeadView
 from schemas.events import format_time
 
+try:
+    from projections import _fold as _C  # the velocity counts in C; None: the reference in Python
+except ImportError:  # pragma: no cover - a checkout without the built extension
+    _C = None
+_C_LIMIT = 2**62
+
 _EPOCH_DAY = date(1970, 1, 1)
 
 
@@ -201,7 +207,14 @@ class Velocity:
 
     def move(self, entered: tuple[int | None, ...], sign: int) -> None:
         """A person's stages: entered, and moved on (a later stage entered) after whole days (0 when the later came first).
-        (Written for speed: a live worker runs it twice for every person a batch moves between stages.)"""
+        In C where `projections._fold` is built (a live worker runs it twice for every person a batch moves
+        between stages): `move_reference` is the reference it is held to."""
+        if _C is not None:
+            _C.velocity_move(entered, sign, self.entered, self.moved_on, self.move_days)
+            return
+        self.move_reference(entered, sign)
+
+    def move_reference(self, entered: tuple[int | None, ...], sign: int) -> None:
         later: int | None = None
         counted, moved_on, histograms = self.entered, self.moved_on, self.move_days
         for stage in range(len(entered) - 1, -1, -1):
@@ -223,7 +236,14 @@ class Velocity:
             later = at
 
     def convert(self, reach_at: tuple[int, ...], sign: int) -> None:
-        """A person's funnel steps: step 0 reached, and each later step within the window, and its whole days from step 0."""
+        """A person's funnel steps: step 0 reached, and each later step within the window, and its whole days from step 0.
+        In C where `projections._fold` is built: `convert_reference` is the reference."""
+        if _C is not None and self.window_micros < _C_LIMIT:  # a window past int64 (absurd, but allowed): in Python
+            _C.velocity_convert(reach_at, sign, self.window, self.window_micros, self.convert_days)
+            return
+        self.convert_reference(reach_at, sign)
+
+    def convert_reference(self, reach_at: tuple[int, ...], sign: int) -> None:
         if not reach_at:
             return
         first, window, limit, histograms = reach_at[0], self.window, self.window_micros, self.convert_days
