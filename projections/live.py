@@ -150,7 +150,12 @@ class LiveProjection:
         """The lead changes of a whole batch: its leads' own, then those the watermark turned SAL.
         Lead ids only: anonymous persons have none (SPEC §9)."""
         for key, (old_view, new_view, cause) in result.moved.items():
-            if anonymous_of(key) is None:
+            if (
+                old_view is not None and old_view.stage == new_view.stage and old_view.standing == new_view.standing
+                and old_view.stale_from is None and new_view.stale_from is None
+            ):
+                continue  # the same stage and level at any watermark: most events change neither
+            if len(key) <= MAX_ID_CHARS or anonymous_of(key) is None:
                 change = moved(old_view, before, new_view, self.cluster_watermark, self.defs, cause)
                 if change is not None:
                     result.changes.append(change)

@@ -7,15 +7,17 @@ Per batch, in order:
    guarded by streams/live/poison.py: a record the fold raises on goes to the DLQ), then its
    identity messages (`LiveProjection.link`, SPEC §9), the owners they touched with the
    partition's progress last; its lead changes are settled;
-2. its dead letters, lead changes and identity messages are sent and acknowledged, then its
-   changelog records are sent: a worker killed in between keeps none of the batch, and folds it
-   again, so nothing the final state depends on is ever in the changelog without what it sent;
-3. the batch before it is acknowledged and written to the local store in one `WriteBatch`
-   per partition, with the changelog offset it reaches.
+2. its dead letters, lead changes and identity messages are sent, without waiting;
+3. the batch before it (`_sending`) has its messages acknowledged, then its changelog records
+   sent: a worker killed before keeps none of that batch, and folds it again, so nothing the
+   final state depends on is ever in the changelog without what it sent;
+4. the batch before that (`_writing`) has its changelog acknowledged and is written to the local
+   store in one `WriteBatch` per partition, with the changelog offset it reaches.
 
-So the broker acknowledges one batch while the next folds, and the local store never holds
-what the changelog lacks. One batch at a time: rebalances and the watermark follower take
-`lock` too, so they never see a lead halfway through a batch.
+So the broker acknowledges a batch's messages while the next one folds, and its changelog while
+the one after that does; reads see the two batches not yet written locally (`view`), and the
+local store never holds what the changelog lacks. One batch at a time: rebalances and the
+watermark follower take `lock` too, so they never see a lead halfway through a batch.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from projections.linking import Claim, Facts
 from projections.live import BatchResult, LiveProjection
 from schemas import Rejection
 from streams.kafka import topics
-from streams.kafka.batches import BatchProducer, Sent
+from streams.kafka.batches import BatchProducer
 from streams.kafka.deadletters import DeadLetter
 from streams.live import identity as wire
 from streams.live.changes import change_records
@@ -71,7 +73,8 @@ class BatchPipeline:
         self.topics = frozenset({topics.EVENTS, outlets.identity})
         self.lock = asyncio.Lock()  # one batch at a time; rebalances and watermarks wait for it
         self.ready = asyncio.Event()  # set once the tables are recovered and the projection rebuilt
-        self._pending: Pending | None = None  # sent, not yet acknowledged and written locally
+        self._sending: Pending | None = None  # its messages sent, its changelog not yet (step 3)
+        self._writing: Pending | None = None  # its changelog sent, not yet acknowledged and written locally (step 4)
         self.guard = PoisonGuard(projection, metrics.poison_record)  # a record the fold raises on goes to the DLQ
 
     async def deliver(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> None:
@@ -87,15 +90,16 @@ class BatchPipeline:
                 batch, result = await self._project(fetched)
                 try:
                     sent = await self._send(batch, result)
+                    await self._write()
+                    await self._send_changelog()
                 except KafkaError as exc:
                     await self.forget(exc, read_again=True)
                     return
-                if await self.flush_or_forget(read_again=True):
-                    self._pending = sent
+                self._sending = sent
 
     async def idle(self) -> None:
-        """A fetch brought no journey.events records: the batch still waiting is written locally."""
-        if self._pending is not None:
+        """A fetch brought no journey.events records: the batches still waiting are written locally."""
+        if self._sending is not None or self._writing is not None:
             async with self.lock:
                 await self.flush_or_forget(read_again=True)
 
@@ -139,28 +143,37 @@ class BatchPipeline:
         return readable
 
     async def _send(self, batch: LeadBatch, result: BatchResult) -> Pending:
-        """Send a batch's dead letters, lead changes and identity messages and wait for them, then send
-        its changelog records without waiting."""
+        """Send a batch's dead letters, lead changes and identity messages, without waiting; its
+        changelog waits for them (`_send_changelog`)."""
         out = self.outlets.producer()
-        sent: list[Sent] = []
+        pending = Pending()
         if result.invalid:
             letters = [DeadLetter.of(bad.reason, topics.EVENTS, bad.partition, bad.offset, bad.value).encode() for bad in result.invalid]
-            sent.append(await out.send(topics.DLQ, 0, ((None, value, headers) for value, headers in letters)))
+            pending.others.append(await out.send(topics.DLQ, 0, ((None, value, headers) for value, headers in letters)))
         if result.changes:
-            sent += await out.send_keyed(topics.LEAD_CHANGES, change_records(result.changes))
+            pending.others += await out.send_keyed(topics.LEAD_CHANGES, change_records(result.changes))
         if result.messages:
             records = [(target.encode("utf-8", "surrogatepass"), wire.encode(message), []) for target, message in result.messages]
-            sent += await out.send_keyed(self.outlets.identity, records)
-        for each in sent:
-            await each.acknowledged()
-        pending = Pending()
+            pending.others += await out.send_keyed(self.outlets.identity, records)
         for partition, view in batch.partitions.items():
             if view.entries:
                 pending.entries[partition] = view.entries
                 pending.next_offsets[partition] = self._next_offsets(partition)
-                records = ((key.encode("utf-8", "surrogatepass"), value, []) for key, value in view.entries.items())
-                pending.changelog[partition] = await out.send(self.outlets.changelog, partition, records)
         return pending
+
+    async def _send_changelog(self) -> None:
+        """The batch whose messages were sent last time (`_sending`): once the broker holds them, its
+        changelog records are sent, without waiting; it is written locally next time (`_write`)."""
+        sending, self._sending = self._sending, None
+        if sending is None:
+            return
+        for sent in sending.others:
+            await sent.acknowledged()
+        out = self.outlets.producer()
+        for partition, entries in sending.entries.items():
+            records = ((key.encode("utf-8", "surrogatepass"), value, []) for key, value in entries.items())
+            sending.changelog[partition] = await out.send(self.outlets.changelog, partition, records)
+        self._writing = sending
 
     async def publish_changes(self, changes: Sequence[LeadChange]) -> None:
         """Lead changes from outside a batch (catch-up, a later watermark): all sent at once, then
@@ -169,24 +182,25 @@ class BatchPipeline:
         for sent in await self.outlets.producer().send_keyed(topics.LEAD_CHANGES, change_records(changes)):
             await sent.acknowledged()
 
-    async def _flush(self) -> None:
-        """Wait for the pending batch's acknowledgements, then write its leads locally."""
-        pending, self._pending = self._pending, None
-        if pending is None:
+    async def _write(self) -> None:
+        """The batch whose changelog was sent (`_writing`): once the broker holds it, its leads are
+        written locally."""
+        writing, self._writing = self._writing, None
+        if writing is None:
             return
-        for sent in pending.others:
-            await sent.acknowledged()
-        for partition, sent in pending.changelog.items():
-            self.store.write(partition, pending.entries[partition], await sent.last_offset())
-            for topic, offset in pending.next_offsets[partition].items():
+        for partition, sent in writing.changelog.items():
+            self.store.write(partition, writing.entries[partition], await sent.last_offset())
+            for topic, offset in writing.next_offsets[partition].items():
                 self.outlets.written(topic, partition, offset)  # committed for lag tools, later
         await self.outlets.announce()
 
     async def flush_or_forget(self, *, read_again: bool) -> bool:
-        """The waiting batch written locally; False when the broker did not take it, which is then
-        forgotten (`forget`)."""
+        """The batches waiting, written locally (the older first); False when the broker did not take
+        them, which are then forgotten (`forget`)."""
         try:
-            await self._flush()
+            await self._write()
+            await self._send_changelog()
+            await self._write()
         except KafkaError as exc:
             await self.forget(exc, read_again=read_again)
             return False
@@ -198,6 +212,7 @@ class BatchPipeline:
         without (before a rebalance or a rebuild), the rebuild after recovery does both."""
         then = "reading its events again" if read_again else "its partitions are read again after the rebalance"
         log.error("a batch could not be written to the changelog (%s: %s); %s", type(exc).__name__, exc, then)
+        self._sending = self._writing = None
         if not read_again:
             return
         owned = set(self.projection.partitions)
@@ -207,8 +222,8 @@ class BatchPipeline:
             await self.outlets.seek(self.outlets.identity, partition, self.projection.next_identity_offset(partition))
 
     def view(self) -> LeadBatch:
-        """The lead table as the projection has it: the batch still waiting to be written locally first."""
-        return LeadBatch(self.store, None if self._pending is None else self._pending.entries)
+        """The lead table as the projection has it: the batches still waiting to be written locally first."""
+        return LeadBatch(self.store, [waiting.entries for waiting in (self._sending, self._writing) if waiting is not None])
 
     def lead(self, lead_id: str) -> bytes | None:
         """A lead as the report counts it, written locally or not yet."""

@@ -70,7 +70,8 @@ class PoisonGuard:
             self.projection.process(partition, records, self.faults.wrap_table(view), attempt, view.scan)
         except Exception as exc:  # noqa: BLE001 - any bug; cancellation and shutdown are BaseExceptions and pass
             log.info("partition %d: folding %d records raised %s; folding them one at a time", partition, len(records), type(exc).__name__)
-            view.entries = earlier
+            view.entries.clear()  # in place: the view's reads hold this dict
+            view.entries.update(earlier)
             if self._dirty():
                 self._rebuild(partition, batch, view, mark)
             self._one_at_a_time(partition, records, batch, view, result)
@@ -108,7 +109,7 @@ class PoisonGuard:
         then the pending batch's, then those of this batch kept so far; its watermark as it was
         before the attempt (a lead keeps no last event time before 1970, so the leads cannot say)."""
         entries = {_text(key): value for key, value in batch.store.items_of(partition)}
-        entries.update(batch.pending.get(partition, {}))
+        entries.update(batch.pending_of(partition))
         entries.update(view.entries)
         scratch = LiveProjection(self.projection.defs, compiled=False, shadow=self.projection.shadow_defs)  # the shadow's counts too (SPEC §11)
         scratch.rebuild(entries.items(), {partition})

@@ -116,20 +116,26 @@ _NOTHING: dict[str, bytes] = {}
 
 
 class PartitionView:
-    """One partition's leads during a batch: reads fall through the pending batch to the
-    store, writes wait here."""
+    """One partition's leads during a batch: reads fall through the pending batches (the newest
+    first) to the store, writes wait here."""
 
-    __slots__ = ("_partition", "_pending", "_store", "entries")
+    __slots__ = ("_partition", "_pending", "_store", "entries", "get")
 
-    def __init__(self, store: LeadStore, partition: int, pending: dict[str, bytes]) -> None:
+    def __init__(self, store: LeadStore, partition: int, pending: list[dict[str, bytes]]) -> None:
         self._store = store
         self._partition = partition
         self._pending = pending
         self.entries: dict[str, bytes] = {}
-
-    def get(self, lead_id: str) -> bytes | None:
-        found = self.entries.get(lead_id) or self._pending.get(lead_id)
-        return found if found is not None else self._store.get(self._partition, lead_id)
+        # the C fold calls `get` once per lead a batch touches: one closure per depth, no loop
+        entries, read = self.entries, store.get
+        if not pending:
+            self.get = lambda lead_id: entries.get(lead_id) or read(partition, lead_id)
+        elif len(pending) == 1:
+            newer = pending[0]
+            self.get = lambda lead_id: entries.get(lead_id) or newer.get(lead_id) or read(partition, lead_id)
+        else:
+            newer, older = pending[0], pending[1]
+            self.get = lambda lead_id: entries.get(lead_id) or newer.get(lead_id) or older.get(lead_id) or read(partition, lead_id)
 
     def put(self, lead_id: str, value: bytes) -> None:
         """Held: the changelog gets the entries in the order of their last write (a key written
@@ -142,7 +148,7 @@ class PartitionView:
     def scan(self, prefix: str) -> list[tuple[str, bytes]]:
         """The partition's entries whose keys start with `prefix`, as this batch sees them."""
         found = dict(self._store.scan(self._partition, prefix))
-        for entries in (self._pending, self.entries):
+        for entries in (*reversed(self._pending), self.entries):
             found.update((key, value) for key, value in entries.items() if key.startswith(prefix))
         return sorted(found.items())
 
@@ -150,21 +156,30 @@ class PartitionView:
 class LeadBatch:
     """A batch's view of the lead table, per partition (the `LeadTable` the projection writes)."""
 
-    def __init__(self, store: LeadStore, pending: dict[int, dict[str, bytes]] | None = None) -> None:
+    def __init__(self, store: LeadStore, pending: list[dict[int, dict[str, bytes]]] | None = None) -> None:
+        """`pending`: the batches not yet written locally, the newest first, each per partition."""
         self.store = store
-        self.pending = pending or {}
+        self.pending = pending or []
         self.partitions: dict[int, PartitionView] = {}
 
     def partition(self, partition: int) -> PartitionView:
         view = self.partitions.get(partition)
         if view is None:
-            view = self.partitions[partition] = PartitionView(self.store, partition, self.pending.get(partition, _NOTHING))
+            waiting = [batch[partition] for batch in self.pending if partition in batch]
+            view = self.partitions[partition] = PartitionView(self.store, partition, waiting)
         return view
+
+    def pending_of(self, partition: int) -> dict[str, bytes]:
+        """A partition's entries not yet written locally, as one dict (the newest batch's win)."""
+        merged: dict[str, bytes] = {}
+        for batch in reversed(self.pending):
+            merged.update(batch.get(partition, _NOTHING))
+        return merged
 
     def get(self, lead_id: str) -> bytes | None:
         """A lead of any partition (the watermark's stale leads): this batch's version first,
-        then the pending batch's, then the store's."""
-        for entries in [*(view.entries for view in self.partitions.values()), *self.pending.values()]:
+        then the pending batches', the newest first, then the store's."""
+        for entries in [*(view.entries for view in self.partitions.values()), *(e for batch in self.pending for e in batch.values())]:
             found = entries.get(lead_id)
             if found is not None:
                 return found

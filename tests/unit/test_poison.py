@@ -57,7 +57,7 @@ class Worker:
         self.poisoned += 1
 
     def deliver(self, records: list[tuple[int, bytes]]) -> BatchResult:
-        batch, result = LeadBatch(self.store, self.pending), BatchResult()
+        batch, result = LeadBatch(self.store, None if self.pending is None else [self.pending]), BatchResult()
         before = self.projection.cluster_watermark
         self.guard.fold(P, records, batch, result)
         self.projection.settle(result, before, batch)
