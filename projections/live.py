@@ -56,13 +56,15 @@ class LiveProjection:
         self.partitions: dict[int, PartitionState] = {}
         self.cluster_watermark: int | None = None  # the latest watermark known from any worker
 
-    def redefine(self, defs: Definitions, shadow: Definitions | None, entries: Iterable[tuple[Any, bytes]]) -> None:
+    def redefine(self, defs: Definitions, shadow: Definitions | None, entries: Iterable[tuple[Any, bytes]] | None) -> None:
         """Other definitions, a shadow added, changed or dropped (SPEC §11): the partitions' counts are
-        derived again from the lead table's entries under both. The lead state holds facts only, so
-        nothing stored changes; the caller publishes what the change stream needs (`catch_up`)."""
+        derived again from the lead table's `entries` under both (None: before recovery, whose rebuild
+        will). The state holds facts only, so nothing stored changes; the caller publishes what the
+        change stream needs (`catch_up`)."""
         self.defs, self.shadow_defs = defs, shadow
         self.compiled_fold = stored_fold(defs, _current, Applied, shadow) if self.compiled else None
-        self.rebuild(entries, set(self.partitions))
+        if entries is not None:
+            self.rebuild(entries, set(self.partitions))
 
     # -- rebuilding from the tables after a rebalance -------------------------------------
 
@@ -211,23 +213,15 @@ class LiveProjection:
     def totals(self) -> tuple[Aggregates, EventCounts, IdentityCounts]:
         """The aggregates, event counts and identity counts of every partition this worker owns; for
         the qualification levels, which depend on the watermark, see `qualification_at`."""
-        totals, counts, identity = Aggregates.empty(self.defs), EventCounts(), IdentityTally()
+        totals, counts = Aggregates.empty(self.defs), EventCounts()
         for part in self.partitions.values():
             totals.merge(part.aggregates, pending=False)
             counts.merge(part.counts)
-            identity.anonymous_ids += part.identity.anonymous_ids
-            identity.joined += part.identity.joined
-            identity.over_limit += part.identity.over_limit
-        return totals, counts, identity.counts()
+        return totals, counts, _identity_counts(self.partitions.values())
 
     def waiting_days_at(self, watermark: int | None) -> list[dict[int, int]]:
         """Per stage, persons by whole days waiting in it at the watermark, in every partition this worker owns."""
-        found: list[dict[int, int]] = [{} for _ in self.defs.stages]
-        for part in self.partitions.values():
-            for mine, theirs in zip(found, part.waiting_days(watermark) if watermark is not None else [], strict=False):
-                for day, count in theirs.items():
-                    mine[day] = mine.get(day, 0) + count
-        return found
+        return _waiting_days(self.partitions.values(), len(self.defs.stages), watermark)
 
     def qualification_at(self, watermark: int | None) -> list[int]:
         """Persons per qualification level at the watermark, in every partition this worker owns."""
@@ -249,6 +243,24 @@ class LiveProjection:
     def stage_leads(self, stage: int, upto: int) -> list[tuple[int, str]]:
         """The first `upto` persons of a stage, longest in it first (person keys: see projections.identity)."""
         return list(itertools.islice(heapq.merge(*(p.stages.get(stage, ()) for p in self.partitions.values())), upto))
+
+
+def _waiting_days(parts: Iterable[PartitionState], stages: int, watermark: int | None) -> list[dict[int, int]]:
+    found: list[dict[int, int]] = [{} for _ in range(stages)]
+    for part in parts:
+        for mine, theirs in zip(found, part.waiting_days(watermark) if watermark is not None else [], strict=False):
+            for day, count in theirs.items():
+                mine[day] = mine.get(day, 0) + count
+    return found
+
+
+def _identity_counts(parts: Iterable[PartitionState]) -> IdentityCounts:
+    identity = IdentityTally()
+    for part in parts:
+        identity.anonymous_ids += part.identity.anonymous_ids
+        identity.joined += part.identity.joined
+        identity.over_limit += part.identity.over_limit
+    return identity.counts()
 
 
 def catch_up(defs: Definitions, entries: Iterable[tuple[Any, bytes]], published: dict[int, Definitions | None], watermark: int | None) -> dict[int, list[LeadChange]]:

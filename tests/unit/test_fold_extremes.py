@@ -16,6 +16,7 @@ layout version 3 widened the C fold's count of them.)
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections import Definitions, Projector, default_definitions
+from projections.lead import MAX_HUNDREDTHS, REVENUE_PAST_LIMIT, LeadState, merge, record
 from projections.live import BatchResult, LiveProjection
 from projections.projector import ACCELERATED, CompactProjector
 from projections.stored import LEAD_HEAD, StoredLead
@@ -208,9 +210,9 @@ class TestSums:
         assert report["attribution"]["source"]["s"]["revenue"]["EUR"] > 9.2e16
 
     @pytest.mark.parametrize("merged", [False, True])
-    def test_one_persons_revenue_past_int64_is_refused_alike(self, merged: bool) -> None:
+    def test_one_persons_revenue_past_int64_is_refused_by_the_c_fold(self, merged: bool) -> None:
         """92,234 purchases of 10^12 by one person (by one lead, or by its lead and an anonymous id it joins):
-        past int64 hundredths, the bound of the stored lead, both folds refuse with the same words."""
+        past int64 hundredths, the bound of the stored lead, the C fold refuses in the reference's words."""
         owner = (lambda i: {"lead_id": "L"}) if not merged else (lambda i: {"lead_id": "L"} if i % 2 else {"anonymous_id": "A"})
         lines = [
             orjson.dumps({"event_id": f"e{i}", **owner(i), "type": "purchase", "occurred_at": DAYS[0], "amount": 10**12, "currency": "EUR"})
@@ -218,10 +220,29 @@ class TestSums:
         ]
         if merged:
             lines.append(orjson.dumps({"event_id": "link", "lead_id": "L", "anonymous_id": "A", "type": "identified", "occurred_at": DAYS[1]}))
-        for projector in (CompactProjector(), Projector()):
-            with pytest.raises(OverflowError, match="the most journey keeps"):
-                projector.feed_all(lines)
-                projector.report(default_definitions())
+        projector = CompactProjector()
+        with pytest.raises(OverflowError, match=re.escape(REVENUE_PAST_LIMIT)):
+            projector.feed_all(lines)
+            projector.report(default_definitions())
+
+    def test_the_reference_refuses_the_same_at_the_same_bound(self) -> None:
+        """The Python fold at the bound itself (folding 92,234 purchases there takes minutes): one
+        hundredth more than int64 holds is refused, by a purchase and by joining an anonymous id."""
+        purchase = decode(orjson.dumps({"event_id": "e", "lead_id": "L", "type": "purchase", "occurred_at": DAYS[0], "amount": 0.01, "currency": "EUR"}))
+        assert not isinstance(purchase, Rejection)
+        full = LeadState()
+        full.revenue = {"EUR": MAX_HUNDREDTHS - 1}
+        record(full, purchase)  # exactly at the bound: kept
+        assert full.revenue == {"EUR": MAX_HUNDREDTHS}
+        with pytest.raises(OverflowError, match=re.escape(REVENUE_PAST_LIMIT)):
+            record(full, purchase._replace(event_id="f"))
+        half, other = LeadState(), LeadState()
+        half.revenue, other.revenue = {"EUR": MAX_HUNDREDTHS // 2 + 1}, {"EUR": MAX_HUNDREDTHS // 2 + 1}
+        with pytest.raises(OverflowError, match=re.escape(REVENUE_PAST_LIMIT)):
+            merge(half, other, "A")
+        half.revenue = {"EUR": MAX_HUNDREDTHS // 2}
+        merge(half, other, "A")
+        assert half.revenue == {"EUR": MAX_HUNDREDTHS}
 
 
 EDGES = ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"]  # local times whose UTC instant is in year 10000 or 0
