@@ -8,7 +8,7 @@ Per batch, in order:
    identity messages (`LiveProjection.link`, SPEC §9), the owners they touched with the
    partition's progress last; its lead changes are settled;
 2. its dead letters, lead changes and identity messages are sent, without waiting;
-3. the batch before it (`_sending`) has its messages acknowledged, then its changelog records
+3. the batch before it (`_acking`) has its messages acknowledged, then its changelog records
    sent: a worker killed before keeps none of that batch, and folds it again, so nothing the
    final state depends on is ever in the changelog without what it sent;
 4. the batch before that (`_writing`) has its changelog acknowledged and is written to the local
@@ -73,7 +73,11 @@ class BatchPipeline:
         self.topics = frozenset({topics.EVENTS, outlets.identity})
         self.lock = asyncio.Lock()  # one batch at a time; rebalances and watermarks wait for it
         self.ready = asyncio.Event()  # set once the tables are recovered and the projection rebuilt
+        # The batches not written locally yet, the newest first; each one's leads are seen by reads
+        # (`view`) from the moment it folds them, as its counts are:
+        self._folding: LeadBatch | None = None  # being folded (step 1), its messages being sent (step 2)
         self._sending: Pending | None = None  # its messages sent, its changelog not yet (step 3)
+        self._acking: Pending | None = None  # the one before, while its messages are acknowledged (step 3)
         self._writing: Pending | None = None  # its changelog sent, not yet acknowledged and written locally (step 4)
         self.guard = PoisonGuard(projection, metrics.poison_record)  # a record the fold raises on goes to the DLQ
 
@@ -87,25 +91,26 @@ class BatchPipeline:
             if not self.ready.is_set():
                 return
             with self.metrics.batch_seconds.time():
-                batch, result = await self._project(fetched)
                 try:
-                    sent = await self._send(batch, result)
+                    batch, result = await self._project(fetched)
+                    self._acking, self._sending = self._sending, await self._send(batch, result)
+                    self._folding = None
                     await self._write()
                     await self._send_changelog()
                 except KafkaError as exc:
                     await self.forget(exc, read_again=True)
                     return
-                self._sending = sent
 
     async def idle(self) -> None:
         """A fetch brought no journey.events records: the batches still waiting are written locally."""
-        if self._sending is not None or self._writing is not None:
+        if self._sending is not None or self._acking is not None or self._writing is not None:
             async with self.lock:
                 await self.flush_or_forget(read_again=True)
 
     async def _project(self, fetched: Mapping[TP, list[tuple[int, bytes]]]) -> tuple[LeadBatch, BatchResult]:
         projection = self.projection
         batch, result = self.view(), BatchResult()
+        self._folding = batch
         before = projection.cluster_watermark
         events = {tp.partition: records for tp, records in fetched.items() if tp.topic == topics.EVENTS}
         messages = {tp.partition: records for tp, records in fetched.items() if tp.topic != topics.EVENTS}
@@ -162,9 +167,9 @@ class BatchPipeline:
         return pending
 
     async def _send_changelog(self) -> None:
-        """The batch whose messages were sent last time (`_sending`): once the broker holds them, its
-        changelog records are sent, without waiting; it is written locally next time (`_write`)."""
-        sending, self._sending = self._sending, None
+        """The batch whose messages were sent the time before (`_acking`): once the broker holds them,
+        its changelog records are sent, without waiting; it is written locally next time (`_write`)."""
+        sending = self._acking
         if sending is None:
             return
         for sent in sending.others:
@@ -173,7 +178,7 @@ class BatchPipeline:
         for partition, entries in sending.entries.items():
             records = ((key.encode("utf-8", "surrogatepass"), value, []) for key, value in entries.items())
             sending.changelog[partition] = await out.send(self.outlets.changelog, partition, records)
-        self._writing = sending
+        self._writing, self._acking = sending, None
 
     async def publish_changes(self, changes: Sequence[LeadChange]) -> None:
         """Lead changes from outside a batch (catch-up, a later watermark): all sent at once, then
@@ -184,14 +189,15 @@ class BatchPipeline:
 
     async def _write(self) -> None:
         """The batch whose changelog was sent (`_writing`): once the broker holds it, its leads are
-        written locally."""
-        writing, self._writing = self._writing, None
+        written locally. Reads see it (`view`) until then: it is let go only once in the store."""
+        writing = self._writing
         if writing is None:
             return
         for partition, sent in writing.changelog.items():
             self.store.write(partition, writing.entries[partition], await sent.last_offset())
             for topic, offset in writing.next_offsets[partition].items():
                 self.outlets.written(topic, partition, offset)  # committed for lag tools, later
+        self._writing = None
         await self.outlets.announce()
 
     async def flush_or_forget(self, *, read_again: bool) -> bool:
@@ -200,6 +206,9 @@ class BatchPipeline:
         try:
             await self._write()
             await self._send_changelog()
+            if self._sending is not None:
+                self._acking, self._sending = self._sending, None
+                await self._send_changelog()
             await self._write()
         except KafkaError as exc:
             await self.forget(exc, read_again=read_again)
@@ -212,7 +221,7 @@ class BatchPipeline:
         without (before a rebalance or a rebuild), the rebuild after recovery does both."""
         then = "reading its events again" if read_again else "its partitions are read again after the rebalance"
         log.error("a batch could not be written to the changelog (%s: %s); %s", type(exc).__name__, exc, then)
-        self._sending = self._writing = None
+        self._folding, self._sending, self._acking, self._writing = None, None, None, None
         if not read_again:
             return
         owned = set(self.projection.partitions)
@@ -223,7 +232,9 @@ class BatchPipeline:
 
     def view(self) -> LeadBatch:
         """The lead table as the projection has it: the batches still waiting to be written locally first."""
-        return LeadBatch(self.store, [waiting.entries for waiting in (self._sending, self._writing) if waiting is not None])
+        pending = [] if self._folding is None else [{p: view.entries for p, view in self._folding.partitions.items()}]
+        pending += [waiting.entries for waiting in (self._sending, self._acking, self._writing) if waiting is not None]
+        return LeadBatch(self.store, pending)
 
     def lead(self, lead_id: str) -> bytes | None:
         """A lead as the report counts it, written locally or not yet."""

@@ -119,7 +119,7 @@ class PartitionView:
     """One partition's leads during a batch: reads fall through the pending batches (the newest
     first) to the store, writes wait here."""
 
-    __slots__ = ("_partition", "_pending", "_store", "entries", "get")
+    __slots__ = ("_partition", "_pending", "_store", "entries", "get")  # `get`: set per depth in __init__
 
     def __init__(self, store: LeadStore, partition: int, pending: list[dict[str, bytes]]) -> None:
         self._store = store
@@ -133,9 +133,18 @@ class PartitionView:
         elif len(pending) == 1:
             newer = pending[0]
             self.get = lambda lead_id: entries.get(lead_id) or newer.get(lead_id) or read(partition, lead_id)
-        else:
+        elif len(pending) == 2:
             newer, older = pending[0], pending[1]
             self.get = lambda lead_id: entries.get(lead_id) or newer.get(lead_id) or older.get(lead_id) or read(partition, lead_id)
+        else:
+            self.get = self._get_any_depth
+
+    def _get_any_depth(self, lead_id: str) -> bytes | None:
+        for entries in (self.entries, *self._pending):
+            found = entries.get(lead_id)
+            if found is not None:
+                return found
+        return self._store.get(self._partition, lead_id)
 
     def put(self, lead_id: str, value: bytes) -> None:
         """Held: the changelog gets the entries in the order of their last write (a key written
