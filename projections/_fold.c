@@ -442,7 +442,7 @@ static Lead *table_lead(LeadTable *t, PyObject *key) {
     lead->key = key;
     lead->hash = hash;
     for (int k = 0; k < N_TYPES; k++) lead->first_at[k] = NONE_AT;
-    lead->last_at = 0; /* as LeadState: a lead's last_at is never below 0 */
+    lead->last_at = NONE_AT; /* as LeadState: before any event (occurred_at may be before 1970) */
     t->index[slot] = (uint32_t)(++t->n);
     if ((size_t)t->n * 2 > t->mask + 1 && table_grow_index(t) < 0) return NULL;
     return &t->leads[t->n - 1];

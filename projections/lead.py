@@ -32,6 +32,7 @@ NO_CURRENCY = "(none)"  # SPEC §4: the currency of an amount without one
 # A person's revenue in one currency is kept in int64 hundredths (the stored lead, the C fold): amounts are
 # never negative, so a sum passes this bound whatever the order of events and merges (docs/spec-notes.md).
 MAX_HUNDREDTHS = (1 << 63) - 1
+NO_LAST_AT = -(1 << 63)  # a state's last_at before any event (the C fold's NONE_AT)
 REVENUE_PAST_LIMIT = "a person's revenue in one currency would pass 92233720368547758.07, the most journey keeps"
 TOUCH_FIELDS = ("source", "channel", "campaign")
 
@@ -44,7 +45,7 @@ class LeadState:
 
     def __init__(self) -> None:
         self.first_at: list[int | None] = [None] * _NTYPES
-        self.last_at = 0
+        self.last_at = NO_LAST_AT  # below any occurred_at: events may come from before 1970
         self.events = 0
         self.content_reads = 0
         self.contacts = 0  # INBOUND_CONTACT | OUTBOUND_CONTACT flags

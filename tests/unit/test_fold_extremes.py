@@ -277,3 +277,20 @@ class TestCalendarEdges:
         live.process(PARTITION, [(0, line)], table, result)
         live.settle(result, None, table)
         assert len(result.invalid) == 1 and not result.changes
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_partition_of_events_before_1970_rebuilds_at_its_own_watermark(compiled: bool) -> None:
+    """occurred_at may be before 1970 (negative instants): a lead's last_at starts below any
+    instant, so the watermark a restart derives from the table is the one the fold reached."""
+    from projections.live import rebuilt
+
+    lines = [
+        orjson.dumps({"event_id": "e1", "lead_id": "L", "type": "ad_seen", "occurred_at": "1960-01-01T00:00:00Z"}),
+        orjson.dumps({"event_id": "e2", "lead_id": "L", "type": "content_read", "occurred_at": "1961-01-01T00:00:00Z"}),
+    ]
+    live, table, result = LiveProjection(default_definitions(), compiled=compiled), DictTable(), BatchResult()
+    live.process(PARTITION, list(enumerate(lines)), table, result)
+    live.settle(result, None, table)
+    assert live.local_watermark() == -283_996_800_000_000  # 1961-01-01 in microseconds
+    assert rebuilt(default_definitions(), table.items(), {PARTITION})[PARTITION].watermark == live.local_watermark()
