@@ -21,12 +21,14 @@ timer: a hole not filled RESEEK_SECONDS after its seek is sought again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 log = logging.getLogger("journey.gaps")
 
@@ -102,17 +104,26 @@ class GapGuard:
     async def _first_offset_from(self, partition: int, offset: int) -> int | None:
         """The first offset the broker holds at or after `offset`; None when it does not say in time.
 
-        Not knowing means reading again, never skipping: a record applied twice changes nothing."""
-        if self._probe is None:
-            self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
-            await self._probe.start()
-        tp = TopicPartition(self.topic, partition)
-        self._probe.assign([tp])
-        self._probe.seek(tp, offset)
-        found = await self._probe.getmany(tp, timeout_ms=PROBE_MS, max_records=1)
+        Not knowing means reading again, never skipping: a record applied twice changes nothing. So
+        is a broker that cannot be asked (down, restarting): the probe is made again next time."""
+        try:
+            if self._probe is None:
+                probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+                await probe.start()
+                self._probe = probe
+            tp = TopicPartition(self.topic, partition)
+            self._probe.assign([tp])
+            self._probe.seek(tp, offset)
+            found = await self._probe.getmany(tp, timeout_ms=PROBE_MS, max_records=1)
+        except KafkaError as exc:
+            log.warning("partition %d: cannot ask the broker what it holds from offset %d (%s); reading from there again", partition, offset, type(exc).__name__)
+            await self.close()
+            return None
         records = found.get(tp, [])
         return records[0].offset if records else None
 
     async def close(self) -> None:
-        if self._probe is not None:
-            await self._probe.stop()
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            with contextlib.suppress(KafkaError):
+                await probe.stop()
