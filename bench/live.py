@@ -1,6 +1,6 @@
 """Live benchmark: a worker's events/s on the embedded broker vs a raw aiokafka consumer of the same topic.
 
-    python -m bench.live [--events 200000] [--workers 1] [--no-plain-agent]
+    python -m bench.live [--events 200000] [--workers 1] [--no-plain-agent] [--anonymous 0.6] [--shadow FILE]
 
 All read the same records from the same broker in the same run. The worker
 rate is measured from the first record it has counted until /api/report
@@ -26,6 +26,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.results_io import publish
+from projections import load_definitions
+from streams.kafka.definitions import SHADOW, record
 from streams.net import free_port
 from streams.tools.broker import EmbeddedBroker
 from streams.tools.synthetic import JourneyGenerator
@@ -82,11 +84,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-plain-agent", dest="plain_agent", action="store_false", help="skip the plain Faust agent's run")
     parser.add_argument("--anonymous", type=float, default=0.0, help="share of journeys that start anonymous (SPEC §9), e.g. 0.6")
+    parser.add_argument("--shadow", type=Path, help="a definitions file the cluster counts as its shadow (SPEC §11) beside the defaults")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "live.json")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(free_port()) as broker:
         records = produced_log(broker, args.events, Path(scratch), args.anonymous)
+        if args.shadow is not None:  # recorded before the workers start: they count it from their first batch
+            asyncio.run(record(broker.url.removeprefix("kafka://"), (SHADOW, load_definitions(args.shadow))))
         raw = asyncio.run(raw_consumer_rate(broker.url.removeprefix("kafka://"), len(records)))
 
         ports = [free_port() for _ in range(args.workers)]
@@ -111,6 +116,7 @@ def main() -> None:
         result = {
             "events": len(records),
             "anonymous": args.anonymous,
+            "shadow": None if args.shadow is None else load_definitions(args.shadow).digest,
             "workers": args.workers,
             "raw_consumer_events_per_s": round(raw),
             "journey_events_per_s": round(live),
