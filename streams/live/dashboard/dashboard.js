@@ -463,7 +463,7 @@ function digestNode(node, digest) {
 }
 
 // One block of the comparison: names and people under each side, each count followed by the block's
-// other columns (extra(entries, i) -> [[class, text], ...]).
+// other columns (extra(entries, i, "current" or "shadow") -> [[class, text], ...]).
 function comparePair(box, kind, current, shadow, heads, extra) {
   const sides = { current: Object.entries(current || {}), shadow: Object.entries(shadow || {}) };
   const same = sides.current.length === sides.shadow.length && sides.current.every(([name], i) => sides.shadow[i][0] === name);
@@ -477,7 +477,7 @@ function comparePair(box, kind, current, shadow, heads, extra) {
     fill(t.appendChild(document.createElement("tbody")), rows);
     return t;
   };
-  const side = (values, i, which) => [[`${which} count`, fmt(values[i][1])], ...extra(values, i).map(([cls, text]) => [`${which}-${cls} ${cls}`, text])];
+  const side = (values, i, which) => [[`${which} count`, fmt(values[i][1])], ...extra(values, i, which).map(([cls, text]) => [`${which}-${cls} ${cls}`, text])];
   box.dataset.layout = same ? "merged" : "side";
   if (same) {
     const columns = (which) => [[which, "num"], ...heads.extra.map((h) => [h, "num", `${which} ${h}`])];
@@ -518,10 +518,10 @@ function renderShadow(answer) {
   digestNode($("#shadow-current"), digests.current);
   digestNode($("#shadow-shadow"), digests.shadow);
   $("#shadow-over").textContent = `Over the same ${fmt(baseline.leads)} people and ${fmt(baseline.events.valid)} valid events, to ${when(baseline.watermark)}.`;
-  const share = (total) => (values, i) => [["pct", pct(values[i][1], total)]];
+  const share = (values, i, which) => [["pct", pct(values[i][1], (which === "current" ? baseline : candidate).leads)]];
   comparePair($("#shadow-pipeline"), "stage", baseline.pipeline, candidate.pipeline, { title: "People per stage", extra: [], change: true }, () => []);
   comparePair($("#shadow-qualification"), "level", baseline.qualification, candidate.qualification,
-    { title: "People per qualification level", extra: ["share"], change: true }, share(baseline.leads));
+    { title: "People per qualification level", extra: ["share"], change: true }, share);
   const ofPrevious = (values, i) => [["pct", i ? pct(values[i][1], values[i - 1][1]) : ""]];
   comparePair($("#shadow-funnel"), "step", baseline.funnel, candidate.funnel, { title: "The AIDA funnel", extra: ["of previous"], change: false }, ofPrevious);
   for (const [which, report] of [["current", baseline], ["shadow", candidate]]) {
