@@ -144,10 +144,17 @@ def schema() -> None:
 @cli.command()
 @click.option("--check", "check", type=click.Path(path_type=Path), help="Check a definitions file and say what it defines.")
 @click.option("--digest", "digest", type=click.Path(path_type=Path), help="Print the digest that names a definitions file in a cluster (as /healthz shows it).")
-def definitions(check: Path | None, digest: Path | None) -> None:
-    """Print the default definitions, check a definitions file, or print its digest."""
-    if check is not None and digest is not None:
-        raise click.UsageError("give --check or --digest, not both")
+@click.option("--cluster", "cluster", is_flag=True, help="Print the current and shadow definitions' digests recorded on the cluster (journey.definitions).")
+@click.option("--broker", help="With --cluster: kafka://HOST:PORT (env JOURNEY_BROKER; default kafka://127.0.0.1:9092).")
+def definitions(check: Path | None, digest: Path | None, cluster: bool, broker: str | None) -> None:
+    """Print the default definitions, check a definitions file, print its digest, or the cluster's."""
+    if sum((check is not None, digest is not None, cluster)) > 1:
+        raise click.UsageError("give one of --check, --digest and --cluster")
+    if broker is not None and not cluster:
+        raise click.UsageError("--broker goes with --cluster")
+    if cluster:
+        _cluster_definitions(broker)
+        return
     if digest is not None:
         click.echo(load_definitions(digest).digest)
         return
@@ -159,6 +166,19 @@ def definitions(check: Path | None, digest: Path | None) -> None:
         f"{check}: ok: {len(defs.stages)} stages ({', '.join(defs.stages)}), {len(defs.steps)} funnel steps ({', '.join(defs.steps)}); "
         f"digest {defs.digest}"
     )
+
+
+def _cluster_definitions(broker: str | None) -> None:
+    """SPEC §11: the digests journey.definitions records (the topics created first, as every command that reads one does)."""
+    import asyncio
+
+    from streams.kafka.definitions import read
+    from streams.kafka.produce import prepare
+
+    settings = _settings({"broker": broker})
+    recorded = asyncio.run(read(settings.bootstrap, prepare(settings)))
+    click.echo(f"current: {recorded.current.digest if recorded.current else 'none (each worker runs its own definitions file)'}")
+    click.echo(f"shadow: {recorded.shadow.digest if recorded.shadow else 'none'}")
 
 
 @cli.command()

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     ingest_token_file: Path | None = Field(None, description="A file holding the ingest token")
     read_token: SecretStr | None = Field(None, description="Bearer token for the read endpoints; none: open")
     read_token_file: Path | None = Field(None, description="A file holding the read token")
+    admin_token: SecretStr | None = Field(None, description="Bearer token for the admin endpoints (SPEC §11's shadow and promotion); none: they answer 403")
     admin_token_file: Path | None = Field(None, description="A file holding the token of the admin endpoints")
     ingest_timeout: float = Field(10.0, gt=0, le=600, description="Seconds HTTP ingest waits for the broker to acknowledge a request's events before answering 503")
     demo: bool = Field(False, description="Demo mode: ingest is open without a token")
@@ -77,7 +78,7 @@ class Settings(BaseSettings):
         return _secret("read", self.read_token, self.read_token_file)
 
     def admin_secret(self) -> str | None:
-        return _secret("admin", None, self.admin_token_file)
+        return _secret("admin", self.admin_token, self.admin_token_file)
 
     def load_segment_events(self) -> SegmentEvents:
         try:

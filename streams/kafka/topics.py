@@ -10,7 +10,8 @@ recovery reads them whole and only each key's latest value matters; with
 the broker's default (delete after a week) a recovering worker would lose
 every lead not written for a week. So is journey.lead-changes.definitions
 (per partition of journey.events, the definitions journey.lead-changes last
-spoke under: SPEC §7's catch-up reads it). journey.events keeps its records
+spoke under: SPEC §7's catch-up reads it), and journey.definitions (the cluster's `current` and
+`shadow` definitions, SPEC §11). journey.events keeps its records
 forever: it is the event log that replays and recoveries read; so does the identity
 topic (`identity_topic`), which a worker that was down reads from where it stopped.
 """
@@ -32,6 +33,7 @@ DLQ = "journey.events.dlq"
 LEAD_CHANGES = "journey.lead-changes"
 WATERMARKS = "journey.watermarks"
 CHANGES_DEFINITIONS = "journey.lead-changes.definitions"
+DEFINITIONS = "journey.definitions"  # SPEC §11: the cluster's `current` and `shadow` definitions
 LEADS_TABLE = "leads"
 COMPACTED = {"cleanup.policy": "compact"}
 KEPT = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -50,6 +52,7 @@ class TopicPlan:
             LEAD_CHANGES: n,
             WATERMARKS: 1,
             CHANGES_DEFINITIONS: 1,
+            DEFINITIONS: 1,
             changelog_topic(self.app_id, LEADS_TABLE): n,
             identity_topic(self.app_id): n,
             settings_topic(self.app_id): 1,
@@ -59,7 +62,7 @@ class TopicPlan:
     def configs(self) -> dict[str, dict[str, str]]:
         """Topic settings journey creates topics with; those in `COMPACTED` it also checks."""
         return {
-            EVENTS: KEPT, WATERMARKS: COMPACTED, CHANGES_DEFINITIONS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED,
+            EVENTS: KEPT, WATERMARKS: COMPACTED, CHANGES_DEFINITIONS: COMPACTED, DEFINITIONS: COMPACTED, changelog_topic(self.app_id, LEADS_TABLE): COMPACTED,
             identity_topic(self.app_id): KEPT, settings_topic(self.app_id): COMPACTED,
         }
 

@@ -6,6 +6,8 @@ only what it uses.
   the change stream caught up to this worker's definitions;
 - `Watermarks` (watermarks.py): this worker's watermark announced, every worker's followed;
 - `Ingest` (ingest.py): HTTP ingest, publishing to journey.events;
+- `Redefinitions` and `Admin` (redefine.py, admin.py): SPEC §11's definitions on journey.definitions,
+  followed and switched to without a restart, and the admin endpoints that record them;
 - `Cluster` and `Api` (cluster.py, web.py): the HTTP face.
 Only this module and worker.py see the whole Faust app.
 """
@@ -25,7 +27,9 @@ from projections.live import LiveProjection
 from schemas.platforms import SegmentEvents
 from streams.kafka import topics
 from streams.kafka.batches import BatchProducer
+from streams.kafka.definitions import Recorded
 from streams.kafka.group import remember_member
+from streams.live.admin import Admin
 from streams.live.catchup import CatchUp
 from streams.live.cluster import Cluster, Peers
 from streams.live.commits import INTERVAL as COMMIT_SECONDS
@@ -46,6 +50,7 @@ from streams.live.metrics import WorkerMetrics
 from streams.live.pipeline import BatchPipeline, Outlets
 from streams.live.readiness import Readiness
 from streams.live.rebalance import Rebalancing
+from streams.live.redefine import Redefinitions
 from streams.live.resync import LocalTables, resync
 from streams.live.store import LeadStore
 from streams.live.watermarks import Watermarks
@@ -87,7 +92,12 @@ def faust_app(settings: Settings, profile: Profile) -> faust.App:
 class JourneyApp:
     """The Faust app and the parts of the worker, wired."""
 
-    def __init__(self, settings: Settings, defs: Definitions, profile: Profile, ingest_token: str | None, segment_events: SegmentEvents) -> None:
+    def __init__(
+        self, settings: Settings, defs: Definitions, profile: Profile, ingest_token: str | None, segment_events: SegmentEvents,
+        *, file_defs: Definitions, recorded: Recorded, shadow: Definitions | None,
+    ) -> None:
+        """`defs`: the effective definitions (SPEC §11), `file_defs` the worker's own file's, `recorded`
+        what journey.definitions held at start and `shadow` the candidate counted beside them."""
         profile.patch_faust(settings.bootstrap)
         self.settings = settings
         self.app = app = faust_app(settings, profile)
@@ -98,7 +108,7 @@ class JourneyApp:
         rocksdb = share_rocksdb_memory(self.leads, settings.rocksdb_cache_mb * MIB, settings.rocksdb_write_buffer_mb * MIB)
         identity = topics.identity_topic(settings.app_id)
         self.identity = app.topic(identity, partitions=settings.partitions, acks=False, **RAW)  # SPEC §9's messages, as journey.events
-        projection = LiveProjection(defs)
+        projection = LiveProjection(defs, shadow=shadow)
         self.gaps = {topic: GapGuard(settings.bootstrap, topic, functools.partial(self._seek, topic)) for topic in (topics.EVENTS, identity)}
         self.metrics = WorkerMetrics(projection, lambda: sum(gaps.seeks for gaps in self.gaps.values()), self._highwater, topic_partitions=settings.partitions)
         if rocksdb is not None:
@@ -112,6 +122,8 @@ class JourneyApp:
             settings.bootstrap, profile.embedded, projection, self.pipeline.store,
             app.topic(topics.CHANGES_DEFINITIONS, partitions=1, **RAW), self.pipeline.publish_changes,
         )
+        self.redefinitions = Redefinitions(settings.bootstrap, profile.embedded, file_defs, self.pipeline, catch_up, recorded)
+        self.admin = Admin(settings.admin_secret(), settings.bootstrap, profile.embedded, self.redefinitions)
         self.readiness = Readiness(projection, self.pipeline.ready, self._end_offsets, self.pipeline.next_offset)
         self.rebalancing = Rebalancing(
             self.pipeline, catch_up, list(self.gaps.values()), app.assignor.assigned_actives, self._joined, self.readiness, self.commits,
@@ -130,6 +142,7 @@ class JourneyApp:
         app.on_partitions_revoked.connect(lambda sender, revoked, **kwargs: rebalancing.revoked(revoked))
         app.on_partitions_assigned.connect(lambda sender, assigned, **kwargs: rebalancing.assigned(assigned))
         app.task(self.watermarks.follow)
+        app.task(self.redefinitions.follow)  # SPEC §11: journey.definitions, switched to without a restart
         app.timer(RESEEK_SECONDS)(self._reseek_waiting)
         app.timer(READINESS_SECONDS)(self.readiness.tick)
         app.timer(COMMIT_SECONDS)(self.commits.tick)
@@ -151,6 +164,7 @@ class JourneyApp:
             ingest_answered=self.metrics.ingest_request,
             readiness=self.readiness.reason,
             read_token=None if settings.demo else read_token,  # demo mode never asks for a read token
+            admin=self.admin,
         ))
 
     def resync(self, embedded: bool) -> None:

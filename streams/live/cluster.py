@@ -17,9 +17,13 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
+from projections import Definitions
 from projections.definitions import DAY_MICROS
 from projections.identity import anonymous_of
 from projections.live import LiveProjection
+from projections.report import Changes, build_comparison
+from projections.shadow import candidate
+from projections.shadow import changes as shadow_changes
 from schemas import format_time
 from streams.live.partial import Partial, merge
 
@@ -31,8 +35,14 @@ class Unavailable(Exception):
     """The cluster cannot answer right now (rebalancing, recovering, a peer down)."""
 
 
+class NoShadow(Exception):
+    """SPEC §11: the cluster counts no shadow definitions (a 404)."""
+
+
 class Disagreement(Unavailable):
-    """The workers run different definitions (a rollout under way): any answer would mix them."""
+    """The workers run different definitions or shadows (a rollout or a switch under way, SPEC §7,
+    §11): any answer would mix them. Keyed by the definitions' digest, with " shadow DIGEST" after
+    it when a worker counts one."""
 
     def __init__(self, workers_by_digest: dict[str, list[str]]) -> None:
         self.workers_by_digest = workers_by_digest
@@ -55,9 +65,13 @@ class Peers:
 class Cluster:
     def __init__(self, projection: LiveProjection, peers: Peers, partitions: int) -> None:
         self.projection = projection
-        self.defs = projection.defs
         self.peers = peers
         self.partitions = partitions
+
+    @property
+    def defs(self) -> Definitions:
+        """The definitions this worker counts under now (they change at a switch, SPEC §11)."""
+        return self.projection.defs
 
     # -- answers that span the cluster ------------------------------------------------------
 
@@ -70,7 +84,25 @@ class Cluster:
         mark = await self.watermark()
         answers = await self._ask_all(f"/internal/partial{_at(mark)}", lambda: self.partial_share(mark))
         self._check_coverage(answers)
-        return {**merge(self.defs, [Partial.decode(self.defs, a) for a in answers]), "definitions": self.defs.digest}
+        defs = self._agreed(answers)
+        return {**merge(defs, [Partial.decode(defs, a) for a in answers]), "definitions": defs.digest}
+
+    async def shadow(self) -> dict[str, Any]:
+        """SPEC §11: replay's comparison of the current definitions (baseline) and the shadow
+        (candidate) over every worker's persons, at one watermark. NoShadow when there is none."""
+        mark = await self.watermark()
+        answers = await self._ask_all(f"/internal/shadow{_at(mark)}", lambda: self.shadow_share(mark))
+        self._check_coverage(answers)
+        defs, shadow = self._agreed(answers), self.projection.shadow_defs
+        if shadow is None or any(a["shadow"] != shadow.digest for a in answers):
+            raise NoShadow("there are no shadow definitions: PUT /api/definitions/shadow records one")
+        changes = Changes()
+        for answer in answers:
+            changes.stages.update(answer["stage_changes"])
+            changes.qualifications.update(answer["qualification_changes"])
+        baseline = merge(defs, [Partial.decode(defs, a["baseline"]) for a in answers])
+        candidate = merge(shadow, [Partial.decode(shadow, a["candidate"]) for a in answers])
+        return {**build_comparison(baseline, candidate, changes), "definitions": {"current": defs.digest, "shadow": shadow.digest}}
 
     async def stages(self) -> dict[str, Any]:
         return await self.stages_at(await self.watermark())
@@ -124,6 +156,18 @@ class Cluster:
     def partial_share(self, mark: int | None) -> dict[str, Any]:
         return self._share(Partial.of(self.projection, mark).encode())
 
+    def shadow_share(self, mark: int | None) -> dict[str, Any]:
+        projection = self.projection
+        if projection.shadow_defs is None:
+            return self._share({"partitions": sorted(projection.partitions)})
+        changes = shadow_changes(projection, mark)
+        return self._share({
+            "partitions": sorted(projection.partitions),
+            "baseline": Partial.of(projection, mark).encode(),
+            "candidate": Partial.of(candidate(projection), mark).encode(),
+            "stage_changes": dict(changes.stages), "qualification_changes": dict(changes.qualifications),
+        })
+
     def stages_share(self, mark: int | None) -> dict[str, Any]:
         return self._share({"partitions": sorted(self.projection.partitions), "stages": self.projection.stage_counts(mark)})
 
@@ -132,7 +176,16 @@ class Cluster:
         return self._share({"partitions": sorted(self.projection.partitions), "leads": leads})
 
     def _share(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {**body, "definitions": self.defs.digest, "worker": self.peers.own_url().rstrip("/")}
+        shadow = self.projection.shadow_defs
+        return {**body, "definitions": self.defs.digest, "shadow": None if shadow is None else shadow.digest, "worker": self.peers.own_url().rstrip("/")}
+
+    def _agreed(self, answers: list[dict[str, Any]]) -> Definitions:
+        """The definitions every share was computed with (`_agree` checked they are one), when this
+        worker still runs them: a switch between its share and now is a 503, not a mixed answer."""
+        defs = self.defs
+        if answers[0]["definitions"] != defs.digest:
+            raise Unavailable(f"this worker switched definitions while answering ({answers[0]['definitions']} -> {defs.digest})")
+        return defs
 
     # -- asking -----------------------------------------------------------------------------
 
@@ -174,10 +227,11 @@ def _person(key: str) -> dict[str, str | None]:
 
 
 def _agree(answers: list[dict[str, Any]]) -> None:
-    """Shares computed with different definitions are never combined (SPEC §7: never a mixed answer)."""
+    """Shares computed with different definitions or shadows are never combined (SPEC §7, §11: never a mixed answer)."""
     workers_by_digest: dict[str, list[str]] = {}
     for answer in answers:
-        workers_by_digest.setdefault(str(answer.get("definitions", "unknown")), []).append(str(answer.get("worker", "?")))
+        runs = str(answer.get("definitions", "unknown")) + (f" shadow {answer['shadow']}" if answer.get("shadow") else "")
+        workers_by_digest.setdefault(runs, []).append(str(answer.get("worker", "?")))
     if len(workers_by_digest) > 1:
         raise Disagreement({digest: sorted(workers) for digest, workers in workers_by_digest.items()})
 

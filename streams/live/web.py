@@ -23,7 +23,10 @@ from projections.attribution import DIMENSIONS
 from projections.identity import anon_key
 from projections.linking import held_key
 from schemas.events import MAX_ID_CHARS
-from streams.live.cluster import MAX_PAGE_END, Cluster, Disagreement, Unavailable, watermark_param
+from streams.kafka.errors import BrokerError
+from streams.live.admin import MAX_BODY_BYTES as MAX_DEFINITIONS_BYTES
+from streams.live.admin import Admin
+from streams.live.cluster import MAX_PAGE_END, Cluster, Disagreement, NoShadow, Unavailable, watermark_param
 from streams.live.ingest import Ingest, bearer_ok
 
 DASHBOARD = Path(__file__).with_name("dashboard")
@@ -45,6 +48,7 @@ class Api:
     ingest_answered: Callable[[str, int], None]  # an answer of an ingest route: (route, status), counted
     readiness: Callable[[], str | None]  # None when ready, else what the worker waits for (streams/live/readiness.py)
     read_token: str | None  # None: reads are open
+    admin: Admin  # SPEC §11's admin endpoints (403 on a worker without an admin token)
 
 
 INGEST_ROUTES = ("/api/events", "/api/ingest/segment")
@@ -58,6 +62,7 @@ def register(app: faust.App, api: Api) -> None:
     _reads(app, api)
     _persons(app, api)
     _internal(app, api)
+    _definitions(app, api)
     _probes(app, api)
 
 
@@ -118,7 +123,6 @@ def _ingest(app: faust.App, api: Api) -> None:
 
 def _reads(app: faust.App, api: Api) -> None:
     cluster, projection = api.cluster, api.cluster.projection
-    defs = projection.defs
 
     async def report(web: View, request: Request) -> Response:
         return web.json(await cluster.report())
@@ -127,14 +131,14 @@ def _reads(app: faust.App, api: Api) -> None:
         return web.json(await cluster.stages())
 
     async def stage_leads(web: View, request: Request, stage: str) -> Response:
-        if stage not in defs.stages:
-            return web.json({"error": "unknown stage", "stage": stage, "stages": list(defs.stages)}, status=404)
+        if stage not in projection.defs.stages:
+            return web.json({"error": "unknown stage", "stage": stage, "stages": list(projection.defs.stages)}, status=404)
         offset, limit = _paging(request)
         return web.json(await cluster.stage_leads(stage, offset, limit))
 
     async def funnel(web: View, request: Request) -> Response:
         first, last = _day(request.query.get("from")), _day(request.query.get("to"))
-        return web.json(funnel_between(defs.steps, await cluster.report(), first, last))
+        return web.json(funnel_between(projection.defs.steps, await cluster.report(), first, last))
 
     async def velocity(web: View, request: Request) -> Response:
         """SPEC §10: time in stage, the windowed funnel and time to convert, across all workers."""
@@ -145,7 +149,7 @@ def _reads(app: faust.App, api: Api) -> None:
         by = request.query.get("by", "channel")
         if by not in DIMENSIONS:
             raise BadRequest(f"by={by!r}: attribution is by one of {', '.join(DIMENSIONS)}")
-        return web.json(breakdown(defs.steps, await cluster.report(), by))
+        return web.json(breakdown(projection.defs.steps, await cluster.report(), by))
 
     app.page("/api/report")(_reader(api, report))
     app.page("/api/stages")(_reader(api, stages))
@@ -158,18 +162,18 @@ def _reads(app: faust.App, api: Api) -> None:
 def _persons(app: faust.App, api: Api) -> None:
     """One person (SPEC §5, §9): by lead id, or by any anonymous id that is part of it. Each answered
     by the worker whose partitions hold the id (Faust routes the request there)."""
-    cluster, defs = api.cluster, api.cluster.projection.defs
+    cluster = api.cluster
 
     async def lead(web: View, request: Request, lead_id: str) -> Response:
         data = api.lead(lead_id) if len(lead_id) <= MAX_ID_CHARS else None
         if data is None:
             return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
-        return web.json(answers.lead(defs, lead_id, data, await cluster.watermark() or 0))
+        return web.json(answers.lead(cluster.defs, lead_id, data, await cluster.watermark() or 0))
 
     async def anonymous(web: View, request: Request, anonymous_id: str) -> Response:
         data = api.lead(anon_key(anonymous_id)) if len(anonymous_id) <= MAX_ID_CHARS else None
         mark = await cluster.watermark() or 0
-        winner, own = (None, None) if data is None else answers.anonymous(defs, anonymous_id, data, mark)
+        winner, own = (None, None) if data is None else answers.anonymous(cluster.defs, anonymous_id, data, mark)
         person = None if winner is None else await cluster.held_person(winner.lead_id, anonymous_id, lambda: held(winner.lead_id, anonymous_id, mark))
         if person is None and own is None:
             return web.json({"error": "unknown anonymous id", "anonymous_id": anonymous_id}, status=404)
@@ -180,7 +184,7 @@ def _persons(app: faust.App, api: Api) -> None:
         return web.json(person) if person is not None else web.json({"error": "not held"}, status=404)
 
     def held(lead_id: str, anonymous_id: str, mark: int) -> dict[str, Any] | None:
-        return answers.held(defs, lead_id, anonymous_id, api.lead(lead_id), api.lead(held_key(lead_id, anonymous_id)), mark)
+        return answers.held(cluster.defs, lead_id, anonymous_id, api.lead(lead_id), api.lead(held_key(lead_id, anonymous_id)), mark)
 
     app.page("/api/leads/{lead_id}")(app.table_route(table=api.leads, match_info="lead_id")(_reader(api, lead)))
     app.page("/api/anonymous/{anonymous_id}")(app.table_route(table=api.leads, match_info="anonymous_id")(_reader(api, anonymous)))
@@ -203,12 +207,69 @@ def _internal(app: faust.App, api: Api) -> None:
     app.page("/internal/stage-leads")(_reader(api, stage_leads))
 
 
+def _definitions(app: faust.App, api: Api) -> None:
+    """SPEC §11: the shadow compared with the current definitions (a read), and the admin switches."""
+    cluster, admin = api.cluster, api.admin
+
+    async def compared(web: View, request: Request) -> Response:
+        try:
+            return web.json(await cluster.shadow())
+        except NoShadow as exc:
+            return web.json({"error": str(exc)}, status=404)
+
+    read = _reader(api, compared)
+    app.page("/internal/shadow")(_reader(api, _share(api, lambda request: cluster.shadow_share(watermark_param(request.query)))))
+
+    @app.page("/api/definitions/shadow")
+    class Shadow(View):
+        async def get(self, request: Request) -> Response:
+            return await read(self, request)
+
+        async def put(self, request: Request) -> Response:
+            return await _admin(self, request, admin, lambda: _bounded_body(request, admin.put_shadow))
+
+        async def delete(self, request: Request) -> Response:
+            return await _admin(self, request, admin, admin.drop_shadow)
+
+    @app.page("/api/definitions/shadow/promote")
+    class Promote(View):
+        async def post(self, request: Request) -> Response:
+            return await _admin(self, request, admin, admin.promote)
+
+    @app.page("/api/definitions/current")
+    class Current(View):
+        async def delete(self, request: Request) -> Response:
+            return await _admin(self, request, admin, admin.drop_current)
+
+
+async def _admin(web: View, request: Request, admin: Admin, act: Callable[[], Awaitable[tuple[int, dict[str, Any]]]]) -> Response:
+    """An admin request: the admin token first (401, 403), then the act; 503 when the broker does not take its record."""
+    denied = admin.denied(request.headers.get("Authorization"))
+    if denied is not None:
+        status, body = denied
+        return web.json(body, status=status, headers={"WWW-Authenticate": 'Bearer realm="journey admin"'} if status == 401 else None)
+    try:
+        status, body = await act()
+    except BrokerError as exc:
+        return web.json({"error": f"nothing recorded, the broker did not take it: {exc}"}, status=503, headers={"Retry-After": "1"})
+    return web.json(body, status=status)
+
+
+async def _bounded_body(request: Request, act: Callable[[bytes], Awaitable[tuple[int, dict[str, Any]]]]) -> tuple[int, dict[str, Any]]:
+    """The body, read up to one byte past what the admin takes (it refuses more, with the size)."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_DEFINITIONS_BYTES:
+        return 413, {"error": f"a definitions file of {declared} bytes; at most {MAX_DEFINITIONS_BYTES}"}
+    return await act(await request.content.read(MAX_DEFINITIONS_BYTES + 1))
+
+
 def _probes(app: faust.App, api: Api) -> None:
     projection, ready = api.cluster.projection, api.cluster.peers.ready
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": projection.defs.digest})
+        shadow = None if projection.shadow_defs is None else projection.shadow_defs.digest
+        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": projection.defs.digest, "shadow": shadow})
 
     @app.page("/readyz")
     async def readyz(web: View, request: Request) -> Response:

@@ -11,6 +11,7 @@ from pathlib import Path
 import faust
 
 from streams.errors import JourneyError
+from streams.kafka import definitions as cluster_definitions
 from streams.kafka.group import end_previous_member
 from streams.kafka.produce import prepare
 from streams.live import identity_options
@@ -45,10 +46,18 @@ def run_worker(settings: Settings) -> None:
     if port_open("127.0.0.1" if bind == "0.0.0.0" else bind, settings.web_port):
         raise PortInUse(f"web port {settings.web_port} is already in use; choose another with --web-port")
     _make_table_dir(settings.table_dir)
-    defs = settings.load_definitions()
+    file_defs = settings.load_definitions()
     ingest_token = settings.ingest_secret()
     segment_events = settings.load_segment_events()
     embedded = prepare(settings)
+    recorded = asyncio.run(cluster_definitions.read(settings.bootstrap, embedded))
+    defs, shadow = cluster_definitions.in_effect(file_defs, recorded)  # SPEC §11: `current` wins over the file
+    if recorded.current is not None and recorded.current.digest != file_defs.digest:
+        print(
+            f"journey worker: the cluster's current definitions {defs.digest} (journey.definitions) win over this worker's "
+            f"file {file_defs.digest} until DELETE /api/definitions/current",
+            file=sys.stderr, flush=True,
+        )
     identity_options.check(settings.bootstrap, settings.app_id, defs, embedded)
     asyncio.set_event_loop(asyncio.new_event_loop())
     # A worker holds a lead's aggregates as many long-lived small objects and makes thousands
@@ -58,7 +67,7 @@ def run_worker(settings: Settings) -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
     logging.getLogger("faust.transport.producer").addFilter(_backpressure_is_debug)
-    japp = JourneyApp(settings, defs, Profile(embedded), ingest_token, segment_events)
+    japp = JourneyApp(settings, defs, Profile(embedded), ingest_token, segment_events, file_defs=file_defs, recorded=recorded, shadow=shadow)
     japp.resync(embedded)  # before Faust recovers the tables: state the broker no longer backs is wiped
     profile = "embedded broker profile" if embedded else "Kafka profile"
     print(

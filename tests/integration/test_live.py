@@ -52,7 +52,7 @@ class TestOneWorker:
         produce(broker, golden_log)
         worker = start_worker()
         report_when_counted(worker, len(golden_log))
-        assert worker.get("/healthz") == (200, {"status": "ok", "ready": True, "partitions": list(range(8)), "definitions": default_definitions().digest})
+        assert worker.get("/healthz") == (200, {"status": "ok", "ready": True, "partitions": list(range(8)), "definitions": default_definitions().digest, "shadow": None})
         metrics = worker.text("/metrics")
         assert 'journey_events{result="valid"} 1605.0' in metrics
         assert 'journey_leads_by_stage{stage="explore"} 136.0' in metrics
