@@ -616,7 +616,7 @@ def shadow_worker(tmp_path_factory, golden_log):
 class TestShadow:
     def test_without_a_shadow_there_is_no_section(self, golden_worker, tmp_path: Path) -> None:
         status, body = golden_worker.get("/api/definitions/shadow")
-        assert status == 404 and body["error"] == "no shadow definitions", (status, body)
+        assert status == 404 and "no shadow definitions" in body["error"], (status, body)
         page = rendered(golden_worker.url + "/", tmp_path / "chromium")
         section = page.attrs["shadow-section"]
         assert "hidden" in section and section["data-state"] == "none", section
