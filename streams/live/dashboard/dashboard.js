@@ -2,7 +2,7 @@
 // The journey dashboard: every number comes from the HTTP API of the worker serving this page.
 const REFRESH_MS = 5000;
 const PAGE = 10;
-const FOLDED = { cohorts: 7, attribution: 10, anonymousIds: 12 };  // rows shown before "show all" (keep in step with dashboard.css)
+const FOLDED = { cohorts: 7, attribution: 10, anonymousIds: 12, changes: 10 };  // rows shown before "show all" (keep in step with dashboard.css)
 const link = new URLSearchParams(location.hash.slice(1));  // #stage=contact&lead=L-1 or &anon=A: shareable views
 const DIMENSIONS = ["channel", "source", "campaign"];
 const state = {
@@ -11,6 +11,7 @@ const state = {
   person: link.get("anon") ? { anonymous: link.get("anon") } : link.get("lead") ? { lead: link.get("lead") } : null,
   by: DIMENSIONS.includes(link.get("by")) ? link.get("by") : "channel",
   velocityStage: link.get("velocity"), cohortsAll: false, attributionAll: false,
+  shadow: null, shadowAt: null, changesAll: { stage: false, qualification: false },  // the last shadow comparison shown, and when
 };
 
 function remember() {
@@ -35,9 +36,11 @@ async function api(path) {
     const token = prompt("This journey needs a read token (JOURNEY_READ_TOKEN):");
     if (token) { state.token = token; localStorage.setItem("journeyToken", token); return api(path); }
   }
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
+  if (!response.ok) {  // every error answer is JSON with an "error"; its status tells a panel what to do (404: none, 503: not now)
+    const body = await response.json().catch(() => ({}));
+    throw Object.assign(new Error(body.error || response.statusText), { status: response.status });
+  }
+  return response.json();
 }
 
 function el(tag, cls, text) {
@@ -446,6 +449,119 @@ function renderTrend(report, from, to) {
   });
 }
 
+// Shadow definitions (SPEC §11): what a candidate set of definitions would say of the same people, beside
+// the current ones, from GET /api/definitions/shadow (replay's --baseline comparison plus both digests).
+// Each side shows its own stages, levels and steps; when both sides have the same names, one table puts
+// them side by side with the change.
+const shortDigest = (digest) => (digest && digest.length > 20 ? digest.slice(0, 19) + "…" : digest || "–");
+const signed = (n) => (n > 0 ? "+" + fmt(n) : n < 0 ? "−" + fmt(-n) : "0");
+
+function digestNode(node, digest) {
+  node.textContent = shortDigest(digest);
+  node.title = digest || "";
+  node.dataset.digest = digest || "";
+}
+
+// One block of the comparison: names and people under each side, each count followed by the block's
+// other columns (extra(entries, i, "current" or "shadow") -> [[class, text], ...]).
+function comparePair(box, kind, current, shadow, heads, extra) {
+  const sides = { current: Object.entries(current || {}), shadow: Object.entries(shadow || {}) };
+  const same = sides.current.length === sides.shadow.length && sides.current.every(([name], i) => sides.shadow[i][0] === name);
+  const table = (id, label, columns, rows) => {
+    const t = el("table", same ? "merged" : "side");
+    t.id = id;
+    t.setAttribute("aria-label", label);
+    const head = document.createElement("tr");
+    for (const [text, cls, heading] of columns) { const th = head.appendChild(el("th", cls, text)); if (heading) th.dataset.label = heading; }
+    t.createTHead().appendChild(head);
+    fill(t.appendChild(document.createElement("tbody")), rows);
+    return t;
+  };
+  const side = (values, i, which) => [[`${which} count`, fmt(values[i][1])], ...extra(values, i, which).map(([cls, text]) => [`${which}-${cls} ${cls}`, text])];
+  box.dataset.layout = same ? "merged" : "side";
+  if (same) {
+    const columns = (which) => [[which, "num"], ...heads.extra.map((h) => [h, "num", `${which} ${h}`])];
+    const merged = table(box.id + "-both", `${heads.title}, current and shadow`,
+      [[kind, ""], ...columns("current"), ...columns("shadow"), ...(heads.change ? [["change", "num"]] : [])],
+      sides.current.map(([name, n], i) => row([["name", name], ...side(sides.current, i, "current"), ...side(sides.shadow, i, "shadow"),
+        ...(heads.change ? [["change count", signed(sides.shadow[i][1] - n)]] : [])], { [`data-${kind}`]: name })));
+    merged.classList.add("stack");  // a phone shows each row's numbers under their headings
+    merged.style.setProperty("--cells", String(merged.tHead.rows[0].cells.length - 1));
+    box.replaceChildren(merged);
+    return;
+  }
+  box.replaceChildren(...["current", "shadow"].map((which) => {
+    const wrap = el("div");
+    wrap.append(el("h4", "", `under ${which}`), table(`${box.id}-${which}`, `${heads.title} under the ${which} definitions`,
+      [[kind, ""], ["people", "num"], ...heads.extra.map((h) => [h, "num"])],
+      sides[which].map(([name], i) => row([["name", name], ...side(sides[which], i, which)], { [`data-${kind}`]: name }))));
+    return wrap;
+  }));
+}
+
+// Who would move: "OLD->NEW" pairs (a stage that is none written "none"), most people first.
+function renderChanges(id, kind, changes) {
+  const pairs = Object.entries(changes || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const total = pairs.reduce((sum, [, n]) => sum + n, 0);
+  $(`#shadow-${kind}-moves`).textContent = total ? `${fmt(total)} people` : "nobody";
+  fill($(`#${id} tbody`), pairs.map(([pair, n]) => {
+    const at = pair.indexOf("->");
+    return row([["move", `${pair.slice(0, at)} → ${pair.slice(at + 2)}`], ["count", fmt(n)]], { "data-change": pair });
+  }));
+  fold($("#" + id), $(`#${id}-more`), pairs.length, FOLDED.changes, state.changesAll[kind], "changes",
+    () => { state.changesAll[kind] = !state.changesAll[kind]; renderChanges(id, kind, changes); });
+}
+
+function renderShadow(answer) {
+  const { baseline, candidate } = answer;
+  const digests = answer.definitions || {};
+  digestNode($("#shadow-current"), digests.current);
+  digestNode($("#shadow-shadow"), digests.shadow);
+  $("#shadow-over").textContent = `Over the same ${fmt(baseline.leads)} people and ${fmt(baseline.events.valid)} valid events, to ${when(baseline.watermark)}.`;
+  const share = (values, i, which) => [["pct", pct(values[i][1], (which === "current" ? baseline : candidate).leads)]];
+  comparePair($("#shadow-pipeline"), "stage", baseline.pipeline, candidate.pipeline, { title: "People per stage", extra: [], change: true }, () => []);
+  comparePair($("#shadow-qualification"), "level", baseline.qualification, candidate.qualification,
+    { title: "People per qualification level", extra: ["share"], change: true }, share);
+  const ofPrevious = (values, i) => [["pct", i ? pct(values[i][1], values[i - 1][1]) : ""]];
+  comparePair($("#shadow-funnel"), "step", baseline.funnel, candidate.funnel, { title: "The AIDA funnel", extra: ["of previous"], change: false }, ofPrevious);
+  for (const [which, report] of [["current", baseline], ["shadow", candidate]]) {
+    const steps = Object.values(report.funnel || {});
+    $(`#shadow-funnel-${which}`).textContent = steps.length > 1 ? pct(steps[steps.length - 1], steps[0]) : "–";
+  }
+  renderChanges("shadow-stage-changes", "stage", answer.stage_changes);
+  renderChanges("shadow-qualification-changes", "qualification", answer.qualification_changes);
+}
+
+// Polled with the other panels. 404: the cluster has no shadow, so no section. Another error (503 while
+// workers disagree or recover): its reason in the section, the last numbers kept and marked stale.
+async function refreshShadow() {
+  const section = $("#shadow-section");
+  try {
+    const answer = await api("/api/definitions/shadow");
+    renderShadow(answer);
+    state.shadow = answer;
+    state.shadowAt = new Date();
+    section.classList.remove("stale");
+    section.dataset.state = "shown";
+    $("#shadow-status").textContent = "";
+    $("#shadow-body").hidden = false;
+    section.hidden = false;
+  } catch (error) {
+    if (error.status === 404) {
+      section.hidden = true;
+      section.dataset.state = "none";
+      state.shadow = null;
+      return;
+    }
+    section.hidden = false;
+    section.dataset.state = state.shadow ? "stale" : "error";
+    section.classList.toggle("stale", Boolean(state.shadow));
+    $("#shadow-body").hidden = !state.shadow;
+    $("#shadow-status").textContent = `Could not refresh: ${error.message} (retrying)` +
+      (state.shadow ? `; the numbers below are from ${state.shadowAt.toISOString().slice(11, 19)} UTC` : "");
+  }
+}
+
 let lastReport = null;
 async function refresh() {
   try {
@@ -469,6 +585,7 @@ async function refresh() {
   } catch (error) {
     $("#status").textContent = "Could not refresh: " + error.message + " (retrying)";
   }
+  await refreshShadow();  // apart: a cluster without a shadow, or a shadow that cannot answer now, leaves the rest as it is
 }
 
 $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); showStage(); });
