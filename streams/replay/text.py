@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.report import nearest_rank
+
 
 def render_report(report: dict[str, Any]) -> str:
     events = report["events"]
@@ -19,6 +21,8 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         _funnel(report["funnel"]),
     ]
+    if "velocity" in report:
+        lines += ["", _velocity(report["velocity"]), "", _window(report["funnel_window"], report["time_to_convert"])]
     for dimension, values in report.get("attribution", {}).items():
         lines += ["", _attribution(dimension, values)]
     return "\n".join(lines) + "\n"
@@ -104,6 +108,36 @@ def _funnel(funnel: dict[str, int]) -> str:
         previous = n
     if len(funnel) > 1 and top is not None:
         rows.append(f"  overall conversion {_percent(previous or 0, top)}")
+    return "\n".join(rows)
+
+
+def _velocity(velocity: dict[str, Any]) -> str:
+    """SPEC §10: per stage, who entered it, who moved on and after how many whole days, who waits."""
+    width = max([len(name) for name in velocity] + [5])
+    rows = [
+        "Time in stage (whole days)",
+        f"  {'stage':<{width}}  {'entered':>8}  {'moved on':>8}  {'median':>6}  {'p90':>5}  {'waiting':>8}  {'waiting median':>14}",
+    ]
+    for name, row in velocity.items():
+        rows.append(
+            f"  {name:<{width}}  {row['entered']:>8}  {row['moved_on']:>8}  {_count(row['median_days']):>6}  {_count(row['p90_days']):>5}  "
+            f"{row['waiting']:>8}  {_count(nearest_rank({int(day): n for day, n in row['waiting_days'].items()}, 0.5)):>14}"
+        )
+    return "\n".join(rows)
+
+
+def _window(window: dict[str, Any], to_convert: dict[str, Any]) -> str:
+    """SPEC §10: the funnel counting a step only when reached within the window of the first, and the days it took."""
+    steps = window["steps"]
+    width = max([len(name) for name in steps] + [5])
+    rows = [
+        f"Funnel within {window['days']} days of the first step, and time to convert (whole days)",
+        f"  {'step':<{width}}  {'leads':>8}  {'of top':>7}  {'median':>6}  {'p90':>5}",
+    ]
+    top = next(iter(steps.values()), 0)
+    for name, n in steps.items():
+        took = to_convert.get(name, {})
+        rows.append(f"  {name:<{width}}  {n:>8}  {_percent(n, top):>7}  {_count(took.get('median_days')):>6}  {_count(took.get('p90_days')):>5}")
     return "\n".join(rows)
 
 

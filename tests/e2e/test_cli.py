@@ -67,6 +67,25 @@ class TestReplay:
         for expected in ("Pipeline", "explore", "136", "Qualification", "Funnel (AIDA)", "65.5%", "overall conversion 18.8%"):
             assert expected in text
 
+    def test_text_format_shows_time_in_stage_and_the_windowed_funnel(self, golden: Path, expected_report: dict) -> None:
+        """SPEC §10 readably: per stage entered, moved on, median and p90 days, waiting; per step within the window, and days to convert."""
+        text = run_journey("replay", "--input", str(golden / "journey-small.jsonl")).stdout.decode()
+
+        def section(title: str) -> dict[str, list[str]]:
+            lines = text.split(title, 1)[1].split("\n\n", 1)[0].splitlines()[2:]  # after the title and the header
+            return {line.split()[0]: line.split()[1:] for line in lines}
+
+        shown = lambda value: "-" if value is None else str(value)  # noqa: E731
+        stages = section("Time in stage (whole days)")
+        assert set(stages) == set(expected_report["velocity"])
+        for stage, row in expected_report["velocity"].items():
+            assert stages[stage][:5] == [shown(row[key]) for key in ("entered", "moved_on", "median_days", "p90_days", "waiting")], stage
+        steps = section(f"Funnel within {expected_report['funnel_window']['days']} days")
+        assert set(steps) == set(expected_report["funnel_window"]["steps"])
+        for step, leads in expected_report["funnel_window"]["steps"].items():
+            took = expected_report["time_to_convert"].get(step, {"median_days": None, "p90_days": None})
+            assert [steps[step][0], *steps[step][2:]] == [str(leads), shown(took["median_days"]), shown(took["p90_days"])], step
+
     def test_text_format_breaks_the_funnel_down_by_first_touch(self, golden: Path) -> None:
         result = run_journey("replay", "--input", str(golden / "journey-rich.jsonl"))
         text = result.stdout.decode()
