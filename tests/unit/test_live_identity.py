@@ -194,7 +194,7 @@ class TestLiveIdentityConverges:
 
     @pytest.mark.parametrize("compiled", COMPILED)
     def test_the_examples_and_a_lead_past_its_limit(self, compiled: bool) -> None:
-        for seed in range(10):
+        for seed in range(6):  # each seed another order of batches, messages and crashes (test_any_order_and_crashes draws more)
             converges(EXAMPLES, default_definitions(), compiled, seed)
             converges(IDENTITY_LOG, KEEP_TWO, compiled, seed)
 
