@@ -22,17 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from projections import Definitions
 from streams.kafka import tansu, topics
 from streams.kafka.definitions import Recorded, in_effect
 from streams.live.catchup import CatchUp
+from streams.live.following import WentWell, follow_forever
 from streams.live.pipeline import BatchPipeline
 
 log = logging.getLogger("journey.worker")
 
-BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def _digest(defs: Definitions | None) -> str | None:
@@ -49,7 +48,6 @@ class Redefinitions:
     recorded: Recorded = field(default_factory=Recorded)  # journey.definitions as last read
     applied: asyncio.Event = field(default_factory=asyncio.Event)  # set each time what was read is in effect
     _catching_up: bool = field(default=False, init=False)  # a switch whose catch-up has not ended yet
-    _failures: int = field(default=0, init=False)
     _refused: str | None = field(default=None, init=False)  # definitions not switched to, reported once
 
     def wanted(self) -> tuple[Definitions, Definitions | None]:
@@ -70,18 +68,9 @@ class Redefinitions:
 
     async def follow(self) -> None:
         """Follow journey.definitions for as long as the worker runs."""
-        while True:
-            try:
-                await self._follow()
-            except Exception as exc:  # noqa: BLE001 - any exception here would end the worker; cancellation passes
-                delay = BACKOFF_SECONDS[min(self._failures, len(BACKOFF_SECONDS) - 1)]
-                self._failures += 1
-                what = f"{type(exc).__name__}: {exc}" if isinstance(exc, KafkaError) else type(exc).__name__
-                log.warning("following %s failed (%s); trying again in %.1f s", topics.DEFINITIONS, what, delay)
-                log.debug("following %s failed", topics.DEFINITIONS, exc_info=exc)
-                await asyncio.sleep(delay)
+        await follow_forever(topics.DEFINITIONS, self._follow)
 
-    async def _follow(self) -> None:
+    async def _follow(self, went_well: WentWell) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
@@ -108,7 +97,7 @@ class Redefinitions:
                 if latest != read:
                     self.recorded, read = Recorded.of(latest), dict(latest)
                 await self.apply()
-                self._failures = 0
+                went_well()
         finally:
             await consumer.stop()
 

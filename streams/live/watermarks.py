@@ -10,22 +10,20 @@ learnt once it is, not dropped: another worker announces a mark only when it mov
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from projections.changes import LeadChange
 from streams.kafka import topics
+from streams.live.following import WentWell, follow_forever
 from streams.live.pipeline import BatchPipeline
 
 log = logging.getLogger("journey.worker")
 
-BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 @dataclass
@@ -36,7 +34,6 @@ class Watermarks:
     pipeline: BatchPipeline
     publish: Callable[[Sequence[LeadChange]], Awaitable[None]]
     _announced: int | None = field(default=None, init=False)
-    _failures: int = field(default=0, init=False)  # in a row: how long to wait before the next try
 
     async def announce(self) -> None:
         """This worker's watermark, when it moved since the last announcement."""
@@ -48,18 +45,9 @@ class Watermarks:
 
     async def follow(self) -> None:
         """Learn every worker's watermark, for as long as the worker runs."""
-        while True:
-            try:
-                await self._follow()
-            except Exception as exc:  # noqa: BLE001 - any exception here would end the worker; cancellation passes
-                delay = BACKOFF_SECONDS[min(self._failures, len(BACKOFF_SECONDS) - 1)]
-                self._failures += 1
-                what = f"{type(exc).__name__}: {exc}" if isinstance(exc, KafkaError) else type(exc).__name__  # no lead id above DEBUG
-                log.warning("following %s failed (%s); trying again in %.1f s", topics.WATERMARKS, what, delay)
-                log.debug("following %s failed", topics.WATERMARKS, exc_info=exc)
-                await asyncio.sleep(delay)
+        await follow_forever(topics.WATERMARKS, self._follow)
 
-    async def _follow(self) -> None:
+    async def _follow(self, went_well: WentWell) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
@@ -75,7 +63,7 @@ class Watermarks:
                 if unlearnt is not None and self.pipeline.ready.is_set():
                     await self._learn(unlearnt)
                     unlearnt = None
-                self._failures = 0  # a whole round went well: the next failure waits the least again
+                went_well()
         finally:
             await consumer.stop()
 
