@@ -113,6 +113,8 @@ def main() -> None:
         finally:
             for worker in workers:
                 worker.kill()
+                worker.wait()
+        disk = sum(f.stat().st_size for p in ports for f in Path(f"{scratch}/w{p}").rglob("*") if f.is_file())
         result = {
             "events": len(records),
             "anonymous": args.anonymous,
@@ -121,6 +123,7 @@ def main() -> None:
             "raw_consumer_events_per_s": round(raw),
             "journey_events_per_s": round(live),
             "journey_vs_raw_consumer": round(live / raw, 3),
+            "state_disk_mib": round(disk / 2**20, 1),  # the workers' data dirs (RocksDB), the same with a shadow or without
         }
         if args.plain_agent:
             plain = subprocess.run(

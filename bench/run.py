@@ -60,6 +60,7 @@ def main() -> None:
         ("replay", f"{replay['replay_lines_per_s']:,} lines/s", f"stdlib json.loads loop {replay['stdlib_json_lines_per_s']:,}/s", f"{replay['replay_vs_stdlib_json']}x", ">= 2.0x"),
         ("live, 1 worker", f"{live1['journey_events_per_s']:,} events/s", f"raw aiokafka+orjson {live1['raw_consumer_events_per_s']:,}/s", f"{100 * live1['journey_vs_raw_consumer']:.1f}%", ">= 10%"),
         ("live, 1 worker, a shadow", f"{shadow['journey_events_per_s']:,} events/s", f"without {best_one:,}/s", f"{100 * shadow['journey_events_per_s'] / best_one:.1f}%", ""),
+        ("state on disk, a shadow", f"{shadow['state_disk_mib']} MiB", f"without {live1['state_disk_mib']} MiB", "", "the same"),
         ("live, 1 worker, 60% anonymous", f"{anon['journey_events_per_s']:,} events/s", f"none anonymous {best_one:,}/s", f"{100 * anon['journey_events_per_s'] / best_one:.1f}%", ""),
         ("live, plain Faust agent", f"{plain['plain_faust_agent_events_per_s']:,} events/s", "the ceiling of any Faust agent", f"{100 * plain['plain_faust_agent_vs_raw_consumer']:.1f}%", ""),
         ("live, 2 workers", f"{live2['journey_events_per_s']:,} events/s", f"1 worker {best_one:,}/s", f"{live2['journey_events_per_s'] / best_one:.2f}x", ">= 1.8x"),
