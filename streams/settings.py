@@ -93,7 +93,10 @@ class Settings(BaseSettings):
 def _secret(name: str, token: SecretStr | None, file: Path | None) -> str | None:
     """The token itself if set, else the content of its file (Kubernetes and compose mount secrets as files)."""
     if token is not None:
-        return token.get_secret_value()
+        value = token.get_secret_value().strip()
+        if not value:  # else an empty `Authorization: Bearer` would match it
+            raise SettingsError(f"JOURNEY_{name.upper()}_TOKEN is set but empty: give it a token, or unset it")
+        return value
     if file is not None:
         try:
             text = file.read_text().strip()

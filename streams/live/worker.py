@@ -48,6 +48,7 @@ def run_worker(settings: Settings) -> None:
     _make_table_dir(settings.table_dir)
     file_defs = settings.load_definitions()
     ingest_token = settings.ingest_secret()
+    settings.read_secret(), settings.admin_secret()  # a token setting that is wrong stops the worker before it touches the broker
     segment_events = settings.load_segment_events()
     embedded = prepare(settings)
     recorded = asyncio.run(cluster_definitions.read(settings.bootstrap, embedded))

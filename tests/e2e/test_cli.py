@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from streams.net import free_port
 from tests.conftest import golden_json
-from tests.e2e.conftest import run_journey
+from tests.e2e.conftest import JOURNEY, run_journey
 from tests.helpers import same_instants
 
 pytestmark = pytest.mark.usefixtures("journey")
@@ -244,6 +246,14 @@ class TestWorkerMistakes:
         data_dir = tmp_path / "a-file" / "worker"
         line = one_line_error(run_journey("worker", "--data-dir", str(data_dir), "--web-port", str(free_port()), "--broker", "kafka://127.0.0.1:1"))
         assert str(data_dir) in line and "--data-dir" in line
+
+    def test_an_empty_token_is_one_line_before_the_broker_is_asked(self, tmp_path: Path) -> None:
+        """An empty JOURNEY_ADMIN_TOKEN would be matched by an empty Authorization header: refused at start."""
+        done = subprocess.run(
+            [str(JOURNEY), "worker", "--data-dir", str(tmp_path / "w"), "--web-port", str(free_port()), "--broker", "kafka://127.0.0.1:1"],
+            capture_output=True, timeout=60, env={**os.environ, "JOURNEY_ADMIN_TOKEN": ""},
+        )
+        assert "JOURNEY_ADMIN_TOKEN is set but empty" in one_line_error(done)
 
 
 class TestParallelReplay:

@@ -40,6 +40,12 @@ class TestTokenFiles:
         with pytest.raises(SettingsError, match=f"{name} token file .* is empty"):
             getattr(Settings(**{f"{name}_token_file": tmp_path / "empty"}), secret)()
 
+    @pytest.mark.parametrize(("name", "secret"), [("ingest", "ingest_secret"), ("read", "read_secret"), ("admin", "admin_secret")])
+    def test_an_empty_token_is_an_error_not_a_token_an_empty_header_matches(self, name: str, secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(f"JOURNEY_{name.upper()}_TOKEN", " ")
+        with pytest.raises(SettingsError, match=f"JOURNEY_{name.upper()}_TOKEN is set but empty"):
+            getattr(Settings(), secret)()
+
     def test_the_token_itself_wins_over_its_file_and_neither_means_none(self, tmp_path: Path) -> None:
         (tmp_path / "read").write_text("from-file")
         assert Settings(read_token="direct", read_token_file=tmp_path / "read").read_secret() == "direct"
