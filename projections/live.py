@@ -56,15 +56,13 @@ class LiveProjection:
         self.partitions: dict[int, PartitionState] = {}
         self.cluster_watermark: int | None = None  # the latest watermark known from any worker
 
-    def redefine(self, defs: Definitions, shadow: Definitions | None, entries: Iterable[tuple[Any, bytes]] | None) -> None:
+    def redefine(self, defs: Definitions, shadow: Definitions | None, entries: Iterable[tuple[Any, bytes]]) -> None:
         """Other definitions, a shadow added, changed or dropped (SPEC §11): the partitions' counts are
-        derived again from the lead table's `entries` under both (None: before recovery, whose rebuild
-        will). The state holds facts only, so nothing stored changes; the caller publishes what the
-        change stream needs (`catch_up`)."""
+        derived again from the lead table's entries under both. The lead state holds facts only, so
+        nothing stored changes; the caller publishes what the change stream needs (`catch_up`)."""
         self.defs, self.shadow_defs = defs, shadow
         self.compiled_fold = stored_fold(defs, _current, Applied, shadow) if self.compiled else None
-        if entries is not None:
-            self.rebuild(entries, set(self.partitions))
+        self.rebuild(entries, set(self.partitions))
 
     # -- rebuilding from the tables after a rebalance -------------------------------------
 

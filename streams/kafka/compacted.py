@@ -19,16 +19,21 @@ from streams.kafka.errors import BrokerError
 READ_TIMEOUT_S = 60.0
 
 
+async def end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, bootstrap: str, embedded: bool) -> int:
+    """Where the partition ends now, as the broker says (on the embedded one, corrected)."""
+    ends = await consumer.end_offsets([tp])
+    if embedded:
+        ends = await tansu.corrected_end_offsets(bootstrap, ends)
+    return ends[tp]
+
+
 async def latest_values(bootstrap: str, topic: str, embedded: bool) -> dict[bytes, bytes]:
     """Each key's latest value in partition 0 of `topic`; a tombstone (no value) removes its key."""
     tp = TopicPartition(topic, 0)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=tansu.FETCH_WAIT_MS)
     try:
         await consumer.start()
-        ends = await consumer.end_offsets([tp])
-        if embedded:
-            ends = await tansu.corrected_end_offsets(bootstrap, ends)
-        end = ends[tp]
+        end = await end_offset(consumer, tp, bootstrap, embedded)
         latest: dict[bytes, bytes] = {}
         if end == 0:
             return latest

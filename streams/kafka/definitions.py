@@ -41,9 +41,10 @@ class Recorded:
     def of(cls, values: dict[bytes, bytes]) -> Recorded:
         return cls(_read(values, CURRENT), _read(values, SHADOW))
 
-    def digests(self) -> dict[str, str | None]:
-        """As `journey definitions --cluster` prints them and GET /api/definitions/shadow names them."""
-        return {"current": None if self.current is None else self.current.digest, "shadow": None if self.shadow is None else self.shadow.digest}
+
+def digest_of(defs: Definitions | None) -> str | None:
+    """The digest that names definitions (SPEC §7), None for none (no shadow, no `current` record)."""
+    return None if defs is None else defs.digest
 
 
 def _read(values: dict[bytes, bytes], key: bytes) -> Definitions | None:

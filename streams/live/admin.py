@@ -10,14 +10,14 @@ without a shadow is a 409.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
 from projections import Definitions
 from projections.definitions import DefinitionsError, parse_definitions
 from streams.kafka import definitions as topic
-from streams.kafka.errors import BrokerError
+from streams.kafka.definitions import digest_of as _digest
+from streams.live.ingest import bearer_matches
 from streams.live.redefine import Redefinitions
 
 SETTLE_SECONDS = 20.0  # under the 30 s most HTTP clients wait
@@ -36,8 +36,7 @@ class Admin:
         """401 without the token or with a wrong one; 403 when this worker has none configured."""
         if self.token is None:
             return 403, {"error": "the admin endpoints are off on this worker: set JOURNEY_ADMIN_TOKEN (or JOURNEY_ADMIN_TOKEN_FILE) to use them"}
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not authorization or not authorization.startswith("Bearer ") or not hmac.compare_digest(given.encode(), self.token.encode()):
+        if not bearer_matches(authorization, self.token):
             return 401, {"error": "missing or wrong admin token: send Authorization: Bearer <JOURNEY_ADMIN_TOKEN>"}
         return None
 
@@ -94,13 +93,7 @@ class Admin:
         await self.redefinitions.settled(check, SETTLE_SECONDS)
 
 
-def _digest(defs: Definitions | None) -> str | None:
-    return None if defs is None else defs.digest
-
-
 def _identity(defs: Definitions) -> str:
     keep, ignored = defs.identity
     return f"(max_anonymous_ids {keep}, ignored_ids {sorted(ignored)})"
 
-
-__all__ = ["Admin", "BrokerError"]

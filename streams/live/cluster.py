@@ -25,6 +25,7 @@ from projections.report import Changes, build_comparison
 from projections.shadow import candidate
 from projections.shadow import changes as shadow_changes
 from schemas import format_time
+from streams.kafka.definitions import digest_of
 from streams.live.partial import Partial, merge
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -176,8 +177,7 @@ class Cluster:
         return self._share({"partitions": sorted(self.projection.partitions), "leads": leads})
 
     def _share(self, body: dict[str, Any]) -> dict[str, Any]:
-        shadow = self.projection.shadow_defs
-        return {**body, "definitions": self.defs.digest, "shadow": None if shadow is None else shadow.digest, "worker": self.peers.own_url().rstrip("/")}
+        return {**body, "definitions": self.defs.digest, "shadow": digest_of(self.projection.shadow_defs), "worker": self.peers.own_url().rstrip("/")}
 
     def _agreed(self, answers: list[dict[str, Any]]) -> Definitions:
         """The definitions every share was computed with (`_agree` checked they are one), when this

@@ -45,8 +45,12 @@ class IngestError(Exception):
 
 
 def bearer_ok(request: Request, token: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
+    return bearer_matches(request.headers.get("Authorization"), token)
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer TOKEN` (the scheme in any case, RFC 7235), compared in constant time."""
+    scheme, _, given = (header or "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
@@ -129,14 +133,20 @@ async def _body(request: Request) -> bytes:
     declared = request.content_length
     if declared is not None and declared > MAX_BODY_BYTES:
         raise IngestError(413, f"the body is {declared} bytes; at most {MAX_BODY_BYTES} per request")
-    parts, size = [], 0
-    while size <= MAX_BODY_BYTES and (part := await request.content.read(64 * 1024)):
-        parts.append(part)
-        size += len(part)
-    body = b"".join(parts)
+    body = await read_bounded(request, MAX_BODY_BYTES)
     if len(body) > MAX_BODY_BYTES:
         raise IngestError(413, f"the body is over {MAX_BODY_BYTES} bytes; send at most {MAX_EVENTS} events per request")
     return body
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The body, read until its end or past `limit` bytes (the caller refuses a longer one): one
+    read may return only part of a body, so it is read until the stream ends."""
+    parts, size = [], 0
+    while size <= limit and (part := await request.content.read(64 * 1024)):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _json(body: bytes) -> Any:

@@ -24,18 +24,15 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from projections import Definitions
-from streams.kafka import tansu, topics
+from streams.kafka import topics
+from streams.kafka.compacted import end_offset
 from streams.kafka.definitions import Recorded, in_effect
+from streams.kafka.definitions import digest_of as _digest
 from streams.live.catchup import CatchUp
 from streams.live.following import WentWell, follow_forever
 from streams.live.pipeline import BatchPipeline
 
 log = logging.getLogger("journey.worker")
-
-
-
-def _digest(defs: Definitions | None) -> str | None:
-    return None if defs is None else defs.digest
 
 
 @dataclass
@@ -77,10 +74,7 @@ class Redefinitions:
             tp = TopicPartition(topics.DEFINITIONS, 0)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
-            ends = await consumer.end_offsets([tp])
-            if self.embedded:
-                ends = await tansu.corrected_end_offsets(self.bootstrap, ends)
-            end, reached = ends[tp], False  # nothing is applied before the topic is read to its end as of now
+            end, reached = await end_offset(consumer, tp, self.bootstrap, self.embedded), False  # nothing is applied before the topic is read to its end as of now
             latest: dict[bytes, bytes] = {}
             read: dict[bytes, bytes] | None = None  # what `recorded` was made of
             while True:

@@ -23,11 +23,12 @@ from projections.attribution import DIMENSIONS
 from projections.identity import anon_key
 from projections.linking import held_key
 from schemas.events import MAX_ID_CHARS
+from streams.kafka.definitions import digest_of
 from streams.kafka.errors import BrokerError
 from streams.live.admin import MAX_BODY_BYTES as MAX_DEFINITIONS_BYTES
 from streams.live.admin import Admin
 from streams.live.cluster import MAX_PAGE_END, Cluster, Disagreement, NoShadow, Unavailable, watermark_param
-from streams.live.ingest import Ingest, bearer_ok
+from streams.live.ingest import Ingest, bearer_ok, read_bounded
 
 DASHBOARD = Path(__file__).with_name("dashboard")
 DASHBOARD_ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css", "chart.umd.min.js": "application/javascript"}
@@ -260,7 +261,7 @@ async def _bounded_body(request: Request, act: Callable[[bytes], Awaitable[tuple
     declared = request.content_length
     if declared is not None and declared > MAX_DEFINITIONS_BYTES:
         return 413, {"error": f"a definitions file of {declared} bytes; at most {MAX_DEFINITIONS_BYTES}"}
-    return await act(await request.content.read(MAX_DEFINITIONS_BYTES + 1))
+    return await act(await read_bounded(request, MAX_DEFINITIONS_BYTES))
 
 
 def _probes(app: faust.App, api: Api) -> None:
@@ -268,8 +269,10 @@ def _probes(app: faust.App, api: Api) -> None:
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        shadow = None if projection.shadow_defs is None else projection.shadow_defs.digest
-        return web.json({"status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions), "definitions": projection.defs.digest, "shadow": shadow})
+        return web.json({
+            "status": "ok", "ready": ready.is_set(), "partitions": sorted(projection.partitions),
+            "definitions": projection.defs.digest, "shadow": digest_of(projection.shadow_defs),
+        })
 
     @app.page("/readyz")
     async def readyz(web: View, request: Request) -> Response:
