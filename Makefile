@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean dashboard-vendor
+.PHONY: install test test-tools demo bench clean dashboard-vendor
 
 install: $(STAMP)
 
@@ -19,9 +19,13 @@ $(STAMP): pyproject.toml setup.py projections/_fold.c | $(BIN)/python
 
 # Four processes on two cores: most of the suite's time is spent waiting for brokers, workers and
 # group joins, not computing. A test file runs whole in one process (its shared broker with it).
-test: install
-	@scripts/ensure-test-tools
+# The tools pip cannot install (apt: Chromium, docker-compose, promtool) install beside journey's venv.
+test:
+	@$(MAKE) --no-print-directory -j2 install test-tools
 	$(BIN)/python -m pytest -n 4 --dist loadfile
+
+test-tools:
+	@scripts/ensure-test-tools
 
 demo: install
 	$(BIN)/journey demo
