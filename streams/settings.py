@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     read_token_file: Path | None = Field(None, description="A file holding the read token")
     admin_token: SecretStr | None = Field(None, description="Bearer token for the admin endpoints (SPEC §11's shadow and promotion); none: they answer 403")
     admin_token_file: Path | None = Field(None, description="A file holding the token of the admin endpoints")
+    session_timeout: float | None = Field(
+        None, ge=2, le=3600,
+        description="Seconds the group waits for a silent worker before it moves its partitions; default 8 on the embedded broker (a join there takes half of it), Faust's 60 on Kafka",
+    )
     ingest_timeout: float = Field(10.0, gt=0, le=600, description="Seconds HTTP ingest waits for the broker to acknowledge a request's events before answering 503")
     demo: bool = Field(False, description="Demo mode: ingest is open without a token")
     segment_events: Path | None = Field(None, description="YAML map of Segment event names to journey types; default: deploy/segment-events.yaml")

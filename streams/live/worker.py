@@ -68,7 +68,7 @@ def run_worker(settings: Settings) -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)  # a worker logs its Kafka clients at --log-level
     logging.getLogger("faust.transport.producer").addFilter(_backpressure_is_debug)
-    japp = JourneyApp(settings, defs, Profile(embedded), ingest_token, segment_events, file_defs=file_defs, recorded=recorded, shadow=shadow)
+    japp = JourneyApp(settings, defs, Profile(embedded, settings.session_timeout), ingest_token, segment_events, file_defs=file_defs, recorded=recorded, shadow=shadow)
     japp.resync(embedded)  # before Faust recovers the tables: state the broker no longer backs is wiped
     profile = "embedded broker profile" if embedded else "Kafka profile"
     print(

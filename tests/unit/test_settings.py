@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.live.embedded import Profile
 from streams.settings import Settings, SettingsError
 
 
@@ -81,3 +82,26 @@ class TestIngestTimeout:
     def test_none_zero_or_absurd_is_refused(self, seconds: float) -> None:
         with pytest.raises(ValueError, match="ingest_timeout"):
             Settings(ingest_timeout=seconds)
+
+
+class TestSessionTimeout:
+    """JOURNEY_SESSION_TIMEOUT: how long the group waits for a silent worker; on the embedded broker a
+    join also takes half of it (docs/embedded-broker.md)."""
+
+    def test_the_embedded_profile_uses_8_seconds_and_kafka_faust_s_own_unless_set(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("JOURNEY_SESSION_TIMEOUT", raising=False)  # the suite's own conftest sets it
+        assert Settings().session_timeout is None
+        assert Profile(embedded=True).faust_settings() == {"broker_session_timeout": 8.0, "broker_heartbeat_interval": 2.0, "broker_rebalance_timeout": 8.0}
+        assert Profile(embedded=False).faust_settings() == {}
+
+    def test_a_set_timeout_applies_to_either_broker_with_heartbeats_at_a_quarter_of_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("JOURNEY_SESSION_TIMEOUT", "30")
+        timeout = Settings().session_timeout
+        assert timeout == 30.0
+        assert Profile(embedded=False, session_timeout=timeout).faust_settings() == {"broker_session_timeout": 30.0, "broker_heartbeat_interval": 7.5}
+        assert Profile(embedded=True, session_timeout=4).faust_settings() == {"broker_session_timeout": 4, "broker_heartbeat_interval": 1.0, "broker_rebalance_timeout": 4}
+
+    @pytest.mark.parametrize("seconds", [0, 1, 3601])
+    def test_too_short_to_heartbeat_in_or_absurd_is_refused(self, seconds: float) -> None:
+        with pytest.raises(ValueError, match="session_timeout"):
+            Settings(session_timeout=seconds)
