@@ -39,6 +39,7 @@ from streams.live.gaps import RESEEK_SECONDS, GapGuard
 from streams.live.ingest import Ingest
 from streams.live.internals import (
     BatchConsumer,
+    PromptTableManager,
     changelog_offset_key,
     commit_offsets,
     kafka_producer,
@@ -85,6 +86,7 @@ def faust_app(settings: Settings, profile: Profile) -> faust.App:
         broker_max_poll_records=settings.batch_size,
         # a batch's changelog records go out as few produce requests as possible (streams/kafka/batches.py)
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        TableManager=PromptTableManager,  # the lead table is declared before Faust starts: no second of grace
         **profile.faust_settings(),
     )
 

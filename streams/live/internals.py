@@ -42,6 +42,10 @@ and why:
    journey.events records are never acked to Faust, so Faust never commits them, and Faust's
    own `Consumer._commit` crashes the app on any commit error. journey commits the offsets its
    store vouches for, for the lag tools (streams/live/commits.py), and handles a failed commit itself.
+8. **No second of grace at start** (`PromptTableManager.on_start`, replacing Faust's
+   `TableManager.on_start`): Faust sleeps 1 s before it registers tables and subscribes, so that
+   tables an app declares while starting are counted in. The worker declares its one table before
+   Faust starts, so the second only delayed every start and restart (the group join waits for it).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.structs import OffsetAndMetadata
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksStore
+from faust.tables import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.transport.drivers.aiokafka import Producer as FaustProducer
@@ -124,6 +129,9 @@ EXPECTED: list[tuple[str, Callable[[], bool]]] = [
      lambda: "rocksdb_options" in _set_in_init(RocksStore) and "rocksdb_options" in _names_in(RocksStore._open_for_partition)
      and "as_options" in _names_in(RocksDBOptions.open) and _parameters(RocksDBOptions.as_options) == ("self",)),
     ("faust aiokafka Producer._ensure_producer()", lambda: _parameters(FaustProducer._ensure_producer) == ("self",)),
+    ("faust TableManager.on_start(): sleep(1.0), then _update_channels() and recovery.start()",
+     lambda: _names_in(TableManager.on_start) == {"sleep", "should_stop", "_update_channels", "recovery", "start"}
+     and 1.0 in TableManager.on_start.__code__.co_consts),
     ("faust Consumer._thread, AIOKafkaConsumerThread._ensure_consumer() and call_thread(fun, ...); aiokafka AIOKafkaConsumer.commit(offsets)",
      lambda: "_thread" in _set_in_init(Consumer) and _parameters(AIOKafkaConsumerThread._ensure_consumer) == ("self",)
      and _parameters(AIOKafkaConsumerThread.call_thread)[:2] == ("self", "fun") and _parameters(AIOKafkaConsumer.commit) == ("self", "offsets")),
@@ -354,6 +362,15 @@ async def commit_offsets(app: faust.App, offsets: Mapping[tuple[str, int], int])
     thread = app.consumer._thread
     consumer = thread._ensure_consumer()
     await thread.call_thread(consumer.commit, {TopicPartition(topic, p): OffsetAndMetadata(offset, "") for (topic, p), offset in offsets.items()})
+
+
+class PromptTableManager(TableManager):  # type: ignore[misc]
+    """Faust's table manager without the second it waits, at start, for tables declared late."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 def member_id(app: faust.App) -> str | None:

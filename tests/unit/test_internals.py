@@ -57,3 +57,16 @@ class TestPinnedInternals:
         monkeypatch.setattr(RocksStore, "_db_for_partition", lambda self, partition, create=True: None)
         with pytest.raises(internals.FrameworkMismatch, match="_db_for_partition"):
             internals.check()
+
+    def test_a_table_manager_whose_start_no_longer_waits_its_second_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """PromptTableManager drops Faust's 1 s grace: if Faust's on_start does something else, the replacement would skip it."""
+        from faust.tables import TableManager
+
+        async def on_start(self) -> None:
+            await self._update_channels()
+            await self.recovery.start()
+            await self.something_new()
+
+        monkeypatch.setattr(TableManager, "on_start", on_start)
+        with pytest.raises(internals.FrameworkMismatch, match=r"TableManager\.on_start"):
+            internals.check()
