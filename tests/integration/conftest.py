@@ -115,12 +115,14 @@ class Producer(threading.Thread):
         super().__init__(daemon=True)
         self.broker, self.records, self.chunks, self.pause = broker, records, chunks, pause
         self.sent = 0
+        self.begun = 0  # records handed to the broker so far, the chunk under way included: the log holds no others
         self.error: BaseException | None = None
 
     def run(self) -> None:
         size = -(-len(self.records) // self.chunks)
         try:
             for start in range(0, len(self.records), size):
+                self.begun = min(len(self.records), start + size)
                 produce(self.broker, self.records[start : start + size])
                 self.sent = min(len(self.records), start + size)
                 time.sleep(self.pause)
