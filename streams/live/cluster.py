@@ -30,6 +30,7 @@ from streams.live.partial import Partial, merge
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
 MAX_PAGE_END = 100_000
+SETTLE_ROUNDS = 5  # rounds of shares an answer may take while workers fold events past its watermark
 
 
 class Unavailable(Exception):
@@ -82,18 +83,14 @@ class Cluster:
         return max(marks) if marks else None
 
     async def report(self) -> dict[str, Any]:
-        mark = await self.watermark()
-        answers = await self._ask_all(f"/internal/partial{_at(mark)}", lambda: self.partial_share(mark))
-        self._check_coverage(answers)
+        _, answers = await self._settled("/internal/partial", self.partial_share)
         defs = self._agreed(answers)
         return {**merge(defs, [Partial.decode(defs, a) for a in answers]), "definitions": defs.digest}
 
     async def shadow(self) -> dict[str, Any]:
         """SPEC §11: replay's comparison of the current definitions (baseline) and the shadow
         (candidate) over every worker's persons, at one watermark. NoShadow when there is none."""
-        mark = await self.watermark()
-        answers = await self._ask_all(f"/internal/shadow{_at(mark)}", lambda: self.shadow_share(mark))
-        self._check_coverage(answers)
+        _, answers = await self._settled("/internal/shadow", self.shadow_share)
         defs, shadow = self._agreed(answers), self.projection.shadow_defs
         if shadow is None or any(a["shadow"] != shadow.digest for a in answers):
             raise NoShadow("there are no shadow definitions: PUT /api/definitions/shadow records one")
@@ -106,11 +103,10 @@ class Cluster:
         return {**build_comparison(baseline, candidate, changes), "definitions": {"current": defs.digest, "shadow": shadow.digest}}
 
     async def stages(self) -> dict[str, Any]:
-        return await self.stages_at(await self.watermark())
+        mark, answers = await self._settled("/internal/stages", self.stages_share)
+        return self._stage_rows(mark, answers)
 
-    async def stages_at(self, mark: int | None) -> dict[str, Any]:
-        answers = await self._ask_all(f"/internal/stages{_at(mark)}", lambda: self.stages_share(mark))
-        self._check_coverage(answers)
+    def _stage_rows(self, mark: int | None, answers: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [{"stage": name, "leads": 0, "stale": 0} for name in self.defs.stages]
         for answer in answers:
             for row, counts in zip(rows, answer["stages"], strict=True):
@@ -121,12 +117,11 @@ class Cluster:
 
     async def stage_leads(self, stage: str, offset: int, limit: int) -> dict[str, Any]:
         index = self.defs.stages.index(stage)
-        mark = await self.watermark()
         upto = offset + limit
-        answers = await self._ask_all(f"/internal/stage-leads?stage={index}&upto={upto}", lambda: self.stage_leads_share(index, upto))
-        self._check_coverage(answers)
+        mark, answers = await self._settled(f"/internal/stage-leads?stage={index}&upto={upto}", lambda mark: self.stage_leads_share(index, upto))
         merged = list(heapq.merge(*([tuple(item) for item in a["leads"]] for a in answers)))[offset:upto]
-        total = (await self.stages_at(mark))["stages"][index]["leads"]  # the same watermark, not asked twice
+        counted = all("in_stage" in a for a in answers)  # a peer of an older release does not say: a round of stages does
+        total = sum(a["in_stage"] for a in answers) if counted else (await self.stages())["stages"][index]["leads"]
         leads = [
             {**_person(key), "stage_entered_at": format_time(entered), "days_in_stage": None if mark is None else round((mark - entered) / DAY_MICROS, 1)}
             for entered, key in merged
@@ -173,11 +168,18 @@ class Cluster:
         return self._share({"partitions": sorted(self.projection.partitions), "stages": self.projection.stage_counts(mark)})
 
     def stage_leads_share(self, stage: int, upto: int) -> dict[str, Any]:
-        leads = self.projection.stage_leads(stage, min(upto, MAX_PAGE_END))
-        return self._share({"partitions": sorted(self.projection.partitions), "leads": leads})
+        projection = self.projection
+        leads = projection.stage_leads(stage, min(upto, MAX_PAGE_END))
+        return self._share({"partitions": sorted(projection.partitions), "leads": leads, "in_stage": projection.stage_counts(None)[stage]["leads"]})
 
     def _share(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {**body, "definitions": self.defs.digest, "shadow": digest_of(self.projection.shadow_defs), "worker": self.peers.own_url().rstrip("/")}
+        """A share names its definitions, shadow and worker (see `_agree`), and the latest event time
+        among what it counted (see `_settled`)."""
+        projection = self.projection
+        return {
+            **body, "definitions": self.defs.digest, "shadow": digest_of(projection.shadow_defs), "worker": self.peers.own_url().rstrip("/"),
+            "local_watermark": projection.local_watermark(),
+        }
 
     def _agreed(self, answers: list[dict[str, Any]]) -> Definitions:
         """The definitions every share was computed with (`_agree` checked they are one), when this
@@ -188,6 +190,24 @@ class Cluster:
         return defs
 
     # -- asking -----------------------------------------------------------------------------
+
+    async def _settled(self, path: str, share: Callable[[int | None], dict[str, Any]]) -> tuple[int | None, list[dict[str, Any]]]:
+        """Every worker's share, covering every partition, settled at the cluster's watermark: the
+        latest event time among everything the shares counted (SPEC §5: an answer is the report of
+        exactly what it counted, its staleness and days waiting at that watermark). The watermark
+        is asked first; a worker that folds later events before its share is made moves it on,
+        and the shares are asked again at the new one."""
+        mark = await self.watermark()
+        for _ in range(SETTLE_ROUNDS):
+            query = "" if mark is None else f"{'&' if '?' in path else '?'}watermark={mark}"
+            answers = await self._ask_all(path + query, lambda: share(mark))  # noqa: B023 - called before the loop goes on
+            self._check_coverage(answers)
+            marks = [answer.get("local_watermark", mark) for answer in answers]  # a peer of an older release says nothing: as asked
+            latest = max((m for m in marks if m is not None), default=None)
+            if latest == mark:
+                return mark, answers
+            mark = latest
+        raise Unavailable(f"the workers folded later events in each of {SETTLE_ROUNDS} rounds of shares; ask again")
 
     def _check_coverage(self, answers: list[dict[str, Any]]) -> None:
         owned = sorted(p for answer in answers for p in answer["partitions"])
@@ -234,11 +254,6 @@ def _agree(answers: list[dict[str, Any]]) -> None:
         workers_by_digest.setdefault(runs, []).append(str(answer.get("worker", "?")))
     if len(workers_by_digest) > 1:
         raise Disagreement({digest: sorted(workers) for digest, workers in workers_by_digest.items()})
-
-
-def _at(mark: int | None) -> str:
-    """The query that passes the cluster's watermark to a peer (read back by `watermark_param`)."""
-    return "" if mark is None else f"?watermark={mark}"
 
 
 def watermark_param(query: Any) -> int | None:
