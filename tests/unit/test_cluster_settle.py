@@ -71,19 +71,26 @@ def answer(worker: OneWorker) -> dict[str, Any]:
     return {key: value for key, value in report.items() if key != "definitions"}
 
 
+def folding_after_the_watermark_round(monkeypatch: pytest.MonkeyPatch) -> OneWorker:
+    """A worker holding EARLY that folds LATER once, right after it answers the watermark round:
+    a batch landing between the two rounds of an answer."""
+    worker = OneWorker()
+    worker.fold(EARLY)
+    share = worker.cluster.watermark_share
+
+    def then_fold() -> dict[str, Any]:
+        answered = share()
+        if not worker.folded[len(EARLY):]:
+            worker.fold(LATER)
+        return answered
+
+    monkeypatch.setattr(worker.cluster, "watermark_share", then_fold)
+    return worker
+
+
 class TestSettledAtWhatItCounted:
     def test_events_folded_between_the_watermark_and_the_shares_are_settled_at_their_own_watermark(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        worker = OneWorker()
-        worker.fold(EARLY)
-        share = worker.cluster.watermark_share
-
-        def then_fold() -> dict[str, Any]:
-            answered = share()
-            if not worker.folded[len(EARLY):]:
-                worker.fold(LATER)  # a batch lands after the watermark round, before the share
-            return answered
-
-        monkeypatch.setattr(worker.cluster, "watermark_share", then_fold)
+        worker = folding_after_the_watermark_round(monkeypatch)
         report = answer(worker)
         assert sum(report["events"].values()) == len(EARLY) + len(LATER)
         assert same_instants(report, worker.replayed())
@@ -104,17 +111,7 @@ class TestSettledAtWhatItCounted:
         assert same_instants(answer(worker), worker.replayed())  # once it stops moving: the answer
 
     def test_stages_and_a_stage_s_page_are_settled_too(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        worker = OneWorker()
-        worker.fold(EARLY)
-        share = worker.cluster.watermark_share
-
-        def then_fold() -> dict[str, Any]:
-            answered = share()
-            if not worker.folded[len(EARLY):]:
-                worker.fold(LATER)
-            return answered
-
-        monkeypatch.setattr(worker.cluster, "watermark_share", then_fold)
+        worker = folding_after_the_watermark_round(monkeypatch)
         stages = asyncio.run(worker.cluster.stages())
         assert same_instants(stages["watermark"], worker.replayed()["watermark"])
         page = asyncio.run(worker.cluster.stage_leads(worker.defs.stages[0], 0, 10))
